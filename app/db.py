@@ -1,0 +1,95 @@
+"""Engine, sessions and the data-layer hooks that keep the audit columns exact.
+
+``system_id``, ``created_at``, ``modified_at`` and ``modified_by`` are set here, on every
+flush, for every table that has them, so no endpoint or job can forget them: sync
+watermarks and loop prevention depend on them. ``modified_by`` comes from the
+``current_actor`` context variable that the request dependency or the job sets.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.clock import utc_now
+
+current_actor: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "current_actor", default="system"
+)
+
+SessionMaker = async_sessionmaker[AsyncSession]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
+    kwargs: dict[str, Any] = {"echo": echo}
+    if database_url.startswith("sqlite"):
+        kwargs["connect_args"] = {"timeout": 30}
+    else:
+        kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_async_engine(database_url, **kwargs)
+    if database_url.startswith("sqlite"):
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def create_sessionmaker(engine: AsyncEngine) -> SessionMaker:
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def session_scope(sessionmaker: SessionMaker) -> AsyncIterator[AsyncSession]:
+    """One unit of work: commit on success, roll back on any error."""
+    async with sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+@event.listens_for(Session, "before_flush")
+def _stamp_audit_columns(session: Session, _context: Any, _instances: Any) -> None:
+    now = utc_now()
+    actor = current_actor.get()
+    for obj in session.new:
+        if hasattr(obj, "modified_at"):
+            if getattr(obj, "created_at", None) is None:
+                obj.created_at = now
+            obj.modified_at = now
+            obj.modified_by = actor
+    for obj in session.dirty:
+        if hasattr(obj, "modified_at") and session.is_modified(obj, include_collections=False):
+            if "created_at" in _changed_keys(obj) or "system_id" in _changed_keys(obj):
+                msg = "system_id and created_at are immutable"
+                raise ValueError(msg)
+            obj.modified_at = now
+            obj.modified_by = actor
+
+
+def _changed_keys(obj: Any) -> set[str]:
+    from sqlalchemy import inspect
+
+    state = inspect(obj)
+    return {attr.key for attr in state.attrs if attr.history.has_changes()}
+
+
+def engine_is_sqlite(engine: AsyncEngine | Engine) -> bool:
+    return engine.dialect.name == "sqlite"

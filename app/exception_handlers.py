@@ -1,0 +1,86 @@
+"""The one place errors become HTTP responses: ``{"error": <kind>, "detail": <message>}``.
+
+Database integrity errors that slip past validation become 409 with a readable reason,
+and anything unexpected is logged with its request id and answered with a plain 500 that
+leaks nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.errors import SalesbridgeError
+from app.logs import get_logger
+
+log = get_logger("salesbridge.errors")
+
+
+def error_body(kind: str, detail: str, errors: list[dict[str, Any]] | None = None) -> Any:
+    body: dict[str, Any] = {"error": kind, "detail": detail}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def describe_integrity_error(exc: IntegrityError) -> str:
+    text = str(exc.orig).lower()
+    if "unique" in text or "duplicate" in text:
+        return "A record with the same key already exists."
+    if "foreign key" in text:
+        return "The change refers to a record that does not exist, or the record is still in use."
+    if "not null" in text or "null value" in text:
+        return "A required field is missing."
+    return "The change conflicts with existing data."
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    out = []
+    for err in exc.errors():
+        location = ".".join(str(part) for part in err.get("loc", ()))
+        out.append({"field": location, "message": str(err.get("msg", "invalid value"))})
+    return out
+
+
+def install_exception_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SalesbridgeError)
+    async def _salesbridge_error(_request: Request, exc: SalesbridgeError) -> JSONResponse:
+        return JSONResponse(
+            error_body(type(exc).__name__.removesuffix("Error") or "Error", exc.detail, exc.errors),
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _validation_errors(exc)
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        return JSONResponse(
+            error_body("InvalidRequest", f"The request is not valid: {summary}", errors),
+            status_code=422,
+        )
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(_request: Request, exc: IntegrityError) -> JSONResponse:
+        return JSONResponse(error_body("Conflict", describe_integrity_error(exc)), status_code=409)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            error_body("HTTPError", str(exc.detail)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled_error", error_type=type(exc).__name__, exc_info=exc)
+        return JSONResponse(
+            error_body("InternalError", "Something went wrong on our side; see the server log."),
+            status_code=500,
+        )

@@ -1,0 +1,58 @@
+"""The FastAPI application: ``create_app(settings)`` builds everything from one Settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.api import api_router, health
+from app.db import create_engine, create_sessionmaker
+from app.exception_handlers import install_exception_handlers
+from app.logs import get_logger
+from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from app.migrations import upgrade_engine
+from app.settings import Settings, get_settings
+
+log = get_logger("salesbridge.app")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    engine = create_engine(settings.database_url)
+    if app.state.should_migrate:
+        await upgrade_engine(engine)
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.queue = None
+    if settings.redis_url:
+        from workers.queue import create_queue_pool
+
+        app.state.queue = await create_queue_pool(settings)
+    log.info("app_started", database=engine.url.render_as_string(hide_password=True))
+    try:
+        yield
+    finally:
+        if app.state.queue is not None:
+            await app.state.queue.aclose()
+        await engine.dispose()
+
+
+def create_app(settings: Settings | None = None, *, should_migrate: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Salesbridge",
+        version="0.1.0",
+        summary="ERP <-> Dynamics 365 Sales bridge: item availability OData service and sync.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.should_migrate = should_migrate
+    install_exception_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health.router)
+    app.include_router(api_router)
+    return app

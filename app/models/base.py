@@ -1,0 +1,32 @@
+"""The audit mixin every table carries (BC's SystemId, SystemCreatedAt, SystemModifiedAt/By)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlmodel import Field, SQLModel
+
+from app.clock import utc_now
+from app.models.types import UTCDateTime
+
+
+class TableBase(SQLModel):
+    id: int | None = Field(default=None, primary_key=True)
+    system_id: uuid.UUID = Field(default_factory=uuid.uuid4, unique=True, nullable=False)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)
+    modified_at: datetime = Field(
+        default_factory=utc_now, sa_type=UTCDateTime, nullable=False, index=True
+    )
+    modified_by: str = Field(default="system", max_length=100)
+
+
+def money(default: Decimal = Decimal(0), **kwargs: Any) -> Any:
+    """A Numeric column for amounts and quantities (never float)."""
+    return Field(default=default, max_digits=20, decimal_places=5, **kwargs)
+
+
+def utc_field(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)

@@ -1,0 +1,56 @@
+"""Users, roles and web service access keys (spec security.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlmodel import Field
+
+from app.models.base import TableBase, utc_field
+
+
+class Role(StrEnum):
+    integration_admin = "integration-admin"
+    integration_user = "integration-user"
+    product_availability = "product-availability"
+
+
+class UserState(StrEnum):
+    enabled = "enabled"
+    disabled = "disabled"
+
+
+class User(TableBase, table=True):
+    __tablename__ = "user_account"
+    user_name: str = Field(max_length=100, unique=True)
+    full_name: str = Field(default="", max_length=100)
+    email: str = Field(default="", max_length=100)
+    password_hash: str | None = Field(default=None, max_length=255)
+    roles: str = Field(default="", max_length=200)
+    state: UserState = Field(default=UserState.enabled, sa_type=sa.String(10))
+
+    @property
+    def role_set(self) -> frozenset[Role]:
+        return frozenset(Role(r) for r in self.roles.split(",") if r)
+
+
+class WebServiceAccessKey(TableBase, table=True):
+    __tablename__ = "web_service_access_key"
+    user_id: int = Field(foreign_key="user_account.id", ondelete="CASCADE", index=True)
+    key_id: str = Field(max_length=32, unique=True)
+    key_digest: str = Field(max_length=128, unique=True)
+    expires_at: datetime | None = utc_field()
+    last_used_at: datetime | None = utc_field()
+    revoked_at: datetime | None = utc_field()
+
+
+class LoginThrottle(TableBase, table=True):
+    """Failed-login counters per user name and per client address, shared by all API processes."""
+
+    __tablename__ = "login_throttle"
+    subject: str = Field(max_length=200, unique=True)
+    failure_count: int = 0
+    window_started_at: datetime | None = utc_field()
+    blocked_until: datetime | None = utc_field()

@@ -1,0 +1,102 @@
+"""Settings from the environment (prefix ``SALESBRIDGE_``) or a ``.env`` file.
+
+Secrets that are not given are generated once into the data dir (mode 0600) so a fresh
+install works with no set-up and keeps working across restarts.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from cryptography.fernet import Fernet
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ODATA_PAGE_SIZE_HARD_CAP = 20_000
+
+
+def _read_or_create_secret(path: Path, make: type[object] | None = None) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = Fernet.generate_key().decode() if make is Fernet else secrets.token_urlsafe(48)
+    # O_EXCL: two processes starting together must not each write a different secret.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SALESBRIDGE_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    data_dir: Path = Path(".salesbridge")
+    database_url: str = ""
+    redis_url: str = ""
+    secret_key: SecretStr = SecretStr("")
+    encryption_keys: SecretStr = SecretStr("")
+    access_key_pepper: SecretStr = SecretStr("")
+    company_name: str = "CRONUS"
+    odata_max_page_size: int = Field(default=1000, ge=1, le=ODATA_PAGE_SIZE_HARD_CAP)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str = ""
+    log_level: str = "INFO"
+    log_format: Literal["console", "json"] = "console"
+    token_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    token_issuer: str = "salesbridge"  # noqa: S105 - an issuer name
+    token_audience: str = "salesbridge-api"  # noqa: S105 - an audience name
+    login_max_failures: int = Field(default=10, ge=1)
+    login_window_seconds: int = Field(default=300, ge=1)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    trusted_proxies: str = ""
+    embedded_worker: bool = True
+    scheduler_tick_seconds: int = Field(default=5, ge=1, le=60)
+    job_timeout_seconds: int = Field(default=300, ge=5)
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser()
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'salesbridge.db'}"
+        if not self.secret_key.get_secret_value():
+            self.secret_key = SecretStr(_read_or_create_secret(self.data_dir / "secret_key"))
+        if not self.encryption_keys.get_secret_value():
+            key = _read_or_create_secret(self.data_dir / "encryption_key", Fernet)
+            self.encryption_keys = SecretStr(key)
+        if not self.access_key_pepper.get_secret_value():
+            pepper = _read_or_create_secret(self.data_dir / "access_key_pepper")
+            self.access_key_pepper = SecretStr(pepper)
+        if not self.public_url:
+            self.public_url = f"http://{self.host}:{self.port}"
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def uses_embedded_redis(self) -> bool:
+        return not self.redis_url
+
+    @property
+    def embedded_redis_dir(self) -> Path:
+        return self.data_dir / "redis"
+
+    @property
+    def odata_url(self) -> str:
+        return f"{self.public_url.rstrip('/')}/odata/v4/"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,121 @@
+"""Suite-wide fixtures: real databases (SQLite and PostgreSQL), real Redis, the real app.
+
+Each database is migrated with Alembic once per run; each test starts from empty tables
+(a TRUNCATE / DELETE of every table), so tests may commit, run workers in other
+processes and race each other, and still never see another test's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+import app.models  # noqa: F401
+from app.db import SessionMaker, create_engine, create_sessionmaker
+from app.main import create_app
+from app.migrations import upgrade_database
+from app.settings import Settings
+from tests.fixtures import services
+
+pytest_plugins: list[str] = []
+
+_POSTGRES_URL = services.postgres_url()
+BACKENDS = ["sqlite", "postgres"] if _POSTGRES_URL else ["sqlite"]
+
+
+def pytest_report_header() -> str:
+    return f"salesbridge database backends: {', '.join(BACKENDS)}"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    yield from services.redis_url()
+
+
+@pytest.fixture(scope="session")
+def session_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("salesbridge")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, session_tmp: Path) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{session_tmp / 'test.db'}"
+    else:
+        assert _POSTGRES_URL is not None
+        url = _POSTGRES_URL
+        asyncio.run(_reset_postgres(url))
+    asyncio.run(upgrade_database(url))
+    return url
+
+
+async def _reset_postgres(url: str) -> None:
+    engine = create_engine(url)
+    async with engine.begin() as connection:
+        await connection.execute(text("DROP SCHEMA public CASCADE"))
+        await connection.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+async def truncate_all(engine: AsyncEngine) -> None:
+    tables = [t.name for t in SQLModel.metadata.sorted_tables]
+    async with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(f'"{name}"' for name in tables)
+            await connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for name in reversed(tables):
+                await connection.execute(text(f'DELETE FROM "{name}"'))  # noqa: S608 - our table names
+
+
+@pytest.fixture
+async def sessionmaker(engine: AsyncEngine) -> SessionMaker:
+    await truncate_all(engine)
+    return create_sessionmaker(engine)
+
+
+@pytest.fixture
+async def session(sessionmaker: SessionMaker) -> AsyncIterator[AsyncSession]:
+    """A session for arranging and checking data; commit yourself before calling the app."""
+    async with sessionmaker() as session:
+        yield session
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, redis_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        redis_url=redis_url,
+        login_max_failures=5,
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings, sessionmaker: SessionMaker) -> AsyncIterator[FastAPI]:
+    application = create_app(settings, should_migrate=False)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
