@@ -50,6 +50,9 @@ def configure_logging(*, level: str = "INFO", fmt: str = "console") -> None:
     # uvicorn's access log prints query strings; ours logs path and status only.
     logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("odata_query").setLevel(logging.ERROR)
+    # aiosqlite logs every statement with its parameters (password hashes, key digests) at
+    # DEBUG; keep it quiet even when LOG_LEVEL=DEBUG.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

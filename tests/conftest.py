@@ -26,7 +26,7 @@ from app.migrations import upgrade_database
 from app.settings import Settings
 from tests.fixtures import services
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.fixtures.sandbox"]
 
 _POSTGRES_URL = services.postgres_url()
 BACKENDS = ["sqlite", "postgres"] if _POSTGRES_URL else ["sqlite"]
@@ -47,23 +47,17 @@ def session_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, session_tmp: Path) -> str:
+def database_url(request: pytest.FixtureRequest, session_tmp: Path) -> Iterator[str]:
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{session_tmp / 'test.db'}"
-    else:
-        assert _POSTGRES_URL is not None
-        url = _POSTGRES_URL
-        asyncio.run(_reset_postgres(url))
+        asyncio.run(upgrade_database(url))
+        yield url
+        return
+    assert _POSTGRES_URL is not None
+    url = asyncio.run(services.create_run_database(_POSTGRES_URL))
     asyncio.run(upgrade_database(url))
-    return url
-
-
-async def _reset_postgres(url: str) -> None:
-    engine = create_engine(url)
-    async with engine.begin() as connection:
-        await connection.execute(text("DROP SCHEMA public CASCADE"))
-        await connection.execute(text("CREATE SCHEMA public"))
-    await engine.dispose()
+    yield url
+    asyncio.run(services.drop_run_database(_POSTGRES_URL, url))
 
 
 @pytest.fixture(scope="session")

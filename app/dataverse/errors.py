@@ -67,10 +67,11 @@ class DataverseStatusError(DataverseError):
         code: str = "",
         request_label: str = "",
         after_ambiguous_attempt: bool = False,
+        source: str = "Dataverse",
     ) -> None:
         label = f"{request_label}: " if request_label else ""
         code_part = f" ({code})" if code else ""
-        super().__init__(f"{label}Dataverse answered {status_code}{code_part}: {message}")
+        super().__init__(f"{label}{source} answered {status_code}{code_part}: {message}")
         self.status_code = status_code
         self.code = code
         self.dataverse_message = message

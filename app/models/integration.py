@@ -266,3 +266,24 @@ class DataverseEntityChange(TableBase, table=True):
     entity_name: str = Field(max_length=100, index=True)
     received_at: datetime = Field(sa_type=UTCDateTime)
     processed_at: datetime | None = utc_field()
+
+
+class AssistedSetupStatus(StrEnum):
+    in_progress = "in_progress"
+    finished = "finished"
+    cancelled = "cancelled"
+
+
+class AssistedSetup(TableBase, table=True):
+    """One run of the guided connection set-up: answers per step, secrets encrypted."""
+
+    __tablename__ = "assisted_setup"
+    status: AssistedSetupStatus = Field(
+        default=AssistedSetupStatus.in_progress, sa_type=sa.String(20), index=True
+    )
+    current_step: str = Field(default="", max_length=30)
+    completed_steps: list[str] = Field(default_factory=list, sa_type=JSON)
+    answers: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    secrets_encrypted: str = Field(default="", sa_type=sa.Text)
+    result: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    finished_at: datetime | None = utc_field()

@@ -1,0 +1,106 @@
+"""Bodies of the coupling endpoints."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.models.integration import IntegrationRecord, SynchResult
+
+MAX_IDS = 1000
+
+
+class CouplingRead(BaseModel):
+    id: uuid.UUID
+    table_name: str
+    integration_id: uuid.UUID
+    crm_table: str
+    crm_id: uuid.UUID
+    last_synch_modified_on: datetime | None
+    last_synch_crm_modified_on: datetime | None
+    last_synch_result: SynchResult | None
+    last_synch_crm_result: SynchResult | None
+    skipped: bool
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: IntegrationRecord) -> CouplingRead:
+        return cls.model_validate({**row.model_dump(warnings=False), "id": row.system_id})
+
+
+class CouplingList(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    items: list[CouplingRead]
+
+
+class CoupleRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mapping_name: str = Field(max_length=50)
+    integration_id: uuid.UUID
+    crm_id: uuid.UUID
+    replace: bool = False
+
+
+class CoupleRead(BaseModel):
+    coupling: CouplingRead
+    is_new: bool
+    notes: list[str]
+
+
+class CountRead(BaseModel):
+    count: int
+
+
+class MatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mapping_name: str = Field(max_length=50)
+    integration_ids: list[uuid.UUID] | None = Field(default=None, min_length=1, max_length=MAX_IDS)
+    limit: int = Field(default=MAX_IDS, ge=1, le=MAX_IDS)
+
+
+class RecordMatchRead(BaseModel):
+    integration_id: uuid.UUID
+    record: str
+    outcome: str
+    crm_id: uuid.UUID | None
+    message: str
+
+
+class MatchRead(BaseModel):
+    mapping_name: str
+    job_id: uuid.UUID
+    coupled: int
+    not_matched: int
+    has_more: bool
+    records: list[RecordMatchRead]
+
+
+class RestoreSkippedRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    coupling_ids: list[uuid.UUID] | None = Field(default=None, min_length=1, max_length=MAX_IDS)
+    mapping_name: str | None = Field(default=None, max_length=50)
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> RestoreSkippedRequest:
+        if not self.coupling_ids and self.mapping_name is None:
+            msg = "give coupling_ids or mapping_name"
+            raise ValueError(msg)
+        return self
+
+
+class StaleRead(BaseModel):
+    coupling: CouplingRead
+    reason: str
+
+
+class StaleList(BaseModel):
+    mapping_name: str
+    removed: bool
+    items: list[StaleRead]

@@ -1,0 +1,123 @@
+"""Bodies of the mapping endpoints: table mappings, field mappings, field lists."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.models.integration import (
+    DeletionConflictResolution,
+    Direction,
+    FieldMappingStatus,
+    IntegrationFieldMapping,
+    IntegrationTableMapping,
+    UpdateConflictResolution,
+)
+from app.sync.field_catalog import FieldInfo
+
+
+class MappingRead(BaseModel):
+    name: str
+    table_name: str
+    integration_table: str
+    direction: Direction
+    table_filter: str
+    integration_table_filter: str
+    synch_only_coupled_records: bool
+    dependency_filter: str
+    update_conflict_resolution: UpdateConflictResolution
+    deletion_conflict_resolution: DeletionConflictResolution
+    create_new_in_case_of_no_match: bool
+    synch_after_bulk_coupling: bool
+    erp_modified_watermark: datetime | None
+    crm_modified_watermark: datetime | None
+    user_defined: bool
+    modified_at: datetime
+
+    @classmethod
+    def from_row(cls, row: IntegrationTableMapping) -> MappingRead:
+        return cls.model_validate(row.model_dump(warnings=False))
+
+
+class MappingUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    direction: Direction = Direction.bidirectional
+    table_filter: str = Field(default="", max_length=2048)
+    integration_table_filter: str = Field(default="", max_length=2048)
+    synch_only_coupled_records: bool = True
+    dependency_filter: str = Field(default="", max_length=250)
+    update_conflict_resolution: UpdateConflictResolution = UpdateConflictResolution.none
+    deletion_conflict_resolution: DeletionConflictResolution = DeletionConflictResolution.none
+    create_new_in_case_of_no_match: bool = False
+    synch_after_bulk_coupling: bool = False
+
+
+class FieldMappingRead(BaseModel):
+    id: uuid.UUID
+    mapping_name: str
+    field: str
+    integration_field: str
+    direction: Direction
+    constant_value: str
+    validate_field: bool
+    not_null: bool
+    clear_value_on_failed_sync: bool
+    status: FieldMappingStatus
+    use_for_match_based_coupling: bool
+    case_sensitive_matching: bool
+    match_priority: int
+    transformation: str
+
+    @classmethod
+    def from_row(cls, row: IntegrationFieldMapping) -> FieldMappingRead:
+        return cls.model_validate({**row.model_dump(warnings=False), "id": row.system_id})
+
+
+class FieldMappingUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    direction: Direction = Direction.bidirectional
+    constant_value: str = Field(default="", max_length=250)
+    validate_field: bool = True
+    not_null: bool = False
+    clear_value_on_failed_sync: bool = False
+    status: FieldMappingStatus = FieldMappingStatus.enabled
+    use_for_match_based_coupling: bool = False
+    case_sensitive_matching: bool = False
+    match_priority: int = Field(default=0, ge=0, le=100)
+
+
+class FieldRead(BaseModel):
+    name: str
+    type: str
+    target: str = ""
+    filter_name: str
+    is_computed: bool = False
+
+    @classmethod
+    def from_info(cls, info: FieldInfo) -> FieldRead:
+        return cls(
+            name=info.name,
+            type=info.type.value,
+            target=info.target,
+            filter_name=info.filter_name,
+            is_computed=info.is_computed,
+        )
+
+
+class IntegrationFieldsRead(BaseModel):
+    mapping_name: str
+    table_name: str
+    integration_table: str
+    erp_fields: list[FieldRead]
+    crm_fields: list[FieldRead]
+
+
+class ResetDefaultsRead(BaseModel):
+    mappings: list[str]
+    field_mappings: int
+    job_queue_entries: int
+    kept_user_defined: list[str]

@@ -1,0 +1,88 @@
+"""Users and their web service access keys (integration-admin only).
+
+A key appears in plaintext only in the response that issues it (create or rotate).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, status
+
+from app.api.schemas.users import (
+    KeyCreate,
+    KeyIssued,
+    KeyRead,
+    KeysRevoked,
+    UserCreate,
+    UserRead,
+    UserUpdate,
+)
+from app.auth import user_keys, users
+from app.auth.deps import SessionDep, SettingsDep, require_roles
+from app.models.security import Role, WebServiceAccessKey
+
+router = APIRouter(
+    prefix="/users",
+    tags=["users"],
+    dependencies=[Depends(require_roles(Role.integration_admin))],
+)
+
+
+def _issued(user_name: str, row: WebServiceAccessKey, key: str) -> KeyIssued:
+    return KeyIssued(**KeyRead.from_row(row).model_dump(), user_name=user_name, key=key)
+
+
+@router.get("", response_model=list[UserRead])
+async def list_users(session: SessionDep) -> list[UserRead]:
+    return [UserRead.from_user(user) for user in await users.list_users(session)]
+
+
+@router.post("", response_model=UserRead, status_code=status.HTTP_201_CREATED)
+async def create_user(session: SessionDep, body: UserCreate) -> UserRead:
+    user = await users.create_user(session, **body.model_dump())
+    return UserRead.from_user(user)
+
+
+@router.get("/{user_name}", response_model=UserRead)
+async def get_user(session: SessionDep, user_name: str) -> UserRead:
+    return UserRead.from_user(await users.get_user_or_raise(session, user_name=user_name))
+
+
+@router.patch("/{user_name}", response_model=UserRead)
+async def update_user(session: SessionDep, user_name: str, body: UserUpdate) -> UserRead:
+    changes = body.model_dump(exclude_unset=True)
+    user = await users.update_user(session, user_name=user_name, **changes)
+    return UserRead.from_user(user)
+
+
+@router.get("/{user_name}/keys", response_model=list[KeyRead])
+async def list_keys(session: SessionDep, user_name: str) -> list[KeyRead]:
+    rows = await user_keys.list_keys(session, user_name=user_name)
+    return [KeyRead.from_row(row) for row in rows]
+
+
+@router.post("/{user_name}/keys", response_model=KeyIssued, status_code=status.HTTP_201_CREATED)
+async def create_key(
+    session: SessionDep, settings: SettingsDep, user_name: str, body: KeyCreate | None = None
+) -> KeyIssued:
+    expires_at = body.expires_at if body else None
+    row, key = await user_keys.create_key(
+        session, settings, user_name=user_name, expires_at=expires_at
+    )
+    return _issued(user_name, row, key)
+
+
+@router.post("/{user_name}/keys/rotate", response_model=KeyIssued)
+async def rotate_key(
+    session: SessionDep, settings: SettingsDep, user_name: str, body: KeyCreate | None = None
+) -> KeyIssued:
+    expires_at = body.expires_at if body else None
+    row, key = await user_keys.rotate_key(
+        session, settings, user_name=user_name, expires_at=expires_at
+    )
+    return _issued(user_name, row, key)
+
+
+@router.post("/{user_name}/keys/revoke", response_model=KeysRevoked)
+async def revoke_keys(session: SessionDep, user_name: str) -> KeysRevoked:
+    revoked = await user_keys.revoke_keys(session, user_name=user_name)
+    return KeysRevoked(user_name=user_name, revoked=revoked)

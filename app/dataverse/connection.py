@@ -1,0 +1,64 @@
+"""Building a client from the connection setup's values (plain arguments, not the model),
+so the API's "test connection" and the sync worker make the same client the same way."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from app.dataverse.client import ClientCredentials, DataverseClient
+from app.dataverse.errors import DataverseConfigError
+
+SUPPORTED_AUTHENTICATION_TYPES = ("oauth_client_secret",)
+
+
+def client_from_connection(
+    *,
+    server_address: str,
+    api_version: str,
+    authentication_type: str,
+    client_id: str,
+    client_secret: str,
+    tenant_id: str = "",
+    token_url: str = "",
+    transport: httpx.AsyncBaseTransport | None = None,
+    **options: Any,
+) -> DataverseClient:
+    """A ready client, or ``DataverseConfigError`` saying which setting to fix.
+
+    ``options`` pass through to ``DataverseClient`` (timeouts, retry policy, concurrency).
+    On-premises modes (``ad``, ``ifd``) and the deprecated ``office365`` are refused with a
+    clear message: they need NTLM/ADFS flows this client does not implement.
+    """
+    server = server_address.strip().rstrip("/")
+    if not server.startswith(("https://", "http://")):
+        msg = "the server address must be the CRM URL, e.g. https://contoso.crm4.dynamics.com"
+        raise DataverseConfigError(msg)
+    kind = str(authentication_type)
+    if kind not in SUPPORTED_AUTHENTICATION_TYPES:
+        msg = (
+            f"authentication type {kind!r} is not supported by the Dataverse client yet; "
+            "use oauth_client_secret (an app registration with a client secret)"
+        )
+        raise DataverseConfigError(msg)
+    missing = [
+        name
+        for name, value in (("client id", client_id), ("client secret", client_secret))
+        if not value
+    ]
+    if not (tenant_id or token_url):
+        missing.append("tenant id or token URL")
+    if missing:
+        msg = "the connection setup is missing: " + ", ".join(missing)
+        raise DataverseConfigError(msg)
+    credentials = ClientCredentials(
+        client_id=client_id, client_secret=client_secret, tenant_id=tenant_id, token_url=token_url
+    )
+    return DataverseClient(
+        server,
+        api_version=api_version or "9.2",
+        credentials=credentials,
+        transport=transport,
+        **options,
+    )

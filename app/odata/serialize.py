@@ -1,0 +1,126 @@
+"""Rows -> OData JSON bytes with orjson: plain dicts per row, no per-row models.
+
+Metadata levels (JSON Format §3.1): ``minimal`` adds context, etag, nextLink, count;
+``full`` also id, editLink, type and the types of non-default properties; ``none`` keeps
+only nextLink and count. Each entity's weak ETag hashes the whole entity (every property,
+whatever ``$select`` says), so it changes exactly when the entity's data changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from app.odata.entity_sets import EntitySet, Property
+
+MINIMAL, FULL, NONE = "minimal", "full", "none"
+_DUMP_OPTIONS = orjson.OPT_UTC_Z
+
+
+def _default(value: Any) -> Any:
+    # asyncpg's UUID is not uuid.UUID, which is all orjson knows natively.
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Decimal):
+        return float(value)
+    msg = f"cannot serialise {type(value).__name__}"
+    raise TypeError(msg)
+
+_TYPE_ANNOTATIONS = {
+    "Edm.Decimal": "#Decimal",
+    "Edm.Guid": "#Guid",
+    "Edm.DateTimeOffset": "#DateTimeOffset",
+}
+
+
+def etag(row: Sequence[Any]) -> str:
+    digest = hashlib.blake2b(orjson.dumps(tuple(row), option=_DUMP_OPTIONS, default=_default), digest_size=9)
+    return f'W/"{digest.hexdigest()}"'
+
+
+def key_segment(entity_set: EntitySet, values: dict[str, Any]) -> str:
+    def literal(value: Any) -> str:
+        return "'" + quote(str(value).replace("'", "''"), safe="") + "'"
+
+    if len(entity_set.key) == 1:
+        return f"{entity_set.name}({literal(values[entity_set.key[0]])})"
+    parts = ",".join(f"{name}={literal(values[name])}" for name in entity_set.key)
+    return f"{entity_set.name}({parts})"
+
+
+class EntityWriter:
+    """Turns full rows (all properties, declaration order) into output dicts."""
+
+    def __init__(
+        self, entity_set: EntitySet, selected: Sequence[Property], *, level: str, root: str
+    ) -> None:
+        names = [p.name for p in entity_set.properties]
+        self.entity_set = entity_set
+        self.level = level
+        self.root = root
+        self.columns = [(p.name, names.index(p.name)) for p in selected]
+        self.key_columns = {k: names.index(k) for k in entity_set.key}
+        self.type_notes = [
+            (f"{p.name}@odata.type", _TYPE_ANNOTATIONS[p.edm_type])
+            for p in selected
+            if p.edm_type in _TYPE_ANNOTATIONS
+        ]
+
+    def entity(self, row: Sequence[Any]) -> dict[str, Any]:
+        if self.level == NONE:
+            return {name: row[index] for name, index in self.columns}
+        out: dict[str, Any] = {"@odata.etag": etag(row)}
+        if self.level == FULL:
+            segment = key_segment(self.entity_set, {k: row[i] for k, i in self.key_columns.items()})
+            out["@odata.type"] = f"#{self.entity_set.qualified_type}"
+            out["@odata.id"] = f"{self.root}{segment}"
+            out["@odata.editLink"] = segment
+            out.update(self.type_notes)
+        for name, index in self.columns:
+            out[name] = row[index]
+        return out
+
+
+def collection_payload(
+    writer: EntityWriter,
+    rows: Sequence[Sequence[Any]],
+    *,
+    context: str,
+    count: int | None,
+    next_link: str | None,
+) -> bytes:
+    body: dict[str, Any] = {}
+    if writer.level != NONE:
+        body["@odata.context"] = context
+    if count is not None:
+        body["@odata.count"] = count
+    body["value"] = [writer.entity(row) for row in rows]
+    if next_link is not None:
+        body["@odata.nextLink"] = next_link
+    return orjson.dumps(body, option=_DUMP_OPTIONS, default=_default)
+
+
+def entity_payload(writer: EntityWriter, row: Sequence[Any], *, context: str) -> bytes:
+    body: dict[str, Any] = {}
+    if writer.level != NONE:
+        body["@odata.context"] = context
+    body.update(writer.entity(row))
+    return orjson.dumps(body, option=_DUMP_OPTIONS, default=_default)
+
+
+def value_payload(value: Any, *, context: str | None) -> bytes:
+    body: dict[str, Any] = {}
+    if context is not None:
+        body["@odata.context"] = context
+    body["value"] = value
+    return orjson.dumps(body, option=_DUMP_OPTIONS, default=_default)
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=_DUMP_OPTIONS, default=_default)

@@ -1,0 +1,158 @@
+"""The sandbox's ASGI app: token endpoint, Web API (with limits and faults) and control API.
+
+The Web API edge does, in order: count, check the bearer, apply service protection limits,
+add latency, maybe answer an injected 500/503, run the operation or ``$batch``, and maybe
+drop the connection instead of answering (after the operation ran, the worst case for a
+client: the write landed and the response was lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from app.sandbox.auth import OAuthError, issue_token, verify_bearer
+from app.sandbox.config import SandboxConfig
+from app.sandbox.control import control_routes
+from app.sandbox.errors import SandboxError, unauthorized, unexpected
+from app.sandbox.render import Operation, Outcome, error_outcome
+from app.sandbox.state import Sandbox
+from app.sandbox.webapi import CallContext
+
+_RAW_SEND = "sandbox.raw_send"
+
+
+class SandboxApp(Starlette):
+    """Keeps the server's own ``send`` in the scope, so a fault can drop the connection."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[_RAW_SEND] = send
+        await super().__call__(scope, receive, send)
+
+
+def _response(outcome: Outcome) -> Response:
+    headers = {"OData-Version": "4.0", "REQ_ID": str(uuid.uuid4()), **outcome.headers}
+    media = headers.pop("Content-Type", None)
+    return Response(outcome.body, status_code=outcome.status, headers=headers, media_type=media)
+
+
+async def token_endpoint(request: Request) -> Response:
+    sandbox: Sandbox = request.app.state.sandbox
+    form = {key: str(value) for key, value in (await request.form()).items()}
+    try:
+        body = issue_token(form, sandbox.config, tenant=request.path_params["tenant"])
+    except OAuthError as error:
+        return JSONResponse(error.body(), status_code=error.status)
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+async def _drop_connection(request: Request) -> None:
+    """Close the TCP connection without an answer (uvicorn's send carries the transport)."""
+    raw_send = request.scope.get(_RAW_SEND)
+    transport = getattr(getattr(raw_send, "__self__", None), "transport", None)
+    if transport is None:
+        msg = "sandbox fault: dropped connection"
+        raise ConnectionAbortedError(msg)
+    transport.abort()
+    try:  # let the server notice the disconnect, so it doesn't log a missing response
+        await asyncio.wait_for(request.receive(), timeout=1.0)
+    except TimeoutError:
+        pass
+
+
+def _count(sandbox: Sandbox, path: str) -> None:
+    sandbox.counters.total_requests += 1
+    head = path.split("(", 1)[0].split("/", 1)[0]
+    sandbox.counters.by_entity_set[head or "/"] += 1
+
+
+async def web_api(request: Request) -> Response:
+    sandbox: Sandbox = request.app.state.sandbox
+    path = request.path_params.get("path", "")
+    _count(sandbox, path)
+    user = verify_bearer(request.headers.get("authorization"), sandbox.config)
+    if user is None:
+        sandbox.counters.unauthorized += 1
+        return _finish(sandbox, error_outcome(_with_challenge(unauthorized(), sandbox)))
+    rejection = sandbox.protection.admit(
+        user, time.monotonic(), forced=sandbox.faults.should_throttle()
+    )
+    if rejection is not None:
+        return _finish(sandbox, error_outcome(rejection))
+    try:
+        return await _serve(request, sandbox, path)
+    finally:
+        sandbox.protection.release(user)
+
+
+async def _serve(request: Request, sandbox: Sandbox, path: str) -> Response:
+    if sandbox.config.latency_ms > 0:
+        await asyncio.sleep(sandbox.config.latency_ms / 1000)
+    status = sandbox.faults.error_status()
+    if status is not None:
+        sandbox.counters.faults_injected += 1
+        sandbox.counters.errors_injected += 1
+        return _finish(sandbox, error_outcome(unexpected(status)))
+    body = await request.body()
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    call = CallContext(f"{request.base_url}api/data/v{sandbox.config.api_version}/")
+    if path == "$batch":
+        if request.method != "POST":
+            outcome = error_outcome(SandboxError(405, "0x0", "$batch needs POST."))
+        else:
+            outcome = sandbox.batch.run(body, headers, call)
+    else:
+        query = dict(request.query_params.items())
+        outcome = sandbox.webapi.execute(
+            Operation(request.method, path, query, headers, body), call
+        )
+    if sandbox.faults.should_drop():
+        sandbox.counters.faults_injected += 1
+        sandbox.counters.drops_injected += 1
+        await _drop_connection(request)
+    return _finish(sandbox, outcome)
+
+
+def _with_challenge(error: SandboxError, sandbox: Sandbox) -> SandboxError:
+    error.headers["WWW-Authenticate"] = (
+        f"Bearer authorization_uri=/{sandbox.config.tenant_id}/oauth2/v2.0/token"
+    )
+    return error
+
+
+def _finish(sandbox: Sandbox, outcome: Outcome) -> Response:
+    sandbox.counters.by_status[outcome.status] += 1
+    return _response(outcome)
+
+
+def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
+    config = config or SandboxConfig()
+    sandbox = Sandbox(config)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        sandbox.close()
+
+    api = f"/api/data/v{config.api_version}"
+    methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
+    routes: list[Any] = [
+        Route("/{tenant}/oauth2/v2.0/token", token_endpoint, methods=["POST"]),
+        Route(api + "/{path:path}", web_api, methods=methods),
+        Route(api, web_api, methods=methods),
+        *control_routes(),
+    ]
+    application = SandboxApp(routes=routes, lifespan=lifespan)
+    application.state.sandbox = sandbox
+    return application

@@ -1,0 +1,94 @@
+"""The control API under ``/_sandbox/`` (no bearer: it is the test harness's side door).
+
+GET/PUT ``limits`` and ``faults`` (PUT takes a partial JSON object), GET ``counters``,
+POST ``reset`` (``?data=true`` also wipes and reseeds the rows), GET ``/_sandbox`` for a
+summary with row counts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from app.sandbox.config import FAULT_FIELDS, LIMIT_FIELDS
+from app.sandbox.entities import ENTITIES
+from app.sandbox.state import Sandbox
+
+
+def _sandbox(request: Request) -> Sandbox:
+    sandbox: Sandbox = request.app.state.sandbox
+    return sandbox
+
+
+async def summary(request: Request) -> Response:
+    sandbox = _sandbox(request)
+    return JSONResponse(
+        {
+            "api_version": sandbox.config.api_version,
+            "tenant_id": sandbox.config.tenant_id,
+            "client_id": sandbox.config.client_id,
+            "persistent": sandbox.config.db_path is not None,
+            "user_id": sandbox.identity.user_id,
+            "business_unit_id": sandbox.identity.business_unit_id,
+            "organization_id": sandbox.identity.organization_id,
+            "rows": {entity.set_name: sandbox.count(entity.set_name) for entity in ENTITIES},
+        }
+    )
+
+
+async def _update(request: Request, allowed: tuple[str, ...]) -> dict[str, Any] | Response:
+    try:
+        values = orjson.loads(await request.body() or b"{}")
+        if not isinstance(values, dict):
+            raise TypeError("expected a JSON object")  # noqa: EM101
+        _sandbox(request).config.update(values, allowed=allowed)
+    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    return values
+
+
+async def limits(request: Request) -> Response:
+    sandbox = _sandbox(request)
+    if request.method == "PUT":
+        result = await _update(request, LIMIT_FIELDS)
+        if isinstance(result, Response):
+            return result
+        sandbox.protection.reset()
+    return JSONResponse(sandbox.config.limits())
+
+
+async def faults(request: Request) -> Response:
+    sandbox = _sandbox(request)
+    if request.method == "PUT":
+        result = await _update(request, FAULT_FIELDS)
+        if isinstance(result, Response):
+            return result
+        if "seed" in result:
+            sandbox.faults.reseed()
+    return JSONResponse(sandbox.config.faults())
+
+
+async def counters(request: Request) -> Response:
+    return JSONResponse(_sandbox(request).counters.snapshot())
+
+
+async def reset(request: Request) -> Response:
+    sandbox = _sandbox(request)
+    wipe = request.query_params.get("data", "false").lower() in ("1", "true", "yes")
+    sandbox.reset(data=wipe)
+    return JSONResponse({"reset": True, "data": wipe})
+
+
+def control_routes() -> list[Route]:
+    return [
+        Route("/_sandbox", summary, methods=["GET"]),
+        Route("/_sandbox/", summary, methods=["GET"]),
+        Route("/_sandbox/limits", limits, methods=["GET", "PUT"]),
+        Route("/_sandbox/faults", faults, methods=["GET", "PUT"]),
+        Route("/_sandbox/counters", counters, methods=["GET"]),
+        Route("/_sandbox/reset", reset, methods=["POST"]),
+    ]

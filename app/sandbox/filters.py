@@ -1,0 +1,248 @@
+"""OData ``$filter`` -> SQL over the JSON documents, the subset Dataverse clients use.
+
+Supported: ``eq ne gt ge lt le``, ``and or not``, parentheses, ``contains/startswith/
+endswith``, ``Microsoft.Dynamics.CRM.In``; literals: strings (``''`` escape), numbers,
+``true/false/null``, GUIDs and datetimes unquoted. String comparison is case-insensitive,
+as in Dataverse. Lambda operators and lookup paths (``a/b``) are refused clearly.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from app.sandbox.errors import SandboxError, bad_syntax
+from app.sandbox.store import column
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_TOKEN = re.compile(
+    r"""\s*(?:
+    (?P<string>'(?:[^']|'')*')
+  | (?P<guid>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})(?![\w-])
+  | (?P<datetime>\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?)
+  | (?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)[mMdDfFlL]?
+  | (?P<name>[A-Za-z_][A-Za-z0-9_.]*)
+  | (?P<punct>[(),=\[\]/:])
+  | (?P<dquote>"(?:[^"\\]|\\.)*")
+    )""",
+    re.VERBOSE,
+)
+_COMPARE = {"eq": "=", "ne": "<>", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+_TEXT_FUNCS = {"contains": "%{}%", "startswith": "{}%", "endswith": "%{}"}
+
+
+@dataclass
+class Token:
+    kind: str
+    text: str
+
+
+@dataclass
+class Literal:
+    value: Any
+    is_text: bool  # compare case-insensitively
+
+
+def normalize_datetime(text: str) -> str:
+    """ISO text -> ``YYYY-MM-DDTHH:MM:SSZ`` in UTC (date-only values stay as they are)."""
+    if "T" not in text:
+        return text
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def tokenize(text: str) -> list[Token]:
+    tokens: list[Token] = []
+    position = 0
+    while position < len(text):
+        if text[position:].strip() == "":
+            break
+        match = _TOKEN.match(text, position)
+        if not match or match.end() == position:
+            msg = f"Syntax error at position {position} in '{text}'."
+            raise bad_syntax(msg)
+        kind = match.lastgroup or ""
+        tokens.append(Token(kind, match.group(kind)))
+        position = match.end()
+    return tokens
+
+
+def attribute_sql(name: str, pk: str) -> str:
+    if name == pk:
+        return "id"
+    if name == "versionnumber":
+        return "version"
+    return column(name)
+
+
+class FilterCompiler:
+    def __init__(self, text: str, *, pk: str, logical: str) -> None:
+        self.tokens = tokenize(text)
+        self.position = 0
+        self.pk = pk
+        self.logical = logical
+        self.params: list[Any] = []
+
+    def compile(self) -> tuple[str, list[Any]]:
+        sql = self._or()
+        if self.position != len(self.tokens):
+            msg = f"Unexpected '{self.tokens[self.position].text}'."
+            raise bad_syntax(msg)
+        return sql, self.params
+
+    # --- grammar --------------------------------------------------------------------------
+    def _peek(self) -> Token | None:
+        return self.tokens[self.position] if self.position < len(self.tokens) else None
+
+    def _take(self, text: str | None = None) -> Token:
+        token = self._peek()
+        if token is None or (text is not None and token.text != text):
+            msg = f"Expected '{text or 'an operand'}' in $filter."
+            raise bad_syntax(msg)
+        self.position += 1
+        return token
+
+    def _is_word(self, word: str) -> bool:
+        token = self._peek()
+        return token is not None and token.kind == "name" and token.text == word
+
+    def _or(self) -> str:
+        parts = [self._and()]
+        while self._is_word("or"):
+            self._take()
+            parts.append(self._and())
+        return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+
+    def _and(self) -> str:
+        parts = [self._not()]
+        while self._is_word("and"):
+            self._take()
+            parts.append(self._not())
+        return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
+
+    def _not(self) -> str:
+        if self._is_word("not"):
+            self._take()
+            return f"(NOT {self._not()})"
+        return self._primary()
+
+    def _primary(self) -> str:
+        token = self._peek()
+        if token is not None and token.text == "(":
+            self._take("(")
+            inner = self._or()
+            self._take(")")
+            return inner
+        if token is not None and token.kind == "name" and token.text in _TEXT_FUNCS:
+            return self._text_function()
+        if token is not None and token.text.startswith("Microsoft.Dynamics.CRM."):
+            return self._in_function()
+        return self._comparison()
+
+    def _attribute(self) -> str:
+        token = self._take()
+        if token.kind != "name" or not IDENTIFIER.match(token.text):
+            msg = f"'{token.text}' is not a property name."
+            raise bad_syntax(msg)
+        following = self._peek()
+        if following is not None and following.text == "/":
+            raise SandboxError(
+                501, "0x80040800", "The sandbox does not support lookup paths or lambda "
+                f"operators in $filter ('{token.text}/...')."
+            )  # fmt: skip
+        return token.text
+
+    def _literal(self) -> Literal:
+        token = self._take()
+        if token.kind == "string":
+            return Literal(token.text[1:-1].replace("''", "'"), is_text=True)
+        if token.kind == "guid":
+            return Literal(token.text.lower(), is_text=False)
+        if token.kind == "datetime":
+            return Literal(normalize_datetime(token.text), is_text=False)
+        if token.kind == "number":
+            number = float(token.text)
+            whole = number.is_integer() and "." not in token.text
+            return Literal(int(number) if whole else number, is_text=False)
+        if token.kind == "name" and token.text in ("true", "false", "null"):
+            return Literal({"true": 1, "false": 0, "null": None}[token.text], is_text=False)
+        msg = f"'{token.text}' is not a literal."
+        raise bad_syntax(msg)
+
+    def _comparison(self) -> str:
+        name = self._attribute()
+        operator = self._take()
+        if operator.text not in _COMPARE:
+            msg = f"Unknown operator '{operator.text}' in $filter."
+            raise bad_syntax(msg)
+        literal = self._literal()
+        sql = attribute_sql(name, self.pk)
+        if literal.value is None:
+            if operator.text not in ("eq", "ne"):
+                msg = "null can only be compared with eq or ne."
+                raise bad_syntax(msg)
+            return f"{sql} IS {'NOT ' if operator.text == 'ne' else ''}NULL"
+        self.params.append(literal.value)
+        collate = " COLLATE NOCASE" if literal.is_text and sql != "id" else ""
+        return f"{sql} {_COMPARE[operator.text]} ?{collate}"
+
+    def _text_function(self) -> str:
+        function = self._take().text
+        self._take("(")
+        name = self._attribute()
+        self._take(",")
+        literal = self._literal()
+        self._take(")")
+        if not literal.is_text:
+            msg = f"{function} needs a string literal."
+            raise bad_syntax(msg)
+        escaped = str(literal.value).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        self.params.append(_TEXT_FUNCS[function].format(escaped))
+        return f"{attribute_sql(name, self.pk)} LIKE ? ESCAPE '\\'"
+
+    def _in_function(self) -> str:
+        function = self._take().text
+        if function != "Microsoft.Dynamics.CRM.In":
+            raise SandboxError(501, "0x80040800", f"The sandbox does not support {function}.")
+        self._take("(")
+        self._take("PropertyName")
+        self._take("=")
+        name = self._literal()
+        self._take(",")
+        self._take("PropertyValues")
+        self._take("=")
+        self._take("[")
+        values: list[Any] = []
+        while True:
+            token = self._take()
+            if token.text != ",":
+                values.append(_in_value(token))
+            if self._peek() is not None and self._peek().text == "]":  # type: ignore[union-attr]
+                break
+        self._take("]")
+        self._take(")")
+        if not IDENTIFIER.match(str(name.value)):
+            msg = f"'{name.value}' is not a property name."
+            raise bad_syntax(msg)
+        sql = attribute_sql(str(name.value), self.pk)
+        self.params.extend(values)
+        marks = ", ".join("?" for _ in values)
+        return f"{sql} COLLATE NOCASE IN ({marks})"
+
+
+def _in_value(token: Token) -> Any:
+    text = token.text[1:-1] if token.kind in ("dquote", "string") else token.text
+    if GUID.match(text):
+        return text.lower()
+    if re.fullmatch(r"-?\d+", text):
+        return int(text)
+    return text
+
+
+def compile_filter(text: str, *, pk: str, logical: str) -> tuple[str, list[Any]]:
+    return FilterCompiler(text, pk=pk, logical=logical).compile()

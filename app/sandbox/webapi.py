@@ -1,0 +1,369 @@
+"""The Web API resources: entity sets, records, properties, ``$ref`` links, WhoAmI.
+
+``WebApi.execute`` runs one Operation (from HTTP or from a ``$batch`` part) and returns an
+Outcome; errors become Dataverse error bodies here, so both callers render them alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.sandbox.config import SandboxConfig
+from app.sandbox.entities import BY_SET, ENTITIES, RELATIONSHIPS, EntityType
+from app.sandbox.errors import (
+    SandboxError,
+    does_not_exist,
+    method_not_allowed,
+    no_http_resource,
+    resource_not_found,
+    unknown_property,
+)
+from app.sandbox.keys import RecordRef, parse_key, split_path, split_segment
+from app.sandbox.metadata import metadata_document
+from app.sandbox.payload import BindContext, reference_to_ref, resolve_ref
+from app.sandbox.query import (
+    COUNT_LIMIT,
+    count_sql,
+    encode_skiptoken,
+    next_link,
+    page_sql,
+    parse_options,
+    parse_select,
+    sort_values,
+)
+from app.sandbox.records import Conditions, Identity, Records, etag
+from app.sandbox.render import (
+    Operation,
+    Outcome,
+    Preferences,
+    context_url,
+    entity_url,
+    error_outcome,
+    json_outcome,
+    parse_prefer,
+    project,
+)
+from app.sandbox.store import Store
+
+
+@dataclass
+class CallContext:
+    api_url: str  # absolute service root, ends with "/"
+    content_ids: dict[str, str] = field(default_factory=dict)
+
+
+class WebApi:
+    def __init__(self, store: Store, config: SandboxConfig, identity: Identity) -> None:
+        self.store = store
+        self.config = config
+        self.identity = identity
+        self.api_path = f"/api/data/v{config.api_version}/"
+
+    def records(self, call: CallContext) -> Records:
+        context = BindContext(
+            self.store, self.config.alternate_keys, self.api_path, call.content_ids
+        )
+        return Records(self.store, self.identity, context)
+
+    def execute(self, op: Operation, call: CallContext) -> Outcome:
+        try:
+            with self.store.transaction():
+                return self._dispatch(op, call)
+        except SandboxError as error:
+            return error_outcome(error)
+
+    def _dispatch(self, op: Operation, call: CallContext) -> Outcome:
+        path = op.path
+        if path.startswith("$") and path.split("/")[0] in call.content_ids:
+            head, _, rest = path.partition("/")
+            path = call.content_ids[head] + (f"/{rest}" if rest else "")
+        segments = split_path(path)
+        if not segments:
+            return self._service_document(call)
+        if segments == ["$metadata"]:
+            return Outcome(200, {"Content-Type": "application/xml"}, metadata_document().encode())
+        if segments[0] in ("WhoAmI", "WhoAmI()"):
+            if op.method != "GET":
+                raise no_http_resource(call.api_url + segments[0])
+            return self._who_am_i(call)
+        if segments[0] in _CLOSE_ACTIONS:
+            return self._close_opportunity(segments[0], op, call)
+        name, key_text = split_segment(segments[0])
+        entity = BY_SET.get(name)
+        if entity is None:
+            raise resource_not_found(name)
+        if key_text is None:
+            return self._collection(entity, segments[1:], op, call)
+        ref = parse_key(key_text, entity, self.config.alternate_keys)
+        return self._record(ref, segments[1:], op, call)
+
+    # --- service root ---------------------------------------------------------------------
+    def _service_document(self, call: CallContext) -> Outcome:
+        sets = [{"name": e.set_name, "kind": "EntitySet", "url": e.set_name} for e in ENTITIES]
+        return json_outcome(200, {"@odata.context": f"{call.api_url}$metadata", "value": sets})
+
+    def _who_am_i(self, call: CallContext) -> Outcome:
+        return json_outcome(
+            200,
+            {
+                "@odata.context": f"{call.api_url}$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse",
+                "BusinessUnitId": self.identity.business_unit_id,
+                "UserId": self.identity.user_id,
+                "OrganizationId": self.identity.organization_id,
+            },
+        )
+
+    def _close_opportunity(self, action: str, op: Operation, call: CallContext) -> Outcome:
+        """``WinOpportunity`` / ``LoseOpportunity``: the supported way to close one."""
+        if op.method != "POST":
+            raise no_http_resource(call.api_url + action)
+        body = op.json_body()
+        close = body.get("OpportunityClose")
+        target = close.get("opportunityid@odata.bind") if isinstance(close, dict) else None
+        if not isinstance(target, str):
+            msg = "OpportunityClose needs 'opportunityid@odata.bind'."
+            raise SandboxError(400, "0x80040203", msg)
+        ref = reference_to_ref(target, self.records(call).context)
+        doc = self._existing(ref)
+        state, default_status = _CLOSE_ACTIONS[action]
+        if doc.get("statecode") != 0:
+            msg = "The opportunity is already closed."
+            raise SandboxError(400, "0x80040203", msg)
+        status = body.get("Status", default_status)
+        entity = ref.entity
+        if entity.state is None or status not in entity.state.statuses[state]:
+            msg = f"{status} is not a valid status code for {action}."
+            raise SandboxError(400, "0x80040203", msg)
+        records = self.records(call)
+        records.store.replace(
+            entity.set_name, str(doc[entity.pk]), records.closed(doc, state, status)
+        )
+        return Outcome(204)
+
+    # --- collections ----------------------------------------------------------------------
+    def _collection(
+        self, entity: EntityType, rest: list[str], op: Operation, call: CallContext
+    ) -> Outcome:
+        if rest == ["$count"] and op.method == "GET":
+            options = parse_options({k: v for k, v in op.query.items() if k == "$filter"}, entity)
+            sql, params = count_sql(entity, options, COUNT_LIMIT)
+            count = int(self.store.scalar(sql, tuple(params)))
+            return Outcome(200, {"Content-Type": "text/plain"}, str(count).encode())
+        if rest:
+            raise resource_not_found(rest[0])
+        if op.method == "GET":
+            return self._list(entity, op, call)
+        if op.method == "POST":
+            return self._create(entity, op, call)
+        raise method_not_allowed(op.method, entity.set_name)
+
+    def _list(self, entity: EntityType, op: Operation, call: CallContext) -> Outcome:
+        options = parse_options(op.query, entity)
+        prefs = parse_prefer(op.headers.get("prefer"))
+        headers: dict[str, str] = {}
+        page = self.config.max_page_size
+        paged = prefs.max_page_size is not None
+        if prefs.max_page_size is not None:
+            page = min(prefs.max_page_size, self.config.max_page_size)
+            headers["Preference-Applied"] = f"odata.maxpagesize={page}"
+        elif options.top is not None:  # $top caps the result and suppresses paging
+            page = min(options.top, self.config.max_page_size)
+        sql, params = page_sql(entity, options, page + 1)
+        rows = self.store.select(sql, tuple(params))
+        payload: dict[str, Any] = {
+            "@odata.context": context_url(call.api_url, entity, options.select, single=False)
+        }
+        if options.count:
+            payload.update(self._counts(entity, options, prefs))
+        payload["value"] = [project(doc, entity, options.select, prefs) for doc in rows[:page]]
+        if len(rows) > page and (paged or options.top is None):
+            token = encode_skiptoken(sort_values(rows[page - 1], options), options.page_number + 1)
+            payload["@odata.nextLink"] = next_link(
+                f"{call.api_url}{entity.set_name}", op.query, token
+            )
+        return json_outcome(200, payload, headers)
+
+    def _counts(self, entity: EntityType, options: Any, prefs: Preferences) -> dict[str, Any]:
+        sql, params = count_sql(entity, options, None)
+        total = int(self.store.scalar(sql, tuple(params)))
+        counts: dict[str, Any] = {"@odata.count": min(total, COUNT_LIMIT)}
+        if prefs.wants_annotation("@Microsoft.Dynamics.CRM.totalrecordcount"):
+            counts["@Microsoft.Dynamics.CRM.totalrecordcount"] = total
+            counts["@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"] = total > COUNT_LIMIT
+        return counts
+
+    def _create(self, entity: EntityType, op: Operation, call: CallContext) -> Outcome:
+        doc = self.records(call).create(entity, op.json_body())
+        prefs = parse_prefer(op.headers.get("prefer"))
+        return self._written(entity, doc, op, call, prefs, status=201, created=True)
+
+    def _written(
+        self,
+        entity: EntityType,
+        doc: dict[str, Any],
+        op: Operation,
+        call: CallContext,
+        prefs: Preferences,
+        *,
+        status: int,
+        created: bool,
+    ) -> Outcome:
+        url = entity_url(entity, doc)
+        if prefs.return_representation:
+            select = parse_select(op.query.get("$select"), entity)
+            body = project(doc, entity, select, prefs)
+            body = {
+                "@odata.context": context_url(call.api_url, entity, select, single=True),
+                **body,
+            }
+            headers = {"Preference-Applied": "return=representation", "ETag": etag(doc)}
+            if not created or op.method == "PATCH":
+                headers["OData-EntityId"] = call.api_url + url
+            outcome = json_outcome(status, body, headers)
+        else:
+            outcome = Outcome(204, {"OData-EntityId": call.api_url + url})
+        outcome.entity_url = url
+        return outcome
+
+    # --- records --------------------------------------------------------------------------
+    def _record(self, ref: RecordRef, rest: list[str], op: Operation, call: CallContext) -> Outcome:
+        if not rest:
+            if op.method == "GET":
+                return self._retrieve(ref, op, call)
+            if op.method == "PATCH":
+                return self._upsert(ref, op, call)
+            if op.method == "DELETE":
+                self.records(call).delete(ref, _conditions(op))
+                return Outcome(204)
+            raise method_not_allowed(op.method, ref.entity.set_name)
+        if len(rest) == 2 and rest[1] == "$ref":
+            return self._link(ref, rest[0], op, call)
+        if len(rest) == 1 and rest[0] in RELATIONSHIPS and op.method == "GET":
+            return self._related(ref, rest[0], op, call)
+        if len(rest) == 1:
+            return self._property(ref, rest[0], op, call)
+        raise resource_not_found(rest[-1])
+
+    def _existing(self, ref: RecordRef) -> dict[str, Any]:
+        doc = resolve_ref(ref, self.store)
+        if doc is None:
+            raise does_not_exist(ref.entity.logical, ref.describe())
+        return doc
+
+    def _retrieve(self, ref: RecordRef, op: Operation, call: CallContext) -> Outcome:
+        doc = self._existing(ref)
+        wanted = op.headers.get("if-none-match")
+        if wanted and wanted.strip() not in ("null", "*") and etag(doc) in wanted:
+            return Outcome(304, {"ETag": etag(doc)})
+        select = parse_select(op.query.get("$select"), ref.entity)
+        prefs = parse_prefer(op.headers.get("prefer"))
+        body = project(doc, ref.entity, select, prefs)
+        body = {
+            "@odata.context": context_url(call.api_url, ref.entity, select, single=True),
+            **body,
+        }
+        return json_outcome(200, body, {"ETag": etag(doc)})
+
+    def _upsert(self, ref: RecordRef, op: Operation, call: CallContext) -> Outcome:
+        doc, created = self.records(call).upsert(ref, op.json_body(), _conditions(op))
+        prefs = parse_prefer(op.headers.get("prefer"))
+        return self._written(
+            ref.entity, doc, op, call, prefs, status=201 if created else 200, created=created
+        )
+
+    def _property(self, ref: RecordRef, name: str, op: Operation, call: CallContext) -> Outcome:
+        doc = self._existing(ref)
+        if op.method == "GET":
+            if name not in doc and (not name.islower() or not name.isidentifier()):
+                raise unknown_property(name, ref.entity.logical)
+            context = f"{call.api_url}$metadata#{ref.entity.set_name}({doc[ref.entity.pk]})/{name}"
+            return json_outcome(200, {"@odata.context": context, "value": doc.get(name)})
+        if op.method == "PUT":
+            body = {name: op.json_body().get("value")}
+        elif op.method == "DELETE":
+            body = {name: None}
+        else:
+            raise method_not_allowed(op.method, name)
+        self.records(call).update(ref.entity, doc, body)
+        return Outcome(204)
+
+    def _related(
+        self, ref: RecordRef, relationship: str, op: Operation, call: CallContext
+    ) -> Outcome:
+        doc = self._existing(ref)
+        left, right = RELATIONSHIPS[relationship]
+        from_left = ref.entity.set_name == left
+        other = BY_SET[right if from_left else left]
+        ids = self.store.associated(relationship, str(doc[ref.entity.pk]), from_left=from_left)
+        prefs = parse_prefer(op.headers.get("prefer"))
+        select = parse_select(op.query.get("$select"), other)
+        rows = [row for row in (self.store.get(other.set_name, i) for i in ids) if row is not None]
+        payload = {
+            "@odata.context": context_url(call.api_url, other, select, single=False),
+            "value": [project(row, other, select, prefs) for row in rows],
+        }
+        return json_outcome(200, payload)
+
+    def _link(self, ref: RecordRef, nav: str, op: Operation, call: CallContext) -> Outcome:
+        """``$ref``: associate/disassociate many-to-many, or set/clear a single lookup."""
+        doc = self._existing(ref)
+        relationship, _, key_text = nav.partition("(")
+        records = self.records(call)
+        if relationship in RELATIONSHIPS:
+            return self._many_to_many(ref, doc, relationship, key_text.rstrip(")"), op, call)
+        if op.method == "PUT":
+            target = _odata_id(op)
+            records.update(ref.entity, doc, {f"{nav}@odata.bind": target})
+        elif op.method == "DELETE":
+            records.update(ref.entity, doc, {f"{nav}@odata.bind": None})
+        else:
+            raise method_not_allowed(op.method, f"{nav}/$ref")
+        return Outcome(204)
+
+    def _many_to_many(
+        self,
+        ref: RecordRef,
+        doc: dict[str, Any],
+        relationship: str,
+        key_text: str,
+        op: Operation,
+        call: CallContext,
+    ) -> Outcome:
+        left, _ = RELATIONSHIPS[relationship]
+        context = self.records(call).context
+        if op.method == "POST":
+            other_ref = reference_to_ref(_odata_id(op), context)
+        elif op.method == "DELETE" and (key_text or "$id" in op.query):
+            text = op.query.get("$id") or f"{self._other_set(ref, relationship)}({key_text})"
+            other_ref = reference_to_ref(text, context)
+        else:
+            raise method_not_allowed(op.method, f"{relationship}/$ref")
+        other = self._existing(other_ref)
+        ids = (str(doc[ref.entity.pk]), str(other[other_ref.entity.pk]))
+        left_id, right_id = ids if ref.entity.set_name == left else ids[::-1]
+        if op.method == "POST":
+            if not self.store.associate(relationship, left_id, right_id):
+                raise SandboxError(412, "0x80040237", "Cannot insert duplicate key.")
+        elif not self.store.disassociate(relationship, left_id, right_id):
+            raise does_not_exist(other_ref.entity.logical, other_ref.describe())
+        return Outcome(204)
+
+    def _other_set(self, ref: RecordRef, relationship: str) -> str:
+        left, right = RELATIONSHIPS[relationship]
+        return right if ref.entity.set_name == left else left
+
+
+_CLOSE_ACTIONS = {"WinOpportunity": (1, 3), "LoseOpportunity": (2, 4)}
+
+
+def _conditions(op: Operation) -> Conditions:
+    return Conditions(op.headers.get("if-match"), op.headers.get("if-none-match"))
+
+
+def _odata_id(op: Operation) -> str:
+    body = op.json_body()
+    target = body.get("@odata.id")
+    if not isinstance(target, str):
+        raise SandboxError(400, "0x80048d19", "The body of a $ref request needs '@odata.id'.")
+    return target

@@ -1,0 +1,1 @@
+"""The integration engine: job queue, job kinds and (in later issues) the synchronization."""

@@ -1,0 +1,251 @@
+"""Forged, stale and malformed bearer tokens: every one is a 401 with the same message."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jose import jwt
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.clock import utc_now
+from app.settings import Settings
+from tests import factories
+
+ME = "/api/v1/auth/me"
+_RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+RSA_PRIVATE_PEM = _RSA_KEY.private_bytes(
+    serialization.Encoding.PEM,
+    serialization.PrivateFormat.PKCS8,
+    serialization.NoEncryption(),
+).decode()
+RSA_PUBLIC_PEM = _RSA_KEY.public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _claims(settings: Settings, **changes: Any) -> dict[str, Any]:
+    now = int(utc_now().timestamp())
+    claims: dict[str, Any] = {
+        "sub": "admin",
+        "roles": ["integration-admin"],
+        "typ": "access",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "iss": settings.token_issuer,
+        "aud": settings.token_audience,
+    }
+    claims.update(changes)
+    return {name: value for name, value in claims.items() if value is not None}
+
+
+def _sign(settings: Settings, claims: dict[str, Any]) -> str:
+    token: str = jwt.encode(claims, settings.secret_key.get_secret_value(), algorithm="HS256")
+    return token
+
+
+def _hand_signed(header: dict[str, Any], claims: dict[str, Any], key: bytes) -> str:
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+    signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64(signature)}"
+
+
+def alg_none(settings: Settings) -> str:
+    header = _b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+    return f"{header}.{_b64(json.dumps(_claims(settings)).encode())}."
+
+
+def hs_rs_confusion(settings: Settings) -> str:
+    """CVE-2024-33663 style: HS256 "signed" with the RSA public key PEM as HMAC secret."""
+    return _hand_signed({"alg": "HS256", "typ": "JWT"}, _claims(settings), RSA_PUBLIC_PEM)
+
+
+def rs256_signed(settings: Settings) -> str:
+    token: str = jwt.encode(_claims(settings), RSA_PRIVATE_PEM, algorithm="RS256")
+    return token
+
+
+def hs512_with_right_secret(settings: Settings) -> str:
+    secret = settings.secret_key.get_secret_value()
+    token: str = jwt.encode(_claims(settings), secret, algorithm="HS512")
+    return token
+
+
+def wrong_secret(settings: Settings) -> str:
+    token: str = jwt.encode(_claims(settings), "another-secret-" * 4, algorithm="HS256")
+    return token
+
+
+def expired(settings: Settings) -> str:
+    now = int(utc_now().timestamp())
+    return _sign(settings, _claims(settings, iat=now - 3600, nbf=now - 3600, exp=now - 60))
+
+
+def not_yet_valid(settings: Settings) -> str:
+    now = int(utc_now().timestamp())
+    return _sign(settings, _claims(settings, nbf=now + 3600, exp=now + 7200))
+
+
+def wrong_audience(settings: Settings) -> str:
+    return _sign(settings, _claims(settings, aud="someone-else"))
+
+
+def wrong_issuer(settings: Settings) -> str:
+    return _sign(settings, _claims(settings, iss="https://evil.example"))
+
+
+def missing_exp(settings: Settings) -> str:
+    claims = _claims(settings)
+    del claims["exp"]
+    return _sign(settings, claims)
+
+
+def missing_aud(settings: Settings) -> str:
+    claims = _claims(settings)
+    del claims["aud"]
+    return _sign(settings, claims)
+
+
+def missing_sub(settings: Settings) -> str:
+    claims = _claims(settings)
+    del claims["sub"]
+    return _sign(settings, claims)
+
+
+def wrong_typ(settings: Settings) -> str:
+    return _sign(settings, _claims(settings, typ="refresh"))
+
+
+def roles_not_a_list(settings: Settings) -> str:
+    return _sign(settings, _claims(settings, roles="integration-admin"))
+
+
+def tampered_payload(settings: Settings) -> str:
+    """A valid token of a product-availability user whose payload is swapped for the admin's."""
+    header, _payload, signature = _sign(settings, _claims(settings, sub="crm")).split(".")
+    forged = _b64(json.dumps(_claims(settings)).encode())
+    return f"{header}.{forged}.{signature}"
+
+
+def tampered_signature(settings: Settings) -> str:
+    header, payload, signature = _sign(settings, _claims(settings)).split(".")
+    flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
+    return f"{header}.{payload}.{flipped}"
+
+
+def signature_stripped(settings: Settings) -> str:
+    header, payload, _signature = _sign(settings, _claims(settings)).split(".")
+    return f"{header}.{payload}."
+
+
+def unknown_user(settings: Settings) -> str:
+    return _sign(settings, _claims(settings, sub="nobody"))
+
+
+def garbage(settings: Settings) -> str:
+    return "this-is-not-a-jwt"
+
+
+def garbage_three_parts(settings: Settings) -> str:
+    return "a.b.c"
+
+
+def oversized_but_correctly_signed(settings: Settings) -> str:
+    return _sign(settings, _claims(settings, padding="x" * 100_000))
+
+
+def oversized_garbage(settings: Settings) -> str:
+    return "A" * 60_000 + "." + "B" * 60_000 + "." + "C" * 43
+
+
+ATTACKS: list[Callable[[Settings], str]] = [
+    alg_none,
+    hs_rs_confusion,
+    rs256_signed,
+    hs512_with_right_secret,
+    wrong_secret,
+    expired,
+    not_yet_valid,
+    wrong_audience,
+    wrong_issuer,
+    missing_exp,
+    missing_aud,
+    missing_sub,
+    wrong_typ,
+    roles_not_a_list,
+    tampered_payload,
+    tampered_signature,
+    signature_stripped,
+    unknown_user,
+    garbage,
+    garbage_three_parts,
+    oversized_but_correctly_signed,
+    oversized_garbage,
+]
+
+
+@pytest.fixture
+async def users(session: AsyncSession) -> None:
+    await factories.create_user(session, user_name="admin", password=None)
+    await factories.create_user(session, user_name="crm", roles=(), password=None)
+    await session.commit()
+
+
+async def test_a_well_formed_token_is_accepted(
+    client: httpx.AsyncClient, settings: Settings, users: None
+) -> None:
+    """The control: the forging helpers build tokens the API accepts when nothing is wrong."""
+    response = await client.get(
+        ME, headers={"Authorization": f"Bearer {_sign(settings, _claims(settings))}"}
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["user_name"] == "admin"
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=lambda attack: attack.__name__)
+async def test_bad_token_is_refused_with_401(
+    client: httpx.AsyncClient, settings: Settings, users: None, attack: Callable[[Settings], str]
+) -> None:
+    response = await client.get(ME, headers={"Authorization": f"Bearer {attack(settings)}"})
+
+    assert response.status_code == 401
+    assert response.json() == {"error": "Unauthorized", "detail": "Invalid or expired token."}
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    ["", "Bearer", "Bearer ", "Basic YWRtaW46cGFzc3dvcmQ=", "Token abc", "bearer"],
+)
+async def test_missing_or_other_scheme_is_refused_with_401(
+    client: httpx.AsyncClient, users: None, authorization: str
+) -> None:
+    response = await client.get(ME, headers={"Authorization": authorization})
+
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_signing_secret_from_another_install_is_refused(
+    client: httpx.AsyncClient, settings: Settings, users: None, tmp_path: Any
+) -> None:
+    other = Settings(data_dir=tmp_path / "other", database_url=settings.database_url)
+    token = _sign(other, _claims(settings))
+
+    response = await client.get(ME, headers={"Authorization": f"Bearer {token}"})
+
+    assert other.secret_key.get_secret_value() != settings.secret_key.get_secret_value()
+    assert response.status_code == 401

@@ -1,0 +1,86 @@
+"""Shared arrangements for the setup tests: an admin, the sandbox as the CRM."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.dataverse import DataverseClient, client_from_connection
+from app.models.security import Role
+from app.settings import Settings
+from tests.factories import bearer_headers, create_access_key, create_user
+from tests.fixtures.sandbox import RunningSandbox
+
+API = "/api/v1"
+
+
+async def _headers(
+    session: AsyncSession, client: httpx.AsyncClient, settings: Settings, name: str, role: Role
+) -> dict[str, str]:
+    # An access key instead of a password: no argon2 hashing, so the fixtures stay fast.
+    user = await create_user(session, user_name=name, roles=(role,), password=None)
+    key = await create_access_key(session, settings, user=user)
+    await session.commit()
+    return await bearer_headers(client, user_name=name, password=key)
+
+
+@pytest.fixture
+async def admin(
+    session: AsyncSession, client: httpx.AsyncClient, settings: Settings
+) -> dict[str, str]:
+    return await _headers(session, client, settings, "admin", Role.integration_admin)
+
+
+@pytest.fixture
+async def reader(
+    session: AsyncSession, client: httpx.AsyncClient, settings: Settings
+) -> dict[str, str]:
+    return await _headers(session, client, settings, "reader", Role.integration_user)
+
+
+def connection_body(sandbox: RunningSandbox, **overrides: Any) -> dict[str, Any]:
+    body = {
+        "server_address": sandbox.base_url,
+        "authentication_type": "oauth_client_secret",
+        "token_url": sandbox.token_url,
+        "client_id": sandbox.config.client_id,
+        "client_secret": sandbox.config.client_secret,
+        "dataverse_connection_enabled": True,
+    }
+    body.update(overrides)
+    return body
+
+
+async def configure(
+    client: httpx.AsyncClient, headers: dict[str, str], sandbox: RunningSandbox, **overrides: Any
+) -> dict[str, Any]:
+    response = await client.patch(
+        f"{API}/connection", json=connection_body(sandbox, **overrides), headers=headers
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def enable(client: httpx.AsyncClient, headers: dict[str, str], sandbox: RunningSandbox) -> None:
+    await configure(client, headers, sandbox)
+    response = await client.post(f"{API}/connection/enable", headers=headers)
+    assert response.status_code == 200, response.text
+
+
+@pytest.fixture
+async def crm(sandbox: RunningSandbox) -> AsyncIterator[DataverseClient]:
+    """A client on the sandbox for arranging and checking CRM rows."""
+    async with client_from_connection(
+        server_address=sandbox.base_url,
+        api_version=sandbox.config.api_version,
+        authentication_type="oauth_client_secret",
+        client_id=sandbox.config.client_id,
+        client_secret=sandbox.config.client_secret,
+        token_url=sandbox.token_url,
+    ) as client:
+        yield client

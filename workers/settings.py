@@ -1,0 +1,103 @@
+"""The arq worker: functions, the scheduler tick, start-up and shut-down.
+
+``salesbridge worker`` and ``salesbridge serve`` build it with ``create_worker(settings)``;
+``arq workers.settings.WorkerSettings`` builds the same worker from the environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from typing import Any
+
+from arq import cron, func
+from arq.worker import Worker
+
+from app.db import create_engine, create_sessionmaker
+from app.logs import get_logger
+from app.settings import Settings, get_settings
+from workers import tasks
+from workers.queue import QUEUE_NAME, RUN_ENTRY_TASK, redis_settings
+
+log = get_logger("salesbridge.worker")
+
+TICK_TIMEOUT_SECONDS = 20
+HEALTH_CHECK_SECONDS = 60
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx["settings"]
+    engine = create_engine(settings.database_url)
+    ctx["engine"] = engine
+    ctx["sessionmaker"] = create_sessionmaker(engine)
+    # Stored as claimed_by: says which process holds a claim (and which to look at).
+    ctx["worker_id"] = f"{socket.gethostname()[:80]}:{os.getpid()}"
+    log.info("worker_started", worker_id=ctx["worker_id"], queue=QUEUE_NAME)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    engine = ctx.get("engine")
+    if engine is not None:
+        await engine.dispose()
+
+
+def tick_seconds(settings: Settings) -> set[int]:
+    return set(range(0, 60, settings.scheduler_tick_seconds))
+
+
+def worker_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments of arq's ``Worker``, all explicit (arq's defaults are long)."""
+    run_entry = func(
+        tasks.run_entry,
+        name=RUN_ENTRY_TASK,
+        timeout=settings.job_timeout_seconds + tasks.ARQ_TIMEOUT_MARGIN_SECONDS,
+        keep_result=0,  # frees the job id at once: the database keeps the outcome
+        max_tries=3,
+    )
+    tick = cron(
+        tasks.tick,
+        name="tick",
+        second=tick_seconds(settings),
+        run_at_startup=True,
+        timeout=TICK_TIMEOUT_SECONDS,
+        unique=True,
+    )
+    return {
+        "functions": [run_entry],
+        "cron_jobs": [tick],
+        "queue_name": QUEUE_NAME,
+        "redis_settings": redis_settings(settings),
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "ctx": {"settings": settings},
+        "job_timeout": settings.job_timeout_seconds + tasks.ARQ_TIMEOUT_MARGIN_SECONDS,
+        "keep_result": 0,
+        "max_tries": 3,
+        "health_check_interval": HEALTH_CHECK_SECONDS,
+    }
+
+
+def create_worker(settings: Settings, **overrides: Any) -> Worker:
+    """Call inside the running event loop: arq's Worker takes the loop when it is built."""
+    return Worker(**{**worker_options(settings), **overrides})
+
+
+async def run_worker(settings: Settings, **overrides: Any) -> None:
+    """Run a worker until a signal stops it (or this coroutine is cancelled)."""
+    worker = create_worker(settings, **overrides)
+    try:
+        await worker.async_run()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+    finally:
+        await worker.close()
+
+
+def __getattr__(name: str) -> Any:
+    # Built on first use, so importing this module reads no settings and creates no files.
+    if name == "WorkerSettings":
+        return type("WorkerSettings", (), worker_options(get_settings()))
+    raise AttributeError(name)
