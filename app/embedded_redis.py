@@ -218,8 +218,19 @@ class EmbeddedRedis:
 def _terminate(process: psutil.Process) -> None:
     with contextlib.suppress(psutil.NoSuchProcess):
         process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except psutil.TimeoutExpired:
+        if not _has_ended(process):
             process.kill()
-            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+            _has_ended(process)
+
+
+def _has_ended(process: psutil.Process) -> bool:
+    """Gone or a zombie: a stale server is not our child, so we cannot reap it."""
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False

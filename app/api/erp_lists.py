@@ -14,15 +14,14 @@ import sqlalchemy as sa
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement
-from sqlmodel.sql.sqltypes import AutoString
 
 from app.erp import listing
 from app.errors import InvalidInputError
 from app.models.base import TableBase
 
 OPTIONS = frozenset({"$top", "$skip", "limit", "offset", "$orderby", "sort", "$filter", "$count"})
-PageSize = Annotated[int | None, Query(ge=0)]
-Offset = Annotated[int | None, Query(ge=0)]
+PageSize = Annotated[int | None, Query(ge=0, le=listing.MAX_OFFSET)]
+Offset = Annotated[int | None, Query(ge=0, le=listing.MAX_OFFSET)]
 
 
 def _one_of(name_a: str, a: Any, name_b: str, b: Any) -> Any:
@@ -34,6 +33,10 @@ def _one_of(name_a: str, a: Any, name_b: str, b: Any) -> Any:
 
 def _equality_params(request: Request) -> dict[str, str]:
     equals: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        if "\x00" in name or "\x00" in value:
+            msg = "Query parameters must not contain NUL characters."
+            raise InvalidInputError(msg)
     for name in request.query_params:
         if name in OPTIONS:
             continue
@@ -82,15 +85,7 @@ def public_fields(
 ) -> dict[str, ColumnElement[Any]]:
     """The Read schema's fields as columns: the only names filters and sorts may use."""
     columns = sa.inspect(model).columns
-    return {name: _typed(columns[name]) for name in read_schema.model_fields if name in columns}
-
-
-def _typed(column: sa.Column[Any]) -> ColumnElement[Any]:
-    """sqlmodel's ``AutoString`` reports no Python type; present such columns as strings
-    so the filter compiler types them (the SQL is the same plain column)."""
-    if isinstance(column.type, AutoString):
-        return sa.type_coerce(column, sa.String(column.type.length))
-    return column
+    return {name: columns[name] for name in read_schema.model_fields if name in columns}
 
 
 def next_link(request: Request, query: listing.ListQuery, *, has_more: bool) -> str | None:

@@ -6,21 +6,23 @@ posting another one, as in BC.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Path, Request, status
 from pydantic import BaseModel
 from sqlmodel import select
 
 from app.api.erp_bodies import with_body
 from app.api.erp_lists import ListQueryDep, page_body, public_fields
 from app.api.schemas import erp as schemas
+from app.api.schemas.erp import MAX_INT
 from app.auth.deps import SessionDep
 from app.erp import ledger, listing
 from app.models.base import TableBase
 from app.models.erp import CustLedgerEntry, ItemLedgerEntry
 
 router = APIRouter()
+EntryNo = Annotated[int, Path(ge=1, le=MAX_INT)]
 ILE = schemas.ITEM_LEDGER_ENTRY
 CLE = schemas.CUST_LEDGER_ENTRY
 
@@ -64,7 +66,7 @@ router.add_api_route(
 @router.get(
     "/item-ledger-entries/{entry_no}", response_model=ILE.read, tags=["item-ledger-entries"]
 )
-async def get_item_ledger_entry(session: SessionDep, entry_no: int) -> Any:
+async def get_item_ledger_entry(session: SessionDep, entry_no: EntryNo) -> Any:
     return ILE.read.model_validate(
         await ledger.get_entry_or_raise(session, ItemLedgerEntry, entry_no)
     )
@@ -101,7 +103,7 @@ async def post_payment(session: SessionDep, body: schemas.PaymentCreate) -> Any:
 @router.get(
     "/customer-ledger-entries/{entry_no}", response_model=CLE.read, tags=["customer-ledger-entries"]
 )
-async def get_customer_ledger_entry(session: SessionDep, entry_no: int) -> Any:
+async def get_customer_ledger_entry(session: SessionDep, entry_no: EntryNo) -> Any:
     return CLE.read.model_validate(
         await ledger.get_entry_or_raise(session, CustLedgerEntry, entry_no)
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request, Response, status
+from fastapi import APIRouter, Body, Path, Request, Response, status
 from pydantic import BaseModel
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,12 +22,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.api.erp_bodies import with_body
 from app.api.erp_lists import ListQueryDep, page_body, public_fields
 from app.api.schemas import sales as schemas
+from app.api.schemas.erp import MAX_INT
 from app.auth.deps import SessionDep
 from app.clock import utc_now
 from app.erp import listing, notes, posting, sales, sales_actions
 from app.models.erp import SalesDocumentType, SalesHeader, SalesInvoiceHeader, SalesInvoiceLine
 
 router = APIRouter()
+LineNo = Annotated[int, Path(ge=1, le=MAX_INT)]
 HEADER_FIELDS = public_fields(SalesHeader, schemas.HEADER.read)
 NO_CONTENT: dict[str, Any] = {"status_code": status.HTTP_204_NO_CONTENT, "response_class": Response}
 
@@ -114,13 +116,13 @@ def _line_routes(router: APIRouter, document_type: SalesDocumentType) -> None:
         line = await sales.add_line(session, header, body.model_dump(exclude_unset=True))
         return schemas.LINE.read.model_validate(line)
 
-    async def get_line(session: SessionDep, no: str, line_no: int) -> Any:
+    async def get_line(session: SessionDep, no: str, line_no: LineNo) -> Any:
         header = await sales.get_document_or_raise(session, document_type, no)
         return schemas.LINE.read.model_validate(
             await sales.get_line_or_raise(session, header, line_no)
         )
 
-    async def update_line(session: SessionDep, no: str, line_no: int, body: BaseModel) -> Any:
+    async def update_line(session: SessionDep, no: str, line_no: LineNo, body: BaseModel) -> Any:
         header = await sales.get_document_or_raise(session, document_type, no)
         line = await sales.get_line_or_raise(session, header, line_no)
         changed = await sales.update_line(
@@ -128,7 +130,7 @@ def _line_routes(router: APIRouter, document_type: SalesDocumentType) -> None:
         )
         return schemas.LINE.read.model_validate(changed)
 
-    async def delete_line(session: SessionDep, no: str, line_no: int) -> Response:
+    async def delete_line(session: SessionDep, no: str, line_no: LineNo) -> Response:
         header = await sales.get_document_or_raise(session, document_type, no)
         await sales.delete_line(
             session, header, await sales.get_line_or_raise(session, header, line_no)

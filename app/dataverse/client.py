@@ -36,6 +36,8 @@ STANDARD_HEADERS = {
     "OData-MaxVersion": "4.0",
     "OData-Version": "4.0",
 }
+# Reads only: stops cached $expand results; on a write it would mean "create only".
+READ_HEADERS = {"If-None-Match": "null"}
 MAX_BATCH_OPERATIONS = 1000  # Dataverse's documented cap per $batch
 
 
@@ -78,6 +80,7 @@ class DataverseClient:
         self.api_url = f"{self.server_url}/api/data/v{api_version.lstrip('v')}/"
         self._api = httpx.URL(self.api_url)
         self.max_pages = max_pages
+        self._owns_auth = auth is None  # close only what we made
         self.auth = auth or _auth_from_credentials(credentials, self.server_url, transport)
         inner = transport or httpx.AsyncHTTPTransport(
             limits=httpx.Limits(max_connections=max_concurrency)
@@ -118,7 +121,7 @@ class DataverseClient:
 
     async def aclose(self) -> None:
         await self._sender.http.aclose()
-        if isinstance(self.auth, ClientCredentialsAuth):
+        if self._owns_auth and isinstance(self.auth, ClientCredentialsAuth):
             await self.auth.aclose()
 
     # --- reads -----------------------------------------------------------------------------
@@ -142,7 +145,8 @@ class DataverseClient:
     ) -> dict[str, Any]:
         """One record by id or alternate key; ``NotFoundError`` if it does not exist."""
         params = _query_params(select=select, expand=expand)
-        exchange = await self._send("GET", addressing.record_path(entity_set, key), params=params)
+        path = addressing.record_path(entity_set, key)
+        exchange = await self._send("GET", path, params=params, headers=READ_HEADERS)
         record: dict[str, Any] = exchange.response.json()
         return record
 
@@ -181,7 +185,7 @@ class DataverseClient:
         self, entity_set: str, *, params: Mapping[str, str], page_size: int | None = None
     ) -> AsyncGenerator[list[dict[str, Any]], None]:
         """Raw pages (lists of records) of a query; ``params`` are the OData options."""
-        headers = {"If-None-Match": "null"}
+        headers = dict(READ_HEADERS)
         if page_size is not None:
             headers["Prefer"] = paging.prefer_page_size(page_size)
         guard = paging.NextLinkGuard(self._api, max_pages=self.max_pages)

@@ -42,13 +42,11 @@ def client_from_connection(
             "use oauth_client_secret (an app registration with a client secret)"
         )
         raise DataverseConfigError(msg)
-    missing = [
-        name
-        for name, value in (("client id", client_id), ("client secret", client_secret))
-        if not value
-    ]
-    if not (tenant_id or token_url):
-        missing.append("tenant id or token URL")
+    missing = _missing_settings(
+        client_id=client_id,
+        client_secret=client_secret,
+        has_token_source=bool(tenant_id or token_url),
+    )
     if missing:
         msg = "the connection setup is missing: " + ", ".join(missing)
         raise DataverseConfigError(msg)
@@ -62,3 +60,14 @@ def client_from_connection(
         transport=transport,
         **options,
     )
+
+
+def _missing_settings(*, client_id: str, client_secret: str, has_token_source: bool) -> list[str]:
+    missing = [
+        name
+        for name, value in (("client id", client_id), ("client secret", client_secret))
+        if not value
+    ]
+    if not has_token_source:
+        missing.append("tenant id or token URL")
+    return missing

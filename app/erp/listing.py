@@ -26,6 +26,8 @@ from app.odata import filters
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+MAX_OFFSET = 10**9
+MAX_INT = 2**31 - 1
 T = TypeVar("T")
 
 
@@ -85,6 +87,20 @@ def _resolve(fields: Mapping[str, ColumnElement[Any]], name: str, what: str) -> 
     return column
 
 
+def _int(raw: str) -> int:
+    value = int(raw)
+    if abs(value) > MAX_INT:
+        raise ValueError(raw)
+    return value
+
+
+def _decimal(raw: str) -> Decimal:
+    value = Decimal(raw)
+    if not value.is_finite():
+        raise ValueError(raw)
+    return value
+
+
 def coerce(column: ColumnElement[Any], name: str, raw: str) -> Any:
     """A query-string value as the column's Python type, or a clear 400."""
     try:
@@ -98,7 +114,7 @@ def coerce(column: ColumnElement[Any], name: str, raw: str) -> Any:
             return raw.lower() == "true"
         if python_type is datetime:
             return as_utc(datetime.fromisoformat(raw))
-        parsers: dict[type, Any] = {int: int, Decimal: Decimal, date: date.fromisoformat}
+        parsers: dict[type, Any] = {int: _int, Decimal: _decimal, date: date.fromisoformat}
         parsers[uuid.UUID] = uuid.UUID
         parser = parsers.get(python_type)
         return parser(raw) if parser is not None else raw

@@ -12,6 +12,7 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.erp.rows import as_row_id
 from app.errors import NotFoundError
 from app.models.erp import Note, SalesHeader
 
@@ -31,8 +32,8 @@ async def list_notes(session: AsyncSession, header: SalesHeader) -> Sequence[Not
 async def get_note_or_raise(session: AsyncSession, header: SalesHeader, key: str) -> Note:
     """A note of ``header`` by ``id`` or ``system_id``."""
     statement = _for_header(header)
-    if key.isdigit():
-        statement = statement.where(col(Note.id) == int(key))
+    if (row_id := as_row_id(key)) is not None:
+        statement = statement.where(col(Note.id) == row_id)
     else:
         try:
             statement = statement.where(col(Note.system_id) == uuid.UUID(key))

@@ -170,6 +170,10 @@ async def post_order(
     posted = sum((line.amount for line in invoice_lines), Decimal(0))
     discount = _invoice_discount(order, lines, posted)
     invoice = _invoice_header(order, invoice_no, posting_date, posted - discount, discount)
+    amount_lcy = await _to_lcy(session, order.currency_code, invoice.amount_including_vat)
+    if max(amount_lcy, invoice.amount_including_vat) >= sales.MAX_TOTAL:
+        msg = f"The invoice amount {amount_lcy} (LCY) is too large to post."
+        raise ConflictError(msg)
     session.add(invoice)
     await session.flush()
     session.add_all(invoice_lines)
@@ -180,10 +184,8 @@ async def post_order(
         posting_date=posting_date,
         document_type=CustLedgerDocumentType.invoice,
         document_no=invoice_no,
-        amount_lcy=await _to_lcy(session, order.currency_code, invoice.amount_including_vat),
-        remaining_amount_lcy=await _to_lcy(
-            session, order.currency_code, invoice.amount_including_vat
-        ),
+        amount_lcy=amount_lcy,
+        remaining_amount_lcy=amount_lcy,
         due_date=invoice.due_date,
         open=invoice.amount_including_vat != 0,
     )

@@ -18,7 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.erp.references import Reference, chunked, missing_references
-from app.erp.rows import row_values
+from app.erp.rows import as_row_id, row_values
 from app.erp.validation import RowError, flush_or_conflict, raise_row_errors
 from app.errors import ConflictError, NotFoundError
 from app.models.base import TableBase
@@ -79,8 +79,8 @@ async def get_row(session: AsyncSession, table: ErpTable, key: str) -> TableBase
     model = table.model
     if table.path_key is not None:
         condition = col(getattr(model, table.path_key)) == key
-    elif key.isdigit():
-        condition = col(model.id) == int(key)
+    elif (row_id := as_row_id(key)) is not None:
+        condition = col(model.id) == row_id
     else:
         try:
             condition = col(model.system_id) == uuid.UUID(key)

@@ -14,3 +14,13 @@ def row_values(
 ) -> dict[str, Any]:
     names = type(row).model_fields if include is None else include
     return {name: getattr(row, name) for name in names if name not in exclude}
+
+
+MAX_ROW_ID = 2**31 - 1
+
+
+def as_row_id(key: str) -> int | None:
+    """``key`` as an ``id`` when it is one: digits within the INTEGER range."""
+    if key.isascii() and key.isdigit() and int(key) <= MAX_ROW_ID:
+        return int(key)
+    return None

@@ -40,6 +40,10 @@ from app.models.erp import (
 )
 
 CENT = Decimal("0.01")
+# Amounts are Numeric(20, 5): 15 integer digits. Lines stay two digits below, so totals
+# of up to 100 lines (and their LCY value at a sane exchange rate) still fit.
+MAX_LINE_AMOUNT = Decimal(10) ** 13
+MAX_TOTAL = Decimal(10) ** 15
 LINE_NO_STEP = 10000
 SERIES = {
     SalesDocumentType.quote: numbering.SALES_QUOTE_NOS,
@@ -188,6 +192,9 @@ def _priced(values: dict[str, Any], *, field_prefix: str) -> tuple[dict[str, Any
         message = "line_discount_amount must not exceed quantity * unit_price."
         return values, [RowError(None, f"{field_prefix}line_discount_amount", message)]
     amount = line_amount(quantity, Decimal(values.get("unit_price", 0)), discount)
+    if amount >= MAX_LINE_AMOUNT:
+        message = f"The line amount {amount} is too large (limit {MAX_LINE_AMOUNT})."
+        return values, [RowError(None, f"{field_prefix}quantity", message)]
     return {**values, "amount": amount, "amount_including_vat": amount}, []
 
 

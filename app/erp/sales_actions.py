@@ -60,7 +60,9 @@ async def move_notes(
 
 
 async def make_order(session: AsyncSession, quote: SalesHeader) -> SalesHeader:
-    values = row_values(quote, exclude=HEADER_COPY_EXCLUDE | {"document_type", "no", "status"})
+    values = row_values(
+        quote, exclude=HEADER_COPY_EXCLUDE | {"document_type", "no", "status", "quote_no"}
+    )
     order = SalesHeader(
         **values,
         document_type=SalesDocumentType.order,

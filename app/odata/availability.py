@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select, visitors
 
 from app.odata.entity_sets import EntitySet
 from app.odata.filters import compile_filter, substitute_aliases
 from app.odata.paging import Ordering, after_predicate, order_by_clauses
+from app.odata.readers import Reader
 
 _FILTER_CACHE_SIZE = 512
 _filter_cache: OrderedDict[tuple[str, str], Any] = OrderedDict()
@@ -62,7 +62,7 @@ def filter_clause(entity_set: EntitySet, filter_text: str, aliases: dict[str, st
 
 
 async def read_page(
-    connection: AsyncConnection, entity_set: EntitySet, page: PageRequest
+    reader: Reader, entity_set: EntitySet, page: PageRequest
 ) -> Sequence[Sequence[Any]]:
     select = base_select(entity_set)
     if page.filter_text is not None:
@@ -73,25 +73,21 @@ async def read_page(
     select = select.limit(page.limit + 1 if page.probe else page.limit)
     if page.skip:
         select = select.offset(page.skip)
-    result = await connection.execute(select)
-    rows: Sequence[Sequence[Any]] = result.all()
-    return rows
+    return await reader.rows(select)
 
 
 async def read_entity(
-    connection: AsyncConnection, entity_set: EntitySet, key: dict[str, str]
+    reader: Reader, entity_set: EntitySet, key: dict[str, str]
 ) -> Sequence[Any] | None:
     select = base_select(entity_set)
     for name, value in key.items():
         column = entity_set.by_name[name].column
         select = select.where(column == sa.literal(value, column.type))
-    result = await connection.execute(select.limit(1))
-    row: Sequence[Any] | None = result.first()
-    return row
+    return await reader.first(select)
 
 
 async def count_rows(
-    connection: AsyncConnection,
+    reader: Reader,
     entity_set: EntitySet,
     *,
     filter_text: str | None,
@@ -104,8 +100,7 @@ async def count_rows(
         select = select.where(entity_set.condition)
     if clause is not None:
         select = select.where(clause)
-    result = await connection.execute(select)
-    return int(result.scalar_one())
+    return int(await reader.scalar(select))
 
 
 def _count_source(entity_set: EntitySet, clause: Any) -> Any:

@@ -6,6 +6,7 @@ shape) is derived from these declarations, so a property exists everywhere or no
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,10 +39,30 @@ class Property:
         return self.edm_type == "Edm.String"
 
     def output_column(self) -> ColumnElement[Any]:
-        """What the query selects: decimals as doubles so rows serialise without Decimal."""
+        """What the query selects: values orjson writes directly, without per-row objects.
+
+        Decimals come as doubles; timestamps as ISO 8601 text on SQLite (which stores UTC
+        text) instead of parsed datetimes, since only their text is ever sent.
+        """
         if self.is_decimal:
             return sa.cast(self.column, sa.Float()).label(self.name)
+        if self.edm_type == "Edm.DateTimeOffset":
+            return sa.type_coerce(self.column, ODataTimestamp()).label(self.name)
         return self.column.label(self.name)
+
+
+class ODataTimestamp(sa.types.TypeDecorator[Any]):
+    """UTC timestamps as sent: SQLite's naive UTC text -> ``...T...Z``; datetimes pass."""
+
+    impl = sa.types.String
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace(" ", "T", 1) + "Z"
+        if isinstance(value, dt.datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError, ProgrammingError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -21,7 +21,7 @@ from app.logs import get_logger
 from app.odata import availability, metadata, responses
 from app.odata.auth import authenticate_request
 from app.odata.entity_sets import EntitySet
-from app.odata.errors import ODataMethodNotAllowedError, ODataNotFoundError
+from app.odata.errors import ODataFilterError, ODataMethodNotAllowedError, ODataNotFoundError
 from app.odata.paging import decode_token, encode_token
 from app.odata.paths import Resource, parse_resource
 from app.odata.query import (
@@ -32,6 +32,7 @@ from app.odata.query import (
     parse_orderby,
     parse_select,
 )
+from app.odata.readers import Reader, reader_for
 from app.odata.serialize import (
     EntityWriter,
     collection_payload,
@@ -98,16 +99,40 @@ async def _dispatch(
         return Response(body, media_type=content_type)
     entity_set = resource.entity_set
     assert entity_set is not None  # noqa: S101 - every other kind names a set
-    engine: AsyncEngine = request.app.state.engine
-    async with engine.connect() as connection:
-        if resource.kind == "count":
-            count = await availability.count_rows(
-                connection, entity_set, filter_text=options.get("filter"), aliases=options.aliases
-            )
-            return Response(str(count), media_type="text/plain")
-        if resource.kind == "collection":
-            return await _collection(request, connection, entity_set, options, level, root)
-        row = await availability.read_entity(connection, entity_set, resource.key)
+    try:
+        return await _read(request, resource, options, entity_set, level, root)
+    except (DataError, ProgrammingError, OperationalError) as exc:
+        # A filter that compiles but the database cannot evaluate (a value out of its range,
+        # a function this SQLite build lacks) is the client's problem, not a 500.
+        if options.get("filter") is None or not _is_evaluation_error(exc):
+            raise
+        msg = "The $filter could not be evaluated by the database."
+        raise ODataFilterError(msg) from exc
+
+
+def _is_evaluation_error(exc: DBAPIError) -> bool:
+    if isinstance(exc, OperationalError):
+        return "no such function" in str(exc.orig)
+    return True
+
+
+async def _read(
+    request: Request,
+    resource: Resource,
+    options: QueryOptions,
+    entity_set: EntitySet,
+    level: str,
+    root: str,
+) -> Response:
+    reader = reader_for(request.app.state)
+    if resource.kind == "count":
+        count = await availability.count_rows(
+            reader, entity_set, filter_text=options.get("filter"), aliases=options.aliases
+        )
+        return Response(str(count), media_type="text/plain")
+    if resource.kind == "collection":
+        return await _collection(request, reader, entity_set, options, level, root)
+    row = await availability.read_entity(reader, entity_set, resource.key)
     if row is None:
         msg = f"No {entity_set.name} with that key."
         raise ODataNotFoundError(msg)
@@ -116,7 +141,7 @@ async def _dispatch(
 
 async def _collection(
     request: Request,
-    connection: Any,
+    reader: Reader,
     entity_set: EntitySet,
     options: QueryOptions,
     level: str,
@@ -144,11 +169,11 @@ async def _collection(
         limit=limit,
         probe=top is None or top > page_size,
     )
-    rows = await availability.read_page(connection, entity_set, page)
+    rows = await availability.read_page(reader, entity_set, page)
     count = None
     if with_count:
         count = await availability.count_rows(
-            connection, entity_set, filter_text=page.filter_text, aliases=options.aliases
+            reader, entity_set, filter_text=page.filter_text, aliases=options.aliases
         )
     next_link = None
     if len(rows) > limit:

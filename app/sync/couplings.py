@@ -237,9 +237,10 @@ async def _conditions(session: AsyncSession, filters: CouplingFilter) -> list[An
         if value is not None:
             conditions.append(column == value)
     if filters.is_failed is not None:
+        # coalesce: a never-synced direction (NULL) is "not failed", not unknown.
         failed = or_(
-            col(IntegrationRecord.last_synch_result) == SynchResult.failure,
-            col(IntegrationRecord.last_synch_crm_result) == SynchResult.failure,
+            func.coalesce(IntegrationRecord.last_synch_result, "") == SynchResult.failure,
+            func.coalesce(IntegrationRecord.last_synch_crm_result, "") == SynchResult.failure,
         )
         conditions.append(failed if filters.is_failed else ~failed)
     return conditions

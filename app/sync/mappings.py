@@ -9,6 +9,7 @@ with the reason, before anything is written.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -74,7 +75,9 @@ def _compile(label: str, text: str, columns: Mapping[str, Any], side: str) -> No
     try:
         compile_filter(text, columns)
     except ODataFilterError as exc:
-        msg = f"Invalid {label} for the {side}: {exc.detail}"
+        named = [name for name in columns if re.search(rf"\b{re.escape(name)}\b", text)]
+        fields = f" (fields in the filter: {', '.join(named)})" if named else ""
+        msg = f"Invalid {label} for the {side}: {exc.detail}{fields}"
         raise InvalidInputError(msg) from None
 
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import access_keys
@@ -32,7 +32,9 @@ async def admin(client: httpx.AsyncClient, session: AsyncSession) -> dict[str, s
 
 async def _rows(session: AsyncSession) -> list[WebServiceAccessKey]:
     session.expire_all()
-    return list(await session.exec(select(WebServiceAccessKey).order_by(WebServiceAccessKey.id)))
+    return list(
+        await session.exec(select(WebServiceAccessKey).order_by(col(WebServiceAccessKey.id)))
+    )
 
 
 async def _login(client: httpx.AsyncClient, key: str) -> int:

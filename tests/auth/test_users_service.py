@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlmodel import select
@@ -44,31 +45,29 @@ async def test_create_user_only_flushes(session: AsyncSession, sessionmaker: Ses
         assert await users.count_users(other) == 0
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "error", "message"),
-    [
-        ({"user_name": "", "roles": [Role.integration_user]}, InvalidInputError, "user name"),
-        ({"user_name": "a b", "roles": [Role.integration_user]}, InvalidInputError, "user name"),
-        ({"user_name": "a/b", "roles": [Role.integration_user]}, InvalidInputError, "user name"),
-        ({"user_name": "a" * 101, "roles": [Role.integration_user]}, InvalidInputError, "1-100"),
-        ({"user_name": "alice", "roles": []}, InvalidInputError, "at least one role"),
-        (
-            {"user_name": "alice", "roles": [Role.integration_user], "password": "x" * 11},
-            InvalidInputError,
-            "at least 12 characters",
-        ),
-        (
-            {"user_name": "alice", "roles": [Role.integration_user], "full_name": "x" * 101},
-            InvalidInputError,
-            "full name is too long",
-        ),
-    ],
-)
-async def test_create_user_refuses_bad_input(
-    session: AsyncSession, kwargs: dict[str, object], error: type[Exception], message: str
-) -> None:
-    with pytest.raises(error, match=message):
-        await users.create_user(session, **kwargs)  # type: ignore[arg-type]
+BAD_NEW_USERS: list[tuple[dict[str, Any], type[Exception], str]] = [
+    ({"user_name": "", "roles": [Role.integration_user]}, InvalidInputError, "user name"),
+    ({"user_name": "a b", "roles": [Role.integration_user]}, InvalidInputError, "user name"),
+    ({"user_name": "a/b", "roles": [Role.integration_user]}, InvalidInputError, "user name"),
+    ({"user_name": "a" * 101, "roles": [Role.integration_user]}, InvalidInputError, "1-100"),
+    ({"user_name": "alice", "roles": []}, InvalidInputError, "at least one role"),
+    (
+        {"user_name": "alice", "roles": [Role.integration_user], "password": "x" * 11},
+        InvalidInputError,
+        "at least 12 characters",
+    ),
+    (
+        {"user_name": "alice", "roles": [Role.integration_user], "full_name": "x" * 101},
+        InvalidInputError,
+        "full name is too long",
+    ),
+]
+
+
+async def test_create_user_refuses_bad_input(session: AsyncSession) -> None:
+    for kwargs, error, message in BAD_NEW_USERS:
+        with pytest.raises(error, match=message):
+            await users.create_user(session, **kwargs)
     assert await users.count_users(session) == 0
 
 
@@ -160,7 +159,7 @@ async def test_rotate_is_one_transaction(
     old_key_id = old.key_id
     await session.commit()
 
-    new, new_key = await user_keys.rotate_key(session, settings, user_name="crm")
+    new, _new_key = await user_keys.rotate_key(session, settings, user_name="crm")
     assert (new.key_id != old_key_id, old.revoked_at is not None) == (True, True)
     await session.rollback()  # the caller's transaction fails: nothing of the rotation stays
 

@@ -105,7 +105,7 @@ def test_client_from_connection_names_what_to_fix(changes: dict[str, str], messa
         "client_secret": "s",
     } | changes
     with pytest.raises(DataverseConfigError, match=message) as caught:
-        client_from_connection(**values)
+        client_from_connection(**values)  # type: ignore[arg-type]
     assert caught.value.failure_kind is FailureKind.config
 
 

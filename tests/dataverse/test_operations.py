@@ -14,6 +14,7 @@ from app.dataverse.errors import (
     InvalidRecordError,
     NotFoundError,
 )
+from tests.dataverse.conftest import client_for
 from tests.fixtures.sandbox import RunningSandbox
 
 
@@ -201,8 +202,6 @@ async def test_standard_headers_on_the_wire(dv_sandbox: RunningSandbox) -> None:
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
             seen.append(request)
             return await super().handle_async_request(request)
-
-    from tests.dataverse.conftest import client_for
 
     async with client_for(dv_sandbox, transport=Recording()) as client:
         await client.create("accounts", {"name": "H"})

@@ -12,9 +12,10 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 
 from app.dataverse import ChangeSet, DataverseClient, RetryPolicy, create_op
-from app.dataverse.errors import RetriableError
+from app.dataverse.errors import DataverseTransportError, RetriableError
 from app.sandbox import SandboxConfig
 from tests.dataverse.conftest import client_for
 from tests.fixtures.sandbox import RunningSandbox, start_sandbox
@@ -105,14 +106,12 @@ async def test_retry_after_beyond_the_deadline_surfaces_as_retriable() -> None:
         policy = RetryPolicy(deadline_seconds=5)
         async with client_for(sandbox, retry_policy=policy) as crm:
             await crm.whoami()
-            try:
+            with pytest.raises(RetriableError) as caught:
                 await crm.whoami()
-            except RetriableError as error:
-                assert error.status_code == 429 and error.code == "0x80072322"
-                assert error.retry_after_seconds == 30
-                assert error.failure_kind == "transient"
-            else:
-                raise AssertionError("expected a RetriableError")
+        error = caught.value
+        assert error.status_code == 429 and error.code == "0x80072322"
+        assert error.retry_after_seconds == 30
+        assert error.failure_kind == "transient"
         assert sandbox.state.counters.early_requests == 0
 
 
@@ -163,15 +162,10 @@ async def test_refused_connections_give_a_transport_error() -> None:
     policy = RetryPolicy(max_attempts=3, base_delay_seconds=0.01, max_delay_seconds=0.02)
     auth_free = DataverseClient(base_url, auth=httpx.BasicAuth("x", "y"), retry_policy=policy)
     async with auth_free as crm:
-        try:
+        with pytest.raises(DataverseTransportError) as caught:
             await crm.get("accounts", uuid.uuid4())
-        except Exception as error:  # noqa: BLE001 - checking the exact type below
-            from app.dataverse.errors import DataverseTransportError
-
-            assert isinstance(error, DataverseTransportError)
-            assert "after 3 attempts" in str(error) and error.failure_kind == "transient"
-        else:
-            raise AssertionError("expected a transport error")
+    assert "after 3 attempts" in str(caught.value)
+    assert caught.value.failure_kind == "transient"
 
 
 async def sandbox_limits_off(sandbox: RunningSandbox) -> None:

@@ -33,7 +33,9 @@ async def master_data(session: AsyncSession, *, item_count: int = 3) -> None:
             for n in range(item_count)
         ]
     )
-    session.add(erp.Resource(no="R1", name="Fitter", base_unit_of_measure="PCS", unit_price=Decimal(50)))
+    session.add(
+        erp.Resource(no="R1", name="Fitter", base_unit_of_measure="PCS", unit_price=Decimal(50))
+    )
     session.add_all(
         [
             erp.Customer(

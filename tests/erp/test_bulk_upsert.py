@@ -14,7 +14,9 @@ async def _item_count(session: AsyncSession) -> int:
     return (await session.exec(select(func.count()).select_from(erp.Item))).one()
 
 
-async def test_inserts_and_updates_by_natural_key(api: httpx.AsyncClient, session: AsyncSession) -> None:
+async def test_inserts_and_updates_by_natural_key(
+    api: httpx.AsyncClient, session: AsyncSession
+) -> None:
     rows = [
         {"no": "1000", "description": "Renamed bicycle"},
         {"no": "B1", "description": "New", "base_unit_of_measure": "BOX", "unit_price": "5"},
@@ -72,9 +74,16 @@ async def test_rows_may_refer_to_rows_of_the_same_batch(api: httpx.AsyncClient) 
 
 
 async def test_composite_keys_match_sales_prices(api: httpx.AsyncClient) -> None:
-    row = {"item_no": "1000", "sales_type": "customer_price_group", "sales_code": "RETAIL", "unit_price": "80"}
+    row = {
+        "item_no": "1000",
+        "sales_type": "customer_price_group",
+        "sales_code": "RETAIL",
+        "unit_price": "80",
+    }
     first = (await api.post("/api/v1/sales-prices/bulk-upsert", json=[row])).json()
-    second = (await api.post("/api/v1/sales-prices/bulk-upsert", json=[{**row, "unit_price": "75"}])).json()
+    second = (
+        await api.post("/api/v1/sales-prices/bulk-upsert", json=[{**row, "unit_price": "75"}])
+    ).json()
     assert (first["inserted"], second["updated"]) == (1, 1)
     assert first["items"][0]["id"] == second["items"][0]["id"]
     listed = (await api.get("/api/v1/sales-prices")).json()

@@ -13,7 +13,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.models import erp
 
-ENTRY = {"item_no": "1000", "posting_date": "2024-03-01", "entry_type": "purchase", "quantity": "10"}
+ENTRY = {
+    "item_no": "1000",
+    "posting_date": "2024-03-01",
+    "entry_type": "purchase",
+    "quantity": "10",
+}
 
 
 async def test_post_list_and_get_item_ledger_entries(api: httpx.AsyncClient) -> None:
@@ -30,7 +35,9 @@ async def test_post_list_and_get_item_ledger_entries(api: httpx.AsyncClient) -> 
 
 async def test_entries_are_append_only(api: httpx.AsyncClient) -> None:
     await api.post("/api/v1/item-ledger-entries", json=ENTRY)
-    assert (await api.patch("/api/v1/item-ledger-entries/1", json={"quantity": 1})).status_code == 405
+    assert (
+        await api.patch("/api/v1/item-ledger-entries/1", json={"quantity": 1})
+    ).status_code == 405
     assert (await api.delete("/api/v1/item-ledger-entries/1")).status_code == 405
     assert (await api.put("/api/v1/item-ledger-entries/1", json=ENTRY)).status_code == 405
     assert (await api.delete("/api/v1/customer-ledger-entries/1")).status_code == 405
@@ -55,7 +62,8 @@ async def test_quantity_sign_rules(
     api: httpx.AsyncClient, entry_type: str, quantity: str, message: str
 ) -> None:
     response = await api.post(
-        "/api/v1/item-ledger-entries", json={**ENTRY, "entry_type": entry_type, "quantity": quantity}
+        "/api/v1/item-ledger-entries",
+        json={**ENTRY, "entry_type": entry_type, "quantity": quantity},
     )
     assert response.status_code == 422
     assert message in response.json()["detail"]
@@ -65,7 +73,8 @@ async def test_missing_item_location_and_blocked_item(
     api: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     response = await api.post(
-        "/api/v1/item-ledger-entries", json={**ENTRY, "item_no": "GHOST", "location_code": "NOWHERE"}
+        "/api/v1/item-ledger-entries",
+        json={**ENTRY, "item_no": "GHOST", "location_code": "NOWHERE"},
     )
     assert response.status_code == 422
     assert {e["field"] for e in response.json()["errors"]} == {"item_no", "location_code"}
@@ -87,7 +96,9 @@ async def test_concurrent_posting_gets_unique_consecutive_numbers(api: httpx.Asy
     assert numbers == list(range(1, 13))
 
 
-async def _invoice(session: AsyncSession, entry_no: int, document_no: str, amount: str, due: date) -> None:
+async def _invoice(
+    session: AsyncSession, entry_no: int, document_no: str, amount: str, due: date
+) -> None:
     session.add(
         erp.CustLedgerEntry(
             entry_no=entry_no,
@@ -121,7 +132,9 @@ async def test_payment_applies_to_oldest_open_invoices(
     ]
     si1 = (await api.get("/api/v1/customer-ledger-entries/1")).json()
     assert (si1["remaining_amount_lcy"], si1["open"]) == ("30", True)
-    open_entries = (await api.get("/api/v1/customer-ledger-entries", params={"open": "true"})).json()
+    open_entries = (
+        await api.get("/api/v1/customer-ledger-entries", params={"open": "true"})
+    ).json()
     assert [row["document_no"] for row in open_entries["items"]] == ["SI1"]
 
 
@@ -151,7 +164,15 @@ async def test_payment_to_a_named_invoice_and_overpayment(
         ({"customer_no": "C1", "amount": "-5", "posting_date": "2024-03-01"}, 422),
         ({"customer_no": "C1", "amount": "5", "posting_date": "03/01/2024"}, 422),
         ({"customer_no": "NOPE", "amount": "5", "posting_date": "2024-03-01"}, 422),
-        ({"customer_no": "C1", "amount": "5", "posting_date": "2024-03-01", "applies_to_document_no": "X"}, 409),
+        (
+            {
+                "customer_no": "C1",
+                "amount": "5",
+                "posting_date": "2024-03-01",
+                "applies_to_document_no": "X",
+            },
+            409,
+        ),
         ({"customer_no": "C1", "amount": "5", "posting_date": "2024-03-01", "memo": "hi"}, 422),
     ],
 )

@@ -15,7 +15,12 @@ from app.models import erp
 async def many_items(api: httpx.AsyncClient, session: AsyncSession) -> httpx.AsyncClient:
     session.add_all(
         [
-            erp.Item(no=f"P{n:03d}", description=f"Part {n % 3}", unit_price=Decimal(n), blocked=n % 5 == 0)
+            erp.Item(
+                no=f"P{n:03d}",
+                description=f"Part {n % 3}",
+                unit_price=Decimal(n),
+                blocked=n % 5 == 0,
+            )
             for n in range(25)
         ]
     )
@@ -59,8 +64,12 @@ async def test_page_size_is_capped_and_count_can_be_skipped(many_items: httpx.As
 
 
 async def test_sorting_both_styles(many_items: httpx.AsyncClient) -> None:
-    odata = (await many_items.get("/api/v1/items", params={"$orderby": "unit_price desc, no", "$top": 3})).json()
-    simple = (await many_items.get("/api/v1/items", params={"sort": "-unit_price,no", "limit": 3})).json()
+    odata = (
+        await many_items.get("/api/v1/items", params={"$orderby": "unit_price desc, no", "$top": 3})
+    ).json()
+    simple = (
+        await many_items.get("/api/v1/items", params={"sort": "-unit_price,no", "limit": 3})
+    ).json()
     assert [r["no"] for r in odata["items"]] == ["1002", "1001", "1000"]
     assert odata["items"] == simple["items"]
 
@@ -68,7 +77,9 @@ async def test_sorting_both_styles(many_items: httpx.AsyncClient) -> None:
 async def test_equality_params_are_typed(many_items: httpx.AsyncClient) -> None:
     blocked = (await many_items.get("/api/v1/items", params={"blocked": "true"})).json()
     assert {row["no"] for row in blocked["items"]} == {"P000", "P005", "P010", "P015", "P020"}
-    priced = (await many_items.get("/api/v1/items", params={"unit_price": "7", "Description": "Part 1"})).json()
+    priced = (
+        await many_items.get("/api/v1/items", params={"unit_price": "7", "Description": "Part 1"})
+    ).json()
     assert [row["no"] for row in priced["items"]] == ["P007"]
 
 
@@ -108,7 +119,9 @@ async def test_negative_paging_is_422(api: httpx.AsyncClient) -> None:
 
 
 async def test_filter_sees_only_public_fields_of_other_resources(api: httpx.AsyncClient) -> None:
-    customers = (await api.get("/api/v1/customers", params={"$filter": "salesperson_code eq 'SP1'"})).json()
+    customers = (
+        await api.get("/api/v1/customers", params={"$filter": "salesperson_code eq 'SP1'"})
+    ).json()
     assert [row["no"] for row in customers["items"]] == ["C1"]
     refused = await api.get("/api/v1/customers", params={"$filter": "roles eq 'x'"})
     assert refused.status_code == 400

@@ -34,7 +34,12 @@ CASES: list[tuple[str, dict[str, Any], str | None, dict[str, Any]]] = [
         {"unit_price": "85"},
     ),
     ("salespeople", {"code": "SP9", "name": "Ann"}, "SP9", {"email": "ann@example.com"}),
-    ("customers", {"no": "C9", "name": "Contoso", "currency_code": "EUR"}, "C9", {"city": "Bergen"}),
+    (
+        "customers",
+        {"no": "C9", "name": "Contoso", "currency_code": "EUR"},
+        "C9",
+        {"city": "Bergen"},
+    ),
     ("contacts", {"no": "K1", "type": "company", "surname": "Contoso"}, "K1", {"phone": "123"}),
     (
         "opportunities",
@@ -68,7 +73,9 @@ async def test_crud_round_trip(
     updated = await api.patch(url, json=change)
     assert updated.status_code == 200, updated.text
     for field, value in change.items():
-        assert str(updated.json()[field]).rstrip("0").rstrip(".") == str(value).rstrip("0").rstrip(".")
+        assert str(updated.json()[field]).rstrip("0").rstrip(".") == str(value).rstrip("0").rstrip(
+            "."
+        )
     assert updated.json()["created_at"] == row["created_at"]
     assert updated.json()["modified_at"] >= row["modified_at"]
 
@@ -196,3 +203,19 @@ async def test_unknown_keys_are_404(api: httpx.AsyncClient) -> None:
     assert (await api.patch("/api/v1/customers/NOPE", json={"name": "x"})).status_code == 404
     assert (await api.delete("/api/v1/customers/NOPE")).status_code == 404
     assert (await api.get("/api/v1/sales-prices/not-a-uuid")).status_code == 404
+
+
+async def test_out_of_range_input_is_4xx_not_500(api: httpx.AsyncClient) -> None:
+    responses = [
+        await api.post("/api/v1/items", json={"no": "N1", "description": "a\x00b"}),
+        await api.get("/api/v1/items", params={"$skip": 10**12}),
+        await api.get("/api/v1/items", params={"no": "a\x00"}),
+        await api.get("/api/v1/purchase-lines", params={"line_no": 10**12}),
+        await api.get("/api/v1/sales-prices/99999999999"),
+        await api.post(
+            "/api/v1/purchase-lines",
+            json={"document_no": "PO1", "line_no": 2**40, "item_no": "1000"},
+        ),
+        await api.post("/api/v1/items", json={"no": "N2", "unit_price": "1e20"}),
+    ]
+    assert [r.status_code for r in responses] == [422, 422, 400, 400, 404, 422, 422]

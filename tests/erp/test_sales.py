@@ -32,11 +32,23 @@ async def test_create_copies_customer_defaults_and_prices_lines(api: httpx.Async
     order = await _order(api)
     assert order["no"] == "SO000001"
     assert order["status"] == "open"
-    assert (order["bill_to_customer_no"], order["bill_to_name"], order["ship_to_city"]) == ("C1", "Adatum", "Oslo")
-    assert (order["salesperson_code"], order["payment_terms_code"], order["shipment_method_code"]) == ("SP1", "14D", "EXW")
+    assert (order["bill_to_customer_no"], order["bill_to_name"], order["ship_to_city"]) == (
+        "C1",
+        "Adatum",
+        "Oslo",
+    )
+    assert (
+        order["salesperson_code"],
+        order["payment_terms_code"],
+        order["shipment_method_code"],
+    ) == ("SP1", "14D", "EXW")
     lines = order["lines"]
     assert [line["line_no"] for line in lines] == [10000, 20000, 30000]
-    assert (lines[0]["description"], lines[0]["unit_price"], lines[0]["unit_of_measure_code"]) == ("Bicycle 0", "100", "PCS")
+    assert (lines[0]["description"], lines[0]["unit_price"], lines[0]["unit_of_measure_code"]) == (
+        "Bicycle 0",
+        "100",
+        "PCS",
+    )
     assert [line["amount"] for line in lines] == ["200", "140", "150"]
     assert order["amount"] == "490"
     second = await _order(api, your_reference="x", ship_to_name="Dock 4")
@@ -60,12 +72,16 @@ async def test_bad_documents_write_nothing(api: httpx.AsyncClient, session: Asyn
     bad_line = {**ORDER, "lines": [*ORDER["lines"], {"no": "GHOST", "quantity": 1}]}
     response = await api.post("/api/v1/sales-orders", json=bad_line)
     assert response.status_code == 422
-    assert response.json()["errors"] == [{"field": "lines.3.no", "message": "Item 'GHOST' does not exist."}]
+    assert response.json()["errors"] == [
+        {"field": "lines.3.no", "message": "Item 'GHOST' does not exist."}
+    ]
     negative = {**ORDER, "lines": [{"no": "1000", "quantity": "-1"}]}
     assert (await api.post("/api/v1/sales-orders", json=negative)).status_code == 422
     too_much = {**ORDER, "lines": [{"no": "1000", "quantity": "1", "line_discount_amount": "101"}]}
     assert (await api.post("/api/v1/sales-orders", json=too_much)).status_code == 422
-    assert (await api.post("/api/v1/sales-orders", json={**ORDER, "status": "released"})).status_code == 422
+    assert (
+        await api.post("/api/v1/sales-orders", json={**ORDER, "status": "released"})
+    ).status_code == 422
     assert (await session.exec(select(erp.SalesHeader))).first() is None
     assert (await session.exec(select(erp.SalesLine))).first() is None
 
@@ -74,8 +90,14 @@ async def test_lines_crud_and_changing_customer(api: httpx.AsyncClient) -> None:
     order = await _order(api)
     url = f"/api/v1/sales-orders/{order['no']}"
     added = await api.post(f"{url}/lines", json={"no": "1002", "quantity": "1"})
-    assert (added.status_code, added.json()["line_no"], added.json()["amount"]) == (201, 40000, "300")
-    changed = await api.patch(f"{url}/lines/40000", json={"quantity": "2", "line_discount_amount": "50"})
+    assert (added.status_code, added.json()["line_no"], added.json()["amount"]) == (
+        201,
+        40000,
+        "300",
+    )
+    changed = await api.patch(
+        f"{url}/lines/40000", json={"quantity": "2", "line_discount_amount": "50"}
+    )
     assert changed.json()["amount"] == "550"
     swapped = await api.patch(f"{url}/lines/40000", json={"no": "1000"})
     assert (swapped.json()["description"], swapped.json()["unit_price"]) == ("Bicycle 0", "100")
@@ -83,7 +105,11 @@ async def test_lines_crud_and_changing_customer(api: httpx.AsyncClient) -> None:
     assert len((await api.get(f"{url}/lines")).json()["items"]) == 3
     assert (await api.get(f"{url}/lines/40000")).status_code == 404
     moved = await api.patch(url, json={"sell_to_customer_no": "C2"})
-    assert (moved.json()["bill_to_name"], moved.json()["currency_code"], moved.json()["salesperson_code"]) == ("Fabrikam", "EUR", "")
+    assert (
+        moved.json()["bill_to_name"],
+        moved.json()["currency_code"],
+        moved.json()["salesperson_code"],
+    ) == ("Fabrikam", "EUR", "")
 
 
 async def test_released_documents_refuse_edits(api: httpx.AsyncClient) -> None:
@@ -157,7 +183,11 @@ async def test_post_writes_ledgers_and_invoice_and_deletes_the_order(
     body = response.json()
     invoice = body["invoice"]
     assert (body["is_order_deleted"], body["order"]) == (True, None)
-    assert (invoice["no"], invoice["order_no"], invoice["your_reference"]) == ("SI000001", order["no"], "CRM-42")
+    assert (invoice["no"], invoice["order_no"], invoice["your_reference"]) == (
+        "SI000001",
+        order["no"],
+        "CRM-42",
+    )
     assert (invoice["amount"], invoice["invoice_discount_amount"]) == ("450", "40")
     assert [(line["no"], line["quantity"], line["amount"]) for line in invoice["lines"]] == [
         ("1000", "2", "200"),
@@ -165,14 +195,16 @@ async def test_post_writes_ledgers_and_invoice_and_deletes_the_order(
         ("R1", "3", "150"),
     ]
     ile = (await api.get("/api/v1/item-ledger-entries", params={"document_no": "SI000001"})).json()
-    assert [(e["item_no"], e["entry_type"], e["quantity"], e["location_code"]) for e in ile["items"]] == [
+    assert [
+        (e["item_no"], e["entry_type"], e["quantity"], e["location_code"]) for e in ile["items"]
+    ] == [
         ("1000", "sale", "-2", "MAIN"),
         ("1001", "sale", "-1", ""),
     ]
     cle = (await api.get("/api/v1/customer-ledger-entries")).json()["items"]
-    assert [(e["document_type"], e["amount_lcy"], e["remaining_amount_lcy"], e["open"]) for e in cle] == [
-        ("invoice", "450", "450", True)
-    ]
+    assert [
+        (e["document_type"], e["amount_lcy"], e["remaining_amount_lcy"], e["open"]) for e in cle
+    ] == [("invoice", "450", "450", True)]
     assert (await api.get(f"/api/v1/sales-orders/{order['no']}")).status_code == 404
     assert (await session.exec(select(erp.SalesLine))).first() is None
     note = (await session.exec(select(erp.Note))).one()
@@ -192,7 +224,10 @@ async def test_partial_post_then_the_rest(api: httpx.AsyncClient) -> None:
     assert first.status_code == 200, first.text
     remaining = first.json()["order"]
     assert first.json()["is_order_deleted"] is False
-    assert (remaining["lines"][0]["quantity_shipped"], remaining["lines"][0]["quantity_invoiced"]) == ("1", "1")
+    assert (
+        remaining["lines"][0]["quantity_shipped"],
+        remaining["lines"][0]["quantity_invoiced"],
+    ) == ("1", "1")
     cle = (await api.get("/api/v1/customer-ledger-entries")).json()["items"]
     assert cle[0]["amount_lcy"] == "1000"  # 100 EUR at exchange rate 10
     too_much = await api.post(f"{url}/post", json={"lines": [{"line_no": 10000, "quantity": "5"}]})
@@ -216,7 +251,9 @@ async def test_post_refusals(api: httpx.AsyncClient, session: AsyncSession) -> N
     blocked = await api.post(f"/api/v1/sales-orders/{order['no']}/post")
     assert blocked.status_code == 409
     assert "blocked" in blocked.json()["detail"]
-    bad_body = await api.post(f"/api/v1/sales-orders/{order['no']}/post", json={"posting_date": "yesterday"})
+    bad_body = await api.post(
+        f"/api/v1/sales-orders/{order['no']}/post", json={"posting_date": "yesterday"}
+    )
     assert bad_body.status_code == 422
     assert (await api.get("/api/v1/item-ledger-entries")).json()["count"] == 0
     assert (await api.get("/api/v1/sales-invoices")).json()["count"] == 0
@@ -225,7 +262,16 @@ async def test_post_refusals(api: httpx.AsyncClient, session: AsyncSession) -> N
 async def test_document_lists_filter_by_type(api: httpx.AsyncClient) -> None:
     await _order(api)
     await api.post("/api/v1/sales-quotes", json=ORDER)
-    orders = (await api.get("/api/v1/sales-orders", params={"$filter": "your_reference eq 'CRM-42'"})).json()
+    orders = (
+        await api.get("/api/v1/sales-orders", params={"$filter": "your_reference eq 'CRM-42'"})
+    ).json()
     assert [o["no"] for o in orders["items"]] == ["SO000001"]
     quotes = (await api.get("/api/v1/sales-quotes", params={"sell_to_customer_no": "C1"})).json()
     assert [q["no"] for q in quotes["items"]] == ["SQ000001"]
+
+
+async def test_too_large_line_amount_is_422(api: httpx.AsyncClient) -> None:
+    huge = {**ORDER, "lines": [{"no": "1000", "quantity": "100000000000", "unit_price": "1000"}]}
+    response = await api.post("/api/v1/sales-orders", json=huge)
+    assert response.status_code == 422
+    assert "too large" in response.json()["detail"]

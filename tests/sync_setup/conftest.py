@@ -66,7 +66,9 @@ async def configure(
     return body
 
 
-async def enable(client: httpx.AsyncClient, headers: dict[str, str], sandbox: RunningSandbox) -> None:
+async def enable(
+    client: httpx.AsyncClient, headers: dict[str, str], sandbox: RunningSandbox
+) -> None:
     await configure(client, headers, sandbox)
     response = await client.post(f"{API}/connection/enable", headers=headers)
     assert response.status_code == 200, response.text

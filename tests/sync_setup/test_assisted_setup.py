@@ -130,7 +130,8 @@ async def test_steps_in_order_and_bad_answers_change_nothing(
         response = await client.put(f"{STEPS}/crm_url", json={"server_address": bad}, headers=admin)
         assert response.status_code == 400, bad
     response = await client.put(
-        f"{STEPS}/crm_url", json={"server_address": "https://x.crm4.dynamics.com", "extra": 1},
+        f"{STEPS}/crm_url",
+        json={"server_address": "https://x.crm4.dynamics.com", "extra": 1},
         headers=admin,
     )
     assert response.status_code == 422
@@ -141,7 +142,8 @@ async def test_steps_in_order_and_bad_answers_change_nothing(
     )
     assert response.status_code == 200
     response = await client.put(
-        f"{STEPS}/credentials", json={"client_id": "app", "token_url": "https://login.example.com/t"},
+        f"{STEPS}/credentials",
+        json={"client_id": "app", "token_url": "https://login.example.com/t"},
         headers=admin,
     )
     assert response.status_code == 400

@@ -64,7 +64,9 @@ async def test_bad_changes_are_refused_and_change_nothing(
         assert response.status_code == status, (body, response.text)
         assert words in response.text, (body, response.text)
     response = await client.patch(
-        f"{API}/connection", content=b"{not json", headers={**admin, "Content-Type": "application/json"}
+        f"{API}/connection",
+        content=b"{not json",
+        headers={**admin, "Content-Type": "application/json"},
     )
     assert response.status_code == 422
     setup = (await session.exec(select(ConnectionSetup))).one()
@@ -81,13 +83,22 @@ async def test_secrets_are_masked_encrypted_and_never_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    user = await create_user(session, user_name="odata", roles=(Role.product_availability,))
+    user = await create_user(
+        session, user_name="odata", roles=(Role.product_availability,), password=None
+    )
     key = await create_access_key(session, settings, user=user)
     await session.commit()
     responses = []
-    body = {"client_id": "app", "client_secret": SECRET, "tenant_id": "t", "password": SECRET + "pw",
-            "dataverse_connection_enabled": True, "item_availability_enabled": True,
-            "odata_user_name": "odata", "odata_access_key": key}  # fmt: skip
+    body = {
+        "client_id": "app",
+        "client_secret": SECRET,
+        "tenant_id": "t",
+        "password": SECRET + "pw",
+        "dataverse_connection_enabled": True,
+        "item_availability_enabled": True,
+        "odata_user_name": "odata",
+        "odata_access_key": key,
+    }
     responses.append(await client.patch(f"{API}/connection", json=body, headers=admin))
     assert responses[-1].status_code == 200, responses[-1].text
     shown = responses[-1].json()
@@ -145,7 +156,9 @@ async def test_enable_and_disable_move_jobs_on_hold_and_back(
     jobs = list(await session.exec(select(JobQueueEntry)))
     assert jobs and all(j.status != JobStatus.on_hold for j in jobs)
     response = await client.patch(
-        f"{API}/connection", json={"server_address": "https://other.crm.dynamics.com"}, headers=admin
+        f"{API}/connection",
+        json={"server_address": "https://other.crm.dynamics.com"},
+        headers=admin,
     )
     assert response.status_code == 409
     assert "Disable the connection" in response.json()["detail"]
@@ -184,7 +197,9 @@ async def test_switching_features_on_an_enabled_connection_adds_their_jobs(
             (JobKind.mapping_sync, "SALESORDER-ORDER")} <= jobs  # fmt: skip
     response = await client.get(f"{API}/mappings/SALESORDER-ORDER", headers=admin)
     assert response.json()["direction"] == "bidirectional"
-    assert (await client.get(f"{API}/mappings/SOLINE-ORDERDETAIL", headers=admin)).status_code == 200
+    assert (
+        await client.get(f"{API}/mappings/SOLINE-ORDERDETAIL", headers=admin)
+    ).status_code == 200
     body = {"sales_order_integration_enabled": True}
     response = await client.patch(f"{API}/connection", json=body, headers=admin)
     assert response.status_code == 400  # legacy and bidirectional together
@@ -193,10 +208,14 @@ async def test_switching_features_on_an_enabled_connection_adds_their_jobs(
 async def test_odata_key_must_belong_to_the_user_or_is_issued(
     client: httpx.AsyncClient, admin: dict[str, str], session: AsyncSession, settings
 ) -> None:
-    odata = await create_user(session, user_name="odata", roles=(Role.product_availability,))
-    other = await create_user(session, user_name="other", roles=(Role.product_availability,))
+    odata = await create_user(
+        session, user_name="odata", roles=(Role.product_availability,), password=None
+    )
+    other = await create_user(
+        session, user_name="other", roles=(Role.product_availability,), password=None
+    )
     other_key = await create_access_key(session, settings, user=other)
-    await create_user(session, user_name="plain", roles=(Role.integration_user,))
+    await create_user(session, user_name="plain", roles=(Role.integration_user,), password=None)
     await session.commit()
     del odata
     body = {"odata_user_name": "odata", "odata_access_key": other_key}

@@ -49,6 +49,10 @@ def _read_type(annotation: Any) -> Any:
     return annotation
 
 
+MAX_INT = 2**31 - 1  # an INTEGER column on PostgreSQL
+NO_NUL = r"^[^\x00]*$"
+
+
 class WriteSchema(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -86,8 +90,12 @@ def _limits(
         limits.update(max_digits=column_type.precision, decimal_places=column_type.scale)
         if not is_signed:
             limits["ge"] = 0
-    if base is int and not is_signed:
-        limits["ge"] = 0
+    if base is str:
+        limits["pattern"] = NO_NUL  # PostgreSQL text cannot hold NUL
+    if base is int:
+        limits["le"] = MAX_INT
+        if not is_signed:
+            limits["ge"] = 0
     return limits
 
 
@@ -187,11 +195,13 @@ CUST_LEDGER_ENTRY = build_schemas(
 class PaymentCreate(WriteSchema):
     """A customer payment; it is applied to open invoices, oldest due first."""
 
-    customer_no: str = Field(min_length=1, max_length=20)
+    customer_no: str = Field(min_length=1, max_length=20, pattern=NO_NUL)
     amount: Decimal = Field(gt=0, max_digits=20, decimal_places=5)
     posting_date: date
-    document_no: str | None = Field(default=None, min_length=1, max_length=20)
-    applies_to_document_no: str | None = Field(default=None, min_length=1, max_length=20)
+    document_no: str | None = Field(default=None, min_length=1, max_length=20, pattern=NO_NUL)
+    applies_to_document_no: str | None = Field(
+        default=None, min_length=1, max_length=20, pattern=NO_NUL
+    )
 
 
 class AppliedEntry(BaseModel):

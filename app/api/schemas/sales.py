@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, create_model
 
-from app.api.schemas.erp import Amount, WriteSchema, build_schemas
+from app.api.schemas.erp import MAX_INT, Amount, WriteSchema, build_schemas
 from app.models import erp
 
 
@@ -63,7 +63,7 @@ InvoiceLineList = create_model(
 
 
 class PostLine(WriteSchema):
-    line_no: int = Field(ge=1)
+    line_no: int = Field(ge=1, le=MAX_INT)
     quantity: Decimal = Field(ge=0, max_digits=20, decimal_places=5)
 
 
