@@ -64,17 +64,25 @@ def seed(path: Path, scale: float) -> dict[str, int]:
         " item_no, location_code, posting_date, entry_type, quantity, document_no)"
         " VALUES (?,?,?,?,?,?,?,'2026-01-01','purchase',?,'')",
         (
-            (uuid.uuid4().hex, *audit, n, str(100_000 + n % n_items), LOCATIONS[n % 4],
-             rng.randint(-3, 8))
+            (
+                uuid.uuid4().hex,
+                *audit,
+                n,
+                str(100_000 + n % n_items),
+                LOCATIONS[n % 4],
+                rng.randint(-3, 8),
+            )
             for n in range(n_ledger)
         ),
     )
-    db.execute("INSERT INTO customer (system_id, created_at, modified_at, modified_by, no, name,"
-               " phone, email, home_page, contact, primary_contact_no, payment_terms_code,"
-               " shipment_method_code, shipping_agent_code, credit_limit_lcy, blocked, address,"
-               " address_2, city, post_code, county, country_code)"
-               " VALUES (?,?,?,?,'C1','','','','','','','','','',0,0,'','','','','','')",
-               (uuid.uuid4().hex, *audit))
+    db.execute(
+        "INSERT INTO customer (system_id, created_at, modified_at, modified_by, no, name,"
+        " phone, email, home_page, contact, primary_contact_no, payment_terms_code,"
+        " shipment_method_code, shipping_agent_code, credit_limit_lcy, blocked, address,"
+        " address_2, city, post_code, county, country_code)"
+        " VALUES (?,?,?,?,'C1','','','','','','','','','',0,0,'','','','','','')",
+        (uuid.uuid4().hex, *audit),
+    )
     _seed_orders(db, rng, n_items, n_lines, audit)
     db.commit()
     db.close()
@@ -84,30 +92,54 @@ def seed(path: Path, scale: float) -> dict[str, int]:
     return {"items": n_items, "ledger_entries": n_ledger, "open_order_lines": n_lines}
 
 
-def _seed_orders(db: sqlite3.Connection, rng: random.Random, n_items: int, n_lines: int,
-                 audit: tuple[str, str, str]) -> None:
+def _seed_orders(
+    db: sqlite3.Connection,
+    rng: random.Random,
+    n_items: int,
+    n_lines: int,
+    audit: tuple[str, str, str],
+) -> None:
     header_columns = [row[1] for row in db.execute("PRAGMA table_info(sales_header)")]
-    defaults = {c: "" for c in header_columns}
+    defaults = dict.fromkeys(header_columns, "")
     for numeric in ("payment_discount_pct", "invoice_discount_amount", "id"):
         defaults.pop(numeric, None)
-    defaults.update(payment_discount_pct=0, invoice_discount_amount=0, status="open",
-                    document_type="order", sell_to_customer_no="C1", requested_delivery_date=None,
-                    last_shipment_date=None, modified_by="bench", created_at=NOW, modified_at=NOW)
+    defaults.update(
+        payment_discount_pct=0,
+        invoice_discount_amount=0,
+        status="open",
+        document_type="order",
+        sell_to_customer_no="C1",
+        requested_delivery_date=None,
+        last_shipment_date=None,
+        modified_by="bench",
+        created_at=NOW,
+        modified_at=NOW,
+    )
     names = list(defaults)
     rows = []
     for n in range(max(1, n_lines // 10)):
         values = dict(defaults, no=f"SO{n:06d}", system_id=uuid.uuid4().hex)
         rows.append(tuple(values[c] for c in names))
-    db.executemany(f"INSERT INTO sales_header ({','.join(names)}) VALUES ({','.join('?' * len(names))})", rows)
+    db.executemany(
+        f"INSERT INTO sales_header ({','.join(names)}) VALUES ({','.join('?' * len(names))})",  # noqa: S608
+        rows,
+    )
     db.executemany(
         "INSERT INTO sales_line (system_id, created_at, modified_at, modified_by, document_type,"
         " document_no, line_no, type, no, description, location_code, quantity, quantity_shipped,"
         " quantity_invoiced, unit_of_measure_code, unit_price, line_discount_amount, amount,"
         " amount_including_vat) VALUES (?,?,?,?,'order',?,?,'item',?,'',?,?,?,0,'',0,0,0,0)",
         (
-            (uuid.uuid4().hex, *audit, f"SO{n // 10:06d}", (n % 10 + 1) * 10000,
-             str(100_000 + rng.randrange(n_items)), LOCATIONS[n % 4], rng.randint(1, 20),
-             rng.randint(0, 1))
+            (
+                uuid.uuid4().hex,
+                *audit,
+                f"SO{n // 10:06d}",
+                (n % 10 + 1) * 10000,
+                str(100_000 + rng.randrange(n_items)),
+                LOCATIONS[n % 4],
+                rng.randint(1, 20),
+                rng.randint(0, 1),
+            )
             for n in range(n_lines)
         ),
     )
@@ -123,13 +155,18 @@ def create_reader(path: Path, data_dir: Path) -> str:
     db = sqlite3.connect(path)
     db.execute("PRAGMA foreign_keys=ON")
     db.execute("DELETE FROM user_account WHERE user_name = 'crm'")  # a reused database
-    db.execute("INSERT INTO user_account (system_id, created_at, modified_at, modified_by,"
-               " user_name, full_name, email, roles, state) VALUES (?,?,?,?,'crm','','',"
-               "'product-availability','enabled')", (uuid.uuid4().hex, NOW, NOW, "bench"))
+    db.execute(
+        "INSERT INTO user_account (system_id, created_at, modified_at, modified_by,"
+        " user_name, full_name, email, roles, state) VALUES (?,?,?,?,'crm','','',"
+        "'product-availability','enabled')",
+        (uuid.uuid4().hex, NOW, NOW, "bench"),
+    )
     user_id = db.execute("SELECT id FROM user_account WHERE user_name='crm'").fetchone()[0]
-    db.execute("INSERT INTO web_service_access_key (system_id, created_at, modified_at,"
-               " modified_by, user_id, key_id, key_digest) VALUES (?,?,?,?,?,?,?)",
-               (uuid.uuid4().hex, NOW, NOW, "bench", user_id, issued.key_id, issued.digest))
+    db.execute(
+        "INSERT INTO web_service_access_key (system_id, created_at, modified_at,"
+        " modified_by, user_id, key_id, key_digest) VALUES (?,?,?,?,?,?,?)",
+        (uuid.uuid4().hex, NOW, NOW, "bench", user_id, issued.key_id, issued.digest),
+    )
     db.commit()
     db.close()
     return "Basic " + base64.b64encode(f"crm:{issued.key}".encode()).decode()
@@ -144,10 +181,21 @@ def serve_app(db_path: str, data_dir: str, port: int) -> None:
     from app.settings import Settings
 
     configure_logging(level="WARNING", fmt="json")  # as `salesbridge serve` does, quieter
-    settings = Settings(data_dir=Path(data_dir), database_url=f"sqlite+aiosqlite:///{db_path}",
-                        log_level="WARNING", embedded_worker=False)
-    uvicorn.run(create_app(settings, should_migrate=False), host="127.0.0.1", port=port,
-                log_level="warning", access_log=False, loop="uvloop", http="httptools")
+    settings = Settings(
+        data_dir=Path(data_dir),
+        database_url=f"sqlite+aiosqlite:///{db_path}",
+        log_level="WARNING",
+        embedded_worker=False,
+    )
+    uvicorn.run(
+        create_app(settings, should_migrate=False),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
 
 
 def serve_raw(db_path: str, port: int) -> None:
@@ -160,10 +208,21 @@ def serve_raw(db_path: str, port: int) -> None:
     from starlette.routing import Route
 
     db = sqlite3.connect(db_path, check_same_thread=False)
-    columns = ("item_no, description, base_unit_of_measure, inventory, qty_on_sales_order,"
-               " qty_on_purchase_order, projected_available, blocked, modified_at")
-    names = ["ItemNo", "Description", "BaseUnitOfMeasure", "Inventory", "QtyOnSalesOrder",
-             "QtyOnPurchaseOrder", "ProjectedAvailable", "Blocked", "LastModified"]
+    columns = (
+        "item_no, description, base_unit_of_measure, inventory, qty_on_sales_order,"
+        " qty_on_purchase_order, projected_available, blocked, modified_at"
+    )
+    names = [
+        "ItemNo",
+        "Description",
+        "BaseUnitOfMeasure",
+        "Inventory",
+        "QtyOnSalesOrder",
+        "QtyOnPurchaseOrder",
+        "ProjectedAvailable",
+        "Blocked",
+        "LastModified",
+    ]
 
     def rows(sql: str, args: tuple[object, ...]) -> Response:
         found = [dict(zip(names, r, strict=True)) for r in db.execute(sql, args)]
@@ -175,21 +234,37 @@ def serve_raw(db_path: str, port: int) -> None:
             return rows(f"SELECT {columns} FROM item_availability WHERE item_no = ?", (q["key"],))  # noqa: S608
         if "prefix" in q:
             p = q["prefix"]
-            return rows(f"SELECT {columns} FROM item_availability WHERE item_no >= ? AND item_no < ?"  # noqa: S608
-                        " ORDER BY item_no LIMIT 50", (p, p[:-1] + chr(ord(p[-1]) + 1)))
+            return rows(
+                f"SELECT {columns} FROM item_availability"  # noqa: S608
+                " WHERE item_no >= ? AND item_no < ? ORDER BY item_no LIMIT 50",
+                (p, p[:-1] + chr(ord(p[-1]) + 1)),
+            )
         if "lt" in q:
-            return rows(f"SELECT {columns} FROM item_availability WHERE projected_available < ?"  # noqa: S608
-                        " ORDER BY projected_available, item_no LIMIT 100", (float(q["lt"]),))
+            return rows(
+                f"SELECT {columns} FROM item_availability WHERE projected_available < ?"  # noqa: S608
+                " ORDER BY projected_available, item_no LIMIT 100",
+                (float(q["lt"]),),
+            )
         if "count" in q:
             count = db.execute("SELECT count(*) FROM item_availability").fetchone()[0]
             return Response(str(count), media_type="text/plain")
         after = q.get("after", "")
-        return rows(f"SELECT {columns} FROM item_availability WHERE item_no > ?"  # noqa: S608
-                    " ORDER BY item_no LIMIT 1000", (after,))
+        return rows(
+            f"SELECT {columns} FROM item_availability WHERE item_no > ?"  # noqa: S608
+            " ORDER BY item_no LIMIT 1000",
+            (after,),
+        )
 
     app = Starlette(routes=[Route("/raw", handler)])
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                loop="uvloop", http="httptools")
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
 
 
 def start_server(args: list[str], port: int) -> subprocess.Popen[bytes]:
@@ -215,7 +290,9 @@ class Connection:
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
 
     async def get(self, target: str, extra: str = "") -> tuple[int, bytes]:
-        self.writer.write(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{self.headers}{extra}\r\n".encode())
+        self.writer.write(
+            f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{self.headers}{extra}\r\n".encode()
+        )
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         length = 0
@@ -226,7 +303,9 @@ class Connection:
         return status, body
 
 
-async def run_kind(port: int, headers: str, make_target: object, seconds: float) -> dict[str, float]:
+async def run_kind(
+    port: int, headers: str, make_target: object, seconds: float
+) -> dict[str, float]:
     latencies: list[float] = []
     errors = 0
     stop = time.perf_counter() + seconds
@@ -254,7 +333,9 @@ async def run_kind(port: int, headers: str, make_target: object, seconds: float)
     }
 
 
-async def full_paging(port: int, headers: str, odata: bool, process: psutil.Process) -> dict[str, float]:
+async def full_paging(
+    port: int, headers: str, *, odata: bool, process: psutil.Process
+) -> dict[str, float]:
     connection = Connection(port, headers)
     await connection.open()
     rows, rss = 0, []
@@ -269,19 +350,24 @@ async def full_paging(port: int, headers: str, odata: bool, process: psutil.Proc
         rss.append(process.memory_info().rss)
         if odata:
             link = page.get("@odata.nextLink")
-            target = link[link.index("/odata/"):] if link else None
+            target = link[link.index("/odata/") :] if link else None
         elif page["value"]:
             last = page["value"][-1]["ItemNo"]
             target = f"/raw?after={quote(last)}"
         else:
             target = None
     elapsed = time.perf_counter() - began
-    return {"rows": rows, "rows_s": round(rows / elapsed), "rss_mb_first_page": round(rss[0] / 2**20, 1),
-            "rss_mb_last_page": round(rss[-1] / 2**20, 1)}
+    return {
+        "rows": rows,
+        "rows_s": round(rows / elapsed),
+        "rss_mb_first_page": round(rss[0] / 2**20, 1),
+        "rss_mb_last_page": round(rss[-1] / 2**20, 1),
+    }
 
 
-async def measure(port: int, headers: str, odata: bool, n_items: int, seconds: float,
-                  process: psutil.Process) -> dict[str, object]:
+async def measure(
+    port: int, headers: str, *, odata: bool, n_items: int, seconds: float, process: psutil.Process
+) -> dict[str, object]:
     rng = random.Random(11)
     base = "/odata/v4/ItemAvailability"
 
@@ -291,11 +377,18 @@ async def measure(port: int, headers: str, odata: bool, n_items: int, seconds: f
 
     def prefix() -> str:
         p = str(1000 + rng.randrange(min(n_items // 100, 1000) or 1))
-        return f"{base}?$filter=startswith(ItemNo,'{p}')&$top=50".replace(" ", "%20") if odata else f"/raw?prefix={p}"
+        return (
+            f"{base}?$filter=startswith(ItemNo,'{p}')&$top=50".replace(" ", "%20")
+            if odata
+            else f"/raw?prefix={p}"
+        )
 
     def numeric() -> str:
-        return (f"{base}?$filter=ProjectedAvailable%20lt%2010&$orderby=ProjectedAvailable&$top=100"
-                if odata else "/raw?lt=10")
+        return (
+            f"{base}?$filter=ProjectedAvailable%20lt%2010&$orderby=ProjectedAvailable&$top=100"
+            if odata
+            else "/raw?lt=10"
+        )
 
     def count() -> str:
         return f"{base}/$count" if odata else "/raw?count=1"
@@ -305,7 +398,7 @@ async def measure(port: int, headers: str, odata: bool, n_items: int, seconds: f
     await run_kind(port, headers, key, 1.0)  # warm-up: caches, connections, pages
     for name, make in kinds.items():
         out[name] = await run_kind(port, headers, make, seconds)
-    out["full_paging"] = await full_paging(port, headers, odata, process)
+    out["full_paging"] = await full_paging(port, headers, odata=odata, process=process)
     out["peak_rss_mb"] = round(process.memory_info().rss / 2**20, 1)
     return out
 
@@ -314,15 +407,19 @@ def grouped_vs_aggregate(path: Path) -> dict[str, float]:
     """The numeric query from a grouped query over the sources vs from the aggregate."""
     db = sqlite3.connect(path)
     grouped = (
-        "SELECT i.no, COALESCE(l.q, 0) - COALESCE(s.q, 0) + COALESCE(p.q, 0) AS projected FROM item i"
-        " LEFT JOIN (SELECT item_no, SUM(quantity) q FROM item_ledger_entry GROUP BY item_no) l ON l.item_no = i.no"
-        " LEFT JOIN (SELECT no, SUM(quantity - quantity_shipped) q FROM sales_line WHERE type = 'item'"
-        " AND document_type = 'order' GROUP BY no) s ON s.no = i.no"
-        " LEFT JOIN (SELECT item_no, SUM(outstanding_quantity) q FROM purchase_line GROUP BY item_no) p"
-        " ON p.item_no = i.no WHERE projected < 10 ORDER BY projected, i.no LIMIT 100"
+        "SELECT i.no, COALESCE(l.q, 0) - COALESCE(s.q, 0) + COALESCE(p.q, 0) AS projected"
+        " FROM item i LEFT JOIN (SELECT item_no, SUM(quantity) q FROM item_ledger_entry"
+        " GROUP BY item_no) l ON l.item_no = i.no"
+        " LEFT JOIN (SELECT no, SUM(quantity - quantity_shipped) q FROM sales_line"
+        " WHERE type = 'item' AND document_type = 'order' GROUP BY no) s ON s.no = i.no"
+        " LEFT JOIN (SELECT item_no, SUM(outstanding_quantity) q FROM purchase_line"
+        " GROUP BY item_no) p ON p.item_no = i.no"
+        " WHERE projected < 10 ORDER BY projected, i.no LIMIT 100"
     )
-    aggregate = ("SELECT item_no, projected_available FROM item_availability WHERE projected_available < 10"
-                 " ORDER BY projected_available, item_no LIMIT 100")
+    aggregate = (
+        "SELECT item_no, projected_available FROM item_availability"
+        " WHERE projected_available < 10 ORDER BY projected_available, item_no LIMIT 100"
+    )
     timings = {}
     for name, sql in (("grouped_query_ms", grouped), ("aggregate_query_ms", aggregate)):
         runs = []
@@ -359,8 +456,13 @@ def main() -> None:
     seed_seconds = round(time.perf_counter() - started, 1)
     auth = f"Authorization: {create_reader(db_path, data_dir)}\r\n"
     n_items = int(100_000 * args.scale)
-    result: dict[str, object] = {"benchmark": "odata", "scale": args.scale, **sizes,
-                                 "seed_seconds": seed_seconds, "concurrency": CONCURRENCY}
+    result: dict[str, object] = {
+        "benchmark": "odata",
+        "scale": args.scale,
+        **sizes,
+        "seed_seconds": seed_seconds,
+        "concurrency": CONCURRENCY,
+    }
     result.update(grouped_vs_aggregate(db_path))
     for label, server_args, port, odata in (
         ("salesbridge", ["--serve", str(db_path), str(data_dir)], 18431, True),
@@ -368,8 +470,16 @@ def main() -> None:
     ):
         process = start_server(server_args, port)
         try:
-            result[label] = asyncio.run(measure(port, auth, odata, n_items, args.seconds,
-                                                psutil.Process(process.pid)))
+            result[label] = asyncio.run(
+                measure(
+                    port,
+                    auth,
+                    odata=odata,
+                    n_items=n_items,
+                    seconds=args.seconds,
+                    process=psutil.Process(process.pid),
+                )
+            )
         finally:
             process.terminate()
             process.wait(timeout=10)

@@ -105,7 +105,9 @@ async def create_user(
     check_user_name(user_name)
     check_profile(full_name=full_name, email=email)
     stored_roles = format_roles(roles)
-    password_hash = passwords.hash_password(check_password(password)) if password else None
+    password_hash = (
+        passwords.hash_password(check_password(password)) if password is not None else None
+    )
     if await _find_user(session, user_name) is not None:
         msg = f"User {user_name!r} already exists."
         raise ConflictError(msg)
@@ -175,10 +177,12 @@ async def set_roles(session: AsyncSession, *, user_name: str, roles: list[Role])
 async def set_password(session: AsyncSession, *, user_name: str, password: str | None) -> User:
     """A new password, or None to make the account key-only (no password sign-in)."""
     user = await get_user_or_raise(session, user_name=user_name)
-    user.password_hash = passwords.hash_password(check_password(password)) if password else None
+    user.password_hash = (
+        passwords.hash_password(check_password(password)) if password is not None else None
+    )
     session.add(user)
     await session.flush()
-    log.info("user_sign_in_changed", user_name=user.user_name, is_key_only=not password)
+    log.info("user_sign_in_changed", user_name=user.user_name, is_key_only=password is None)
     return user
 
 

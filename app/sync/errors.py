@@ -1,6 +1,7 @@
 """Errors of the sync engine, classified by the action they need.
 
-SyncError                       base: ``failure_kind`` says who must act (config | transient | system)
+SyncError                       base: ``failure_kind`` says who must act:
+ |                              config | transient | system
  +-- FatalSyncError             the run cannot go on (mapping misconfigured, CRM refused us);
  |                              the job queue entry records it; retrying will not help
  +-- RetriableSyncError         the run stopped on something passing (CRM unreachable,
@@ -23,6 +24,7 @@ __all__ = [
     "SkippableRecordError",
     "SyncError",
     "from_dataverse",
+    "not_coupled",
 ]
 
 
@@ -66,4 +68,6 @@ def not_coupled(table: str, code: str, *, mapping_hint: str = "") -> SkippableRe
     """A reference whose ERP row has no CRM counterpart yet; retried on the next run."""
     what = table.replace("_", " ")
     hint = f" Synchronize {mapping_hint} first." if mapping_hint else ""
-    return SkippableRecordError(f"The {what} {code} is not coupled to a Dynamics 365 Sales record.{hint}")
+    return SkippableRecordError(
+        f"The {what} {code} is not coupled to a Dynamics 365 Sales record.{hint}"
+    )

@@ -27,8 +27,9 @@ from decimal import Decimal, InvalidOperation
 from enum import IntEnum
 from typing import Any
 
+from app.dataverse.addressing import bind, bind_field
 from app.models.integration import Direction, FieldMappingStatus, IntegrationFieldMapping
-from app.sync.field_catalog import FieldType, crm_fields, erp_fields
+from app.sync.field_catalog import FieldType, crm_fields, entity_set_for, erp_fields
 
 # CRM entity a lookup points at -> the ERP table whose coupled rows it holds.
 LOOKUP_TABLES: dict[str, str] = {
@@ -77,7 +78,10 @@ class FieldRule:
 
     @property
     def goes_to_crm(self) -> bool:
-        return bool(self.crm_field) and self.direction in (Direction.to_crm, Direction.bidirectional)
+        return bool(self.crm_field) and self.direction in (
+            Direction.to_crm,
+            Direction.bidirectional,
+        )
 
     @property
     def comes_from_crm(self) -> bool:
@@ -155,8 +159,9 @@ def normalize(value: Any) -> Any:
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int | float | Decimal):
-        number = as_decimal(value)
-        return number.normalize() if number is not None else None
+        # Through a float: JSON numbers are what the CRM keeps and returns, so a value we
+        # sent compares equal to what comes back (beyond ~15 digits both sides round alike).
+        return Decimal(repr(float(value))).normalize()
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     return value
@@ -308,7 +313,9 @@ def from_crm_values(
         if target is not None and target in LOOKUP_TABLES:
             values[rule.erp_field] = CrmRef(LOOKUP_TABLES[target], raw) if raw else None
             continue
-        values[rule.erp_field] = _erp_value(table, rule.erp_field, transform(raw, rule.transformation))
+        values[rule.erp_field] = _erp_value(
+            table, rule.erp_field, transform(raw, rule.transformation)
+        )
     return values
 
 
@@ -321,9 +328,7 @@ def changed_erp_fields(desired: Mapping[str, Any], current: Mapping[str, Any]) -
 # --- product rules of the seed -----------------------------------------------------------
 
 
-def product_values(
-    values: Mapping[str, Any], *, table: str, is_insert: bool
-) -> dict[str, Any]:
+def product_values(values: Mapping[str, Any], *, table: str, is_insert: bool) -> dict[str, Any]:
     """Items are sales inventory (1), resources services (3); negative price/stock -> 0."""
     shaped = dict(values)
     for name in NEGATIVE_TO_ZERO:
@@ -343,3 +348,34 @@ def product_state(*, is_blocked: bool) -> ProductState:
 
 def state_body(state: ProductState) -> dict[str, int]:
     return {"statecode": int(state), "statuscode": PRODUCT_STATUS[state]}
+
+
+# --- the CRM payload ---------------------------------------------------------------------
+
+
+def _navigation(entity: str, name: str, values: Mapping[str, Any]) -> tuple[str, str]:
+    """(navigation property, target entity) for a lookup; polymorphic ones by ``<x>type``."""
+    targets = crm_fields(entity)[name].target.split("|")
+    if len(targets) == 1:
+        return name, targets[0]
+    chosen = str(values.get(f"{name}type") or targets[0])
+    target = chosen if chosen in targets else targets[0]
+    return f"{name}_{target}", target
+
+
+def crm_payload(values: Mapping[str, Any], *, entity: str) -> dict[str, Any]:
+    """The Web API body: lookups as ``<nav>@odata.bind`` (null clears), numbers as JSON.
+
+    ``<lookup>type`` constants (``owneridtype``) are not columns: they pick the target of a
+    polymorphic lookup and are not sent.
+    """
+    payload: dict[str, Any] = {}
+    for name, value in values.items():
+        if name.endswith("idtype"):
+            continue
+        if crm_lookup_target(entity, name) is None:
+            payload[name] = to_json(value)
+            continue
+        nav, target = _navigation(entity, name, values)
+        payload[bind_field(nav)] = bind(entity_set_for(target), value) if value else None
+    return payload

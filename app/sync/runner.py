@@ -1,0 +1,245 @@
+"""``run_mapping``: one run of one mapping, both directions, logged and finalized.
+
+A bidirectional mapping runs ERP -> CRM first, then CRM -> ERP (reference §2.4). Each
+direction writes one ``integration_synch_job`` row. The signpost (the run's start time)
+is fixed before anything is read; each side's watermark advances per committed page and
+is finalized at the end to the newest modified-on read, never past the signpost and never
+backwards. A full synchronization reads every row (not only coupled ones, from no
+watermark) and leaves the watermarks where an incremental run would.
+
+Errors: ``SkippableRecordError`` never leaves a page (it fails one record);
+``FatalSyncError`` / ``RetriableSyncError`` stop the run, are written on the job row and
+raised, so the job queue entry records them (and retries the retriable ones).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.clock import utc_now
+from app.dataverse import DataverseClient
+from app.db import SessionMaker, current_actor, session_scope
+from app.logs import get_logger
+from app.models.integration import (
+    ConnectionSetup,
+    Direction,
+    IntegrationFieldMapping,
+    IntegrationTableMapping,
+)
+from app.sync import crm_rules, log, transfer, watermarks
+from app.sync.errors import FatalSyncError, SyncError
+from app.sync.field_catalog import entity_set_for
+
+logger = get_logger("salesbridge.sync.runner")
+
+SYNC_ACTOR = "salesbridge-sync"
+DEFAULT_PAGE_SIZE = 500
+DEFAULT_BATCH_OPERATIONS = 200
+DEFAULT_CONCURRENCY = 4
+
+Progress = Callable[[str, Direction, log.Counters], None]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    is_full: bool = False
+    page_size: int = DEFAULT_PAGE_SIZE
+    batch_size: int = DEFAULT_BATCH_OPERATIONS  # operations per $batch request
+    concurrency: int = DEFAULT_CONCURRENCY  # $batch requests in flight
+    company_name: str = "CRONUS"
+    job_queue_entry_id: int | None = None
+    on_progress: Progress | None = None
+
+
+@dataclass
+class SyncPass:
+    """Everything one direction of one run needs; pages read and update it."""
+
+    sessionmaker: SessionMaker
+    crm: DataverseClient
+    mapping: IntegrationTableMapping
+    rules: list[transfer.FieldRule]
+    context: crm_rules.CrmContext
+    direction: Direction
+    job_id: uuid.UUID
+    signpost: datetime
+    options: RunOptions
+    erp_watermark: datetime | None = None  # as stored when the run started
+    crm_watermark: datetime | None = None
+    newest_erp: datetime | None = None
+    newest_crm: datetime | None = None
+
+    @property
+    def entity(self) -> str:
+        return self.mapping.integration_table
+
+    @property
+    def entity_set(self) -> str:
+        return entity_set_for(self.entity)
+
+    @property
+    def is_product(self) -> bool:
+        return self.entity == "product" and self.mapping.table_name in crm_rules.PRODUCT_TABLES
+
+    @property
+    def only_coupled(self) -> bool:
+        return self.mapping.synch_only_coupled_records and not self.options.is_full
+
+    @property
+    def page_size(self) -> int:
+        return self.options.page_size
+
+    @property
+    def batch_size(self) -> int:
+        return self.options.batch_size
+
+    @property
+    def concurrency(self) -> int:
+        return self.options.concurrency
+
+    def observe_erp(self, value: datetime) -> None:
+        self.newest_erp = max(filter(None, (self.newest_erp, value)))
+
+    def observe_crm(self, value: datetime) -> None:
+        self.newest_crm = max(filter(None, (self.newest_crm, value)))
+
+    async def commit_erp_progress(self, session: AsyncSession, bookmark: datetime) -> None:
+        await _store_watermark(session, self, "erp_modified_watermark", [bookmark])
+
+    async def commit_crm_progress(self, session: AsyncSession, bookmark: datetime) -> None:
+        await _store_watermark(session, self, "crm_modified_watermark", [bookmark])
+
+    def report_progress(self, counters: log.Counters) -> None:
+        if self.options.on_progress is not None:
+            self.options.on_progress(self.mapping.name, self.direction, counters)
+
+
+async def _store_watermark(
+    session: AsyncSession, run: SyncPass, column: str, observed: list[datetime | None]
+) -> None:
+    """Move one watermark forward (only), capped at the signpost, in the page's commit."""
+    stored = await session.scalar(
+        select(getattr(IntegrationTableMapping, column)).where(
+            col(IntegrationTableMapping.id) == run.mapping.id
+        )
+    )
+    new = watermarks.advance(stored, observed, signpost=run.signpost)
+    if new is None or new == stored:
+        return
+    statement = (
+        update(IntegrationTableMapping)
+        .where(col(IntegrationTableMapping.id) == run.mapping.id)
+        .values({column: new, "modified_at": utc_now(), "modified_by": current_actor.get()})
+        .execution_options(synchronize_session=False)
+    )
+    await session.exec(statement)
+
+
+@dataclass
+class MappingRunResult:
+    mapping_name: str
+    counters: dict[Direction, log.Counters] = field(default_factory=dict)
+    job_ids: dict[Direction, uuid.UUID] = field(default_factory=dict)
+
+    @property
+    def activity(self) -> int:
+        return sum(c.activity for c in self.counters.values())
+
+
+def directions_of(mapping: IntegrationTableMapping) -> list[Direction]:
+    if mapping.direction == Direction.bidirectional:
+        return [Direction.to_crm, Direction.from_crm]
+    return [Direction(mapping.direction)]
+
+
+async def _load(
+    session: AsyncSession, crm: DataverseClient, name: str, options: RunOptions
+) -> tuple[IntegrationTableMapping, list[transfer.FieldRule], crm_rules.CrmContext]:
+    mapping = (
+        await session.exec(
+            select(IntegrationTableMapping).where(IntegrationTableMapping.name == name)
+        )
+    ).first()
+    if mapping is None:
+        msg = f"There is no integration table mapping named {name!r}."
+        raise FatalSyncError(msg)
+    field_rows = await session.exec(
+        select(IntegrationFieldMapping).where(IntegrationFieldMapping.mapping_name == name)
+    )
+    setup = (await session.exec(select(ConnectionSetup).order_by(col(ConnectionSetup.id)))).first()
+    if setup is None:
+        msg = "The Dynamics 365 Sales connection is not set up."
+        raise FatalSyncError(msg)
+    needs_price_list = (
+        mapping.integration_table == "product" and mapping.direction != Direction.from_crm
+    )
+    context = await crm_rules.prepare(
+        session, crm, setup, company_name=options.company_name, needs_price_list=needs_price_list
+    )
+    return mapping, transfer.rules_from(field_rows), context
+
+
+async def _run_direction(run: SyncPass) -> log.Counters:
+    from app.sync import from_crm, to_crm
+
+    runner = to_crm.run_pass if run.direction == Direction.to_crm else from_crm.run_pass
+    message = ""
+    try:
+        counters = await runner(run)
+    except SyncError as exc:
+        message = exc.admin_message
+        raise
+    finally:
+        async with session_scope(run.sessionmaker) as session:
+            if not message:
+                column = (
+                    "erp_modified_watermark"
+                    if run.direction == Direction.to_crm
+                    else "crm_modified_watermark"
+                )
+                newest = run.newest_erp if run.direction == Direction.to_crm else run.newest_crm
+                await _store_watermark(session, run, column, [newest])
+            await log.finish_job(session, job_id=run.job_id, finished_at=utc_now(), message=message)
+    return counters
+
+
+async def run_mapping(
+    sessionmaker: SessionMaker,
+    crm: DataverseClient,
+    *,
+    mapping_name: str,
+    options: RunOptions | None = None,
+) -> MappingRunResult:
+    """Run one mapping in its direction(s); see the module docstring for the rules."""
+    options = options or RunOptions()
+    token = current_actor.set(SYNC_ACTOR)
+    try:
+        signpost = utc_now()  # fixed before anything is read
+        async with session_scope(sessionmaker) as session:
+            mapping, rules, context = await _load(session, crm, mapping_name, options)
+        result = MappingRunResult(mapping_name)
+        for direction in directions_of(mapping):
+            async with session_scope(sessionmaker) as session:
+                job = await log.start_job(
+                    session, mapping_name=mapping_name, direction=direction,
+                    started_at=signpost, job_queue_entry_id=options.job_queue_entry_id,
+                )  # fmt: skip
+            run = SyncPass(
+                sessionmaker, crm, mapping, rules, context, direction, job.system_id, signpost,
+                options,
+                erp_watermark=None if options.is_full else mapping.erp_modified_watermark,
+                crm_watermark=None if options.is_full else mapping.crm_modified_watermark,
+            )  # fmt: skip
+            result.job_ids[direction] = job.system_id
+            result.counters[direction] = await _run_direction(run)
+        logger.info("mapping_synchronized", mapping=mapping_name, activity=result.activity)
+        return result
+    finally:
+        current_actor.reset(token)

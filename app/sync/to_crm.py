@@ -1,0 +1,458 @@
+"""One ERP -> CRM pass of a mapping (spec/sync.md §3), a page at a time.
+
+Candidates: first the rows whose coupling failed last time (not skipped), then the rows
+in the table filter modified after the ERP watermark, sorted by (modified_at, id) and read
+with a keyset, so memory holds one page whatever the table size. Each page:
+
+1. decides from the database alone what it can: skipped couplings, and rows not changed
+   since their coupling's ``last_synch_modified_on`` (which is how the sync's own ERP
+   writes are not sent again);
+2. transfers fields, resolves lookups through couplings (a missing one fails that record:
+   "The unit of measure PCS is not coupled ..."), reads the coupled CRM rows in one query;
+3. decides insert / modify / unchanged / skip / fail per record (``conflicts``);
+4. writes through ``$batch``: one change set per record, client-generated ids, several
+   batches in flight; a new record gets a coupling before it is sent, so a redo after a
+   crash re-sends the same id;
+5. stores coupling timestamps, errors, counters and the page's watermark in one commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.clock import as_utc
+from app.dataverse import BatchOperation, BatchResult, ChangeSet, create_op, update_op
+from app.dataverse.errors import DataverseError
+from app.db import session_scope
+from app.models.integration import (
+    Direction,
+    IntegrationRecord,
+    IntegrationTableMapping,
+    SynchResult,
+)
+from app.sync import crm_rules, erp_tables, log, transfer, watermarks
+from app.sync.conflicts import SyncAction, UpdateFacts, decide_missing_destination, decide_update
+from app.sync.errors import FatalSyncError, from_dataverse, not_coupled
+from app.sync.transfer import ErpRef
+
+if TYPE_CHECKING:
+    from app.sync.runner import SyncPass
+
+CRM_IDS_PER_QUERY = 50
+REPRESENTATION = {"Prefer": "return=representation"}
+
+
+@dataclass
+class Work:
+    """One candidate row on its way through a page."""
+
+    row: Any
+    coupling: IntegrationRecord | None
+    erp_values: dict[str, Any] = field(default_factory=dict)
+    action: SyncAction = SyncAction.modify
+    crm_id: uuid.UUID | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+    ops: list[BatchOperation] = field(default_factory=list)
+    message: str = ""
+
+
+def _is_pending(coupling: IntegrationRecord | None) -> bool:
+    """A coupling made for an insert that has not reached the CRM yet."""
+    return coupling is not None and coupling.last_synch_crm_modified_on is None
+
+
+def _is_source_changed(row: Any, coupling: IntegrationRecord | None) -> bool:
+    if coupling is None or coupling.last_synch_crm_result == SynchResult.failure:
+        return True
+    stored = coupling.last_synch_modified_on
+    return stored is None or as_utc(row.modified_at) > as_utc(stored)
+
+
+# --- candidates --------------------------------------------------------------------------
+
+
+def _base_query(mapping: IntegrationTableMapping, *, only_coupled: bool) -> Any:
+    model = erp_tables.model_for(mapping.table_name)
+    on = sa.and_(
+        col(IntegrationRecord.table_name) == mapping.table_name,
+        col(IntegrationRecord.integration_id) == erp_tables.column(model, "system_id"),
+    )
+    statement = select(model, IntegrationRecord).outerjoin(IntegrationRecord, on)
+    clause = erp_tables.filter_clause(mapping.table_name, mapping.table_filter)
+    is_coupled = col(IntegrationRecord.id).is_not(None)
+    if clause is not None and mapping.table_name in crm_rules.PRODUCT_TABLES:
+        # A coupled item that became blocked still syncs once more: to retire its product.
+        clause = sa.or_(clause, sa.and_(erp_tables.column(model, "blocked").is_(True), is_coupled))
+    if clause is not None:
+        statement = statement.where(clause)
+    if only_coupled:
+        statement = statement.where(is_coupled)
+    return statement
+
+
+async def _failed_page(
+    session: AsyncSession, run: SyncPass, after_id: int, limit: int
+) -> list[tuple[Any, IntegrationRecord]]:
+    statement = (
+        _base_query(run.mapping, only_coupled=True)
+        .where(
+            col(IntegrationRecord.last_synch_crm_result) == SynchResult.failure,
+            col(IntegrationRecord.skipped).is_(False),
+            col(IntegrationRecord.id) > after_id,
+        )
+        .order_by(col(IntegrationRecord.id))
+        .limit(limit)
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def _modified_page(
+    session: AsyncSession, run: SyncPass, after: tuple[datetime, int] | None, limit: int
+) -> list[tuple[Any, IntegrationRecord | None]]:
+    model = erp_tables.model_for(run.mapping.table_name)
+    modified_at, row_id = erp_tables.column(model, "modified_at"), erp_tables.column(model, "id")
+    statement = _base_query(run.mapping, only_coupled=run.only_coupled)
+    lower = watermarks.read_from(run.erp_watermark)
+    if lower is not None:
+        statement = statement.where(modified_at > lower)
+    if after is not None:
+        statement = statement.where(sa.tuple_(modified_at, row_id) > sa.tuple_(*after))
+    statement = statement.order_by(modified_at, row_id).limit(limit)
+    return list((await session.exec(statement)).all())
+
+
+# --- one page ----------------------------------------------------------------------------
+
+
+async def _resolve_lookups(session: AsyncSession, run: SyncPass, works: Sequence[Work]) -> None:
+    """Replace every ``ErpRef`` by the coupled CRM id, or fail the record that needs it."""
+    wanted: dict[str, set[str]] = {}
+    for work in works:
+        for value in work.values.values():
+            if isinstance(value, ErpRef):
+                wanted.setdefault(value.table, set()).add(value.code)
+    found = {
+        table: await erp_tables.coupled_crm_ids(session, table=table, codes=codes)
+        for table, codes in wanted.items()
+    }
+    clearable = transfer.clearable_lookups(run.rules)
+    for work in works:
+        for name, value in list(work.values.items()):
+            if not isinstance(value, ErpRef):
+                continue
+            crm_id = found[value.table].get(value.code)
+            if crm_id is None and value.table == "currency" and not value.code:
+                crm_id = run.context.base_currency_id  # blank currency = LCY
+            if crm_id is None and value.code and name not in clearable:
+                work.action = SyncAction.fail
+                work.message = not_coupled(value.table, value.code).message
+            work.values[name] = crm_id
+
+
+async def _read_crm(run: SyncPass, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    pk = f"{run.entity}id"
+    select_fields = transfer.crm_select(run.rules, run.entity)
+    found: dict[uuid.UUID, dict[str, Any]] = {}
+    for start in range(0, len(ids), CRM_IDS_PER_QUERY):
+        text = " or ".join(f"{pk} eq {i}" for i in ids[start : start + CRM_IDS_PER_QUERY])
+        try:
+            async for record in run.crm.query(run.entity_set, select=select_fields, filter=text):
+                found[uuid.UUID(str(record[pk]))] = record
+        except DataverseError as exc:
+            raise from_dataverse(exc, action=f"read the CRM {run.entity} rows") from exc
+    return found
+
+
+def _crm_modified_on(record: dict[str, Any] | None) -> datetime | None:
+    value = (record or {}).get("modifiedon")
+    return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00"))) if value else None
+
+
+def _plan_insert(run: SyncPass, work: Work) -> None:
+    crm_id = work.crm_id or uuid.uuid4()
+    work.crm_id, work.action = crm_id, SyncAction.insert
+    values = dict(work.values)
+    if run.is_product:
+        values = crm_rules.product_insert_values(values, run.context)
+    elif run.entity == "pricelevel":
+        values = crm_rules.price_list_insert_values(values, run.context)
+    body = transfer.crm_payload(values, entity=run.entity)
+    op = create_op(run.entity_set, body, id=crm_id)
+    work.ops = [op]
+    if run.is_product:
+        work.ops += crm_rules.product_follow_ups(
+            crm_id, values, run.context, is_insert=True,
+            is_blocked=bool(work.row.blocked), current_state=None,
+        )  # fmt: skip
+    work.ops[-1] = _with_representation(work.ops[-1])
+
+
+def _with_representation(op: BatchOperation) -> BatchOperation:
+    """Ask for the row's ``modifiedon`` after the write: the coupling stores it."""
+    separator = "&" if "?" in op.path else "?"
+    return replace(op, path=f"{op.path}{separator}$select=modifiedon",
+                   headers={**op.headers, **REPRESENTATION})  # fmt: skip
+
+
+def _plan_update(run: SyncPass, work: Work, current: dict[str, Any]) -> None:
+    coupling, crm_id = work.coupling, work.crm_id
+    if coupling is None or crm_id is None:
+        return
+    changes = transfer.changed_crm_fields(work.values, current, entity=run.entity)
+    if run.is_product:
+        changes = {k: v for k, v in changes.items() if k != "quantitydecimal"}
+    stored = coupling.last_synch_crm_modified_on
+    crm_modified = _crm_modified_on(current)
+    by_others = str(current.get("_modifiedby_value") or "") != str(run.context.integration_user_id)
+    facts = UpdateFacts(
+        direction=Direction.to_crm,
+        is_source_changed=True,
+        is_destination_changed=bool(
+            by_others and crm_modified and (stored is None or crm_modified > as_utc(stored))
+        ),
+        is_mapping_bidirectional=run.mapping.direction == Direction.bidirectional,
+        conflicting=[p for p in transfer.bidirectional_pairs(run.rules) if p[1] in changes],
+        has_changes=bool(changes),
+    )
+    follow_ups: list[BatchOperation] = []
+    if run.is_product:
+        follow_ups = crm_rules.product_follow_ups(
+            crm_id, {**work.values, **changes}, run.context, is_insert=False,
+            is_blocked=bool(work.row.blocked), current_state=current.get("statecode"),
+        )  # fmt: skip
+        if "price" not in changes:
+            follow_ups = [op for op in follow_ups if not op.path.startswith("productpricelevels")]
+        facts = UpdateFacts(**{**facts.__dict__, "has_changes": bool(changes or follow_ups)})
+    decision = decide_update(
+        facts, resolution=run.mapping.update_conflict_resolution,
+        table=run.mapping.table_name, entity=run.entity,
+    )  # fmt: skip
+    work.action, work.message = decision.action, decision.message
+    if decision.action == SyncAction.modify:
+        body = transfer.crm_payload(changes, entity=run.entity)
+        work.ops = ([update_op(run.entity_set, crm_id, body)] if body else []) + follow_ups
+        if work.ops:
+            work.ops[-1] = _with_representation(work.ops[-1])
+
+
+def _plan_missing(run: SyncPass, work: Work) -> None:
+    decision = decide_missing_destination(
+        is_coupled=work.coupling is not None, only_coupled=run.only_coupled,
+        resolution=run.mapping.deletion_conflict_resolution, destination=run.entity,
+    )  # fmt: skip
+    work.action, work.message = decision.action, decision.message
+    if decision.action == SyncAction.insert:
+        work.crm_id = uuid.uuid4()  # restore: a new CRM row, the coupling follows it
+        _plan_insert(run, work)
+
+
+async def _plan(session: AsyncSession, run: SyncPass, works: list[Work]) -> None:
+    for work in works:
+        work.values = transfer.to_crm_values(run.rules, work.erp_values, entity=run.entity)
+        if run.is_product:
+            work.values = transfer.product_values(
+                work.values, table=run.mapping.table_name, is_insert=work.coupling is None
+            )
+    await _resolve_lookups(session, run, works)
+    live = [w for w in works if w.action != SyncAction.fail]
+    if run.is_product:
+        schedules = [w.values.get("defaultuomscheduleid") for w in live]
+        await crm_rules.load_base_units(run.crm, run.context, [s for s in schedules if s])
+        for work in live:
+            schedule = work.values.get("defaultuomscheduleid")
+            if schedule in run.context.base_units:
+                work.values["defaultuomid"] = run.context.base_units[schedule]
+    # Pending couplings are read too: a redo after a crash finds the row it already made.
+    current = await _read_crm(run, [w.coupling.crm_id for w in live if w.coupling])
+    for work in live:
+        if work.coupling is not None:
+            work.crm_id = work.coupling.crm_id
+        if work.coupling is None or (_is_pending(work.coupling) and work.crm_id not in current):
+            _plan_insert(run, work)
+        elif work.crm_id in current:
+            _plan_update(run, work, current[work.crm_id])
+        else:
+            _plan_missing(run, work)
+
+
+# --- sending -----------------------------------------------------------------------------
+
+
+def _batches(works: Sequence[Work], max_operations: int) -> list[list[Work]]:
+    """Group records so a batch holds at most ``max_operations`` operations."""
+    groups: list[list[Work]] = []
+    current: list[Work] = []
+    size = 0
+    for work in works:
+        if current and size + len(work.ops) > max_operations:
+            groups.append(current)
+            current, size = [], 0
+        current.append(work)
+        size += len(work.ops)
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _apply_results(work: Work, results: Sequence[BatchResult]) -> datetime | None:
+    """The CRM modifiedon after a successful write, or the failure on the work."""
+    failed = next((r for r in results if not r.is_ok), None)
+    if failed is not None:
+        what = "new record" if work.action == SyncAction.insert else "update"
+        error = failed.error
+        reason = error.dataverse_message if error is not None else f"{failed.outcome}"
+        work.action = SyncAction.fail
+        work.message = f"The CRM refused the {what}: {reason}"
+        return None
+    return _crm_modified_on(results[-1].body if isinstance(results[-1].body, dict) else None)
+
+
+async def _send(run: SyncPass, works: Sequence[Work]) -> dict[int, datetime | None]:
+    """Write every planned record; returns the CRM modifiedon per work (by id())."""
+    pending = [w for w in works if w.ops and w.action in (SyncAction.insert, SyncAction.modify)]
+    gate = asyncio.Semaphore(run.concurrency)
+    written: dict[int, datetime | None] = {}
+
+    async def send(group: list[Work]) -> None:
+        async with gate:
+            try:
+                results = await run.crm.batch([ChangeSet(w.ops) for w in group])
+            except DataverseError as exc:
+                raise from_dataverse(exc, action=f"write {run.entity} rows to the CRM") from exc
+        position = 0
+        for work in group:
+            own = results[position : position + len(work.ops)]
+            position += len(work.ops)
+            written[id(work)] = _apply_results(work, own)
+
+    await asyncio.gather(*(send(group) for group in _batches(pending, run.batch_size)))
+    return written
+
+
+# --- the page, committed -----------------------------------------------------------------
+
+
+def _triage(rows: Sequence[tuple[Any, IntegrationRecord | None]]) -> list[Work]:
+    works: list[Work] = []
+    for row, coupling in rows:
+        work = Work(row=row, coupling=coupling)
+        if coupling is not None and coupling.skipped:
+            work.action = SyncAction.skip
+        elif not _is_source_changed(row, coupling) and not _is_pending(coupling):
+            work.action = SyncAction.unchanged
+        works.append(work)
+    return works
+
+
+async def _reserve_couplings(session: AsyncSession, run: SyncPass, works: Sequence[Work]) -> None:
+    """Couple new records to their client-generated CRM id before sending them."""
+    for work in works:
+        if work.action != SyncAction.insert or work.crm_id is None:
+            continue
+        if work.coupling is None:
+            work.coupling = IntegrationRecord(
+                table_name=run.mapping.table_name, integration_id=work.row.system_id,
+                crm_table=run.entity, crm_id=work.crm_id,
+                last_synch_crm_result=SynchResult.failure,
+            )  # fmt: skip
+            session.add(work.coupling)
+        elif work.coupling.crm_id != work.crm_id:  # restored after a deletion in the CRM
+            work.coupling.crm_id = work.crm_id
+            work.coupling.last_synch_crm_modified_on = None
+    await session.flush()
+    await session.commit()
+
+
+async def _record(
+    session: AsyncSession, run: SyncPass, works: Sequence[Work], written: dict[int, datetime | None]
+) -> log.Counters:
+    counters = log.Counters()
+    for work in works:
+        counters.count(work.action)
+        coupling = work.coupling
+        if work.action in (SyncAction.insert, SyncAction.modify) and coupling is not None:
+            log.mark_succeeded(
+                coupling, direction=Direction.to_crm, job_id=run.job_id,
+                erp_modified_at=work.row.modified_at, crm_modified_on=written.get(id(work)),
+            )  # fmt: skip
+        elif work.action == SyncAction.uncouple and coupling is not None:
+            await session.delete(coupling)
+        elif work.action == SyncAction.fail:
+            _log_failure(session, run, work)
+            if coupling is not None:
+                await log.mark_failed(
+                    session, coupling, direction=Direction.to_crm, job_id=run.job_id,
+                    message=work.message,
+                )  # fmt: skip
+    await session.flush()
+    return counters
+
+
+def _log_failure(session: AsyncSession, run: SyncPass, work: Work) -> None:
+    error = log.RecordError(
+        source_table=run.mapping.table_name,
+        source_id=str(work.row.system_id),
+        destination_table=run.entity,
+        destination_id=str(work.crm_id or ""),
+        message=f"{erp_tables.label(run.mapping.table_name, work.row)}: {work.message}",
+    )
+    log.log_error(session, job_id=run.job_id, error=error)
+    work.message = error.message
+
+
+async def _process(session: AsyncSession, run: SyncPass, rows: Sequence[Any]) -> log.Counters:
+    works = _triage(rows)
+    todo = [w for w in works if w.action == SyncAction.modify]
+    names = [r.erp_field for r in run.rules if r.goes_to_crm and r.erp_field]
+    computed = await erp_tables.computed_values(
+        session, run.mapping.table_name, [w.row for w in todo], names
+    )
+    for work in todo:
+        work.erp_values = erp_tables.values_of(work.row, names, computed[work.row.system_id])
+    try:
+        await _plan(session, run, todo)
+    except ValueError as exc:  # a field mapping that cannot work (unknown transformation)
+        msg = f"The field mappings of {run.mapping.name} cannot be used: {exc}"
+        raise FatalSyncError(msg) from exc
+    await _reserve_couplings(session, run, todo)
+    written = await _send(run, todo)
+    counters = await _record(session, run, works, written)
+    await log.add_counters(session, job_id=run.job_id, counters=counters)
+    return counters
+
+
+async def run_pass(run: SyncPass) -> log.Counters:
+    """The whole ERP -> CRM pass: failed records first, then the modified ones."""
+    total = log.Counters()
+    done: set[int] = set()
+    after_id = 0
+    while True:
+        async with session_scope(run.sessionmaker) as session:
+            rows = await _failed_page(session, run, after_id, run.page_size)
+            if not rows:
+                break
+            after_id = rows[-1][1].id or after_id
+            done.update(row.id for row, _ in rows)
+            total.merge(await _process(session, run, rows))
+    after: tuple[datetime, int] | None = None
+    while True:
+        async with session_scope(run.sessionmaker) as session:
+            page = await _modified_page(session, run, after, run.page_size)
+            if not page:
+                break
+            after = (page[-1][0].modified_at, page[-1][0].id)
+            run.observe_erp(page[-1][0].modified_at)
+            rows = [(row, coupling) for row, coupling in page if row.id not in done]
+            total.merge(await _process(session, run, rows))
+            await run.commit_erp_progress(session, watermarks.page_bookmark(after[0]))
+        run.report_progress(total)
+    return total
