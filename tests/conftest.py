@@ -68,14 +68,20 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 async def truncate_all(engine: AsyncEngine) -> None:
-    tables = [t.name for t in SQLModel.metadata.sorted_tables]
+    """Empty every table, children first.
+
+    One DELETE script rather than TRUNCATE: on PostgreSQL, TRUNCATE of ~35 small tables
+    costs about a second (file work per table), DELETE of nearly empty ones a few ms.
+    """
+    tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
+    script = "; ".join(f'DELETE FROM "{name}"' for name in tables)
     async with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
-            names = ", ".join(f'"{name}"' for name in tables)
-            await connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            raw = await connection.get_raw_connection()
+            await raw.driver_connection.execute(script)  # type: ignore[union-attr]
         else:
-            for name in reversed(tables):
-                await connection.execute(text(f'DELETE FROM "{name}"'))  # noqa: S608 - our table names
+            for name in tables:
+                await connection.execute(text(f'DELETE FROM "{name}"'))  # noqa: S608
 
 
 @pytest.fixture

@@ -1,0 +1,307 @@
+"""One CRM -> ERP pass of a mapping (spec/sync.md §3), a CRM page at a time.
+
+Candidates: first the CRM rows whose coupling failed last time in this direction (not
+skipped), then the rows in the mapping's integration table filter with ``modifiedon``
+after the CRM watermark (minus 1 s: Dataverse keeps seconds), oldest first. Rows the
+integration user changed are not read back (``_modifiedby_value ne <user>``): they are
+the sync's own writes. Each page is one transaction: ERP rows written (each in a
+savepoint, so one refused row fails alone), couplings, errors, counters and the page's
+watermark.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.clock import as_utc
+from app.dataverse.errors import DataverseError
+from app.db import session_scope
+from app.erp import numbering
+from app.models.integration import Direction, IntegrationRecord, SynchResult
+from app.sync import erp_tables, log, transfer, watermarks
+from app.sync.conflicts import SyncAction, UpdateFacts, decide_missing_destination, decide_update
+from app.sync.errors import from_dataverse
+from app.sync.transfer import CrmRef
+
+if TYPE_CHECKING:
+    from app.sync.runner import SyncPass
+
+CRM_IDS_PER_QUERY = 50
+NUMBER_PREFIXES = {"customer": "CU", "contact": "CT", "item": "IT", "resource": "RS"}
+
+
+@dataclass
+class Work:
+    record: dict[str, Any]
+    crm_id: uuid.UUID
+    coupling: IntegrationRecord | None = None
+    row: Any = None
+    action: SyncAction = SyncAction.modify
+    values: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+
+def _modified_on(record: dict[str, Any]) -> datetime | None:
+    value = record.get("modifiedon")
+    return as_utc(datetime.fromisoformat(str(value).replace("Z", "+00:00"))) if value else None
+
+
+def _is_source_changed(work: Work) -> bool:
+    coupling = work.coupling
+    if coupling is None or coupling.last_synch_result == SynchResult.failure:
+        return True
+    stored, current = coupling.last_synch_crm_modified_on, _modified_on(work.record)
+    return stored is None or current is None or current > as_utc(stored)
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+def _filter(run: SyncPass) -> str:
+    parts = []
+    if run.mapping.integration_table_filter.strip():
+        parts.append(f"({run.mapping.integration_table_filter})")
+    lower = watermarks.read_from(run.crm_watermark, overlap=watermarks.CRM_OVERLAP)
+    if lower is not None:
+        parts.append(f"modifiedon gt {watermarks.crm_filter_value(lower)}")
+    parts.append(f"_modifiedby_value ne {run.context.integration_user_id}")
+    return " and ".join(parts)
+
+
+async def _read_by_ids(run: SyncPass, ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
+    pk = f"{run.entity}id"
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(ids), CRM_IDS_PER_QUERY):
+        text = " or ".join(f"{pk} eq {i}" for i in ids[start : start + CRM_IDS_PER_QUERY])
+        try:
+            found += [
+                r
+                async for r in run.crm.query(
+                    run.entity_set, select=transfer.crm_select(run.rules, run.entity), filter=text
+                )
+            ]
+        except DataverseError as exc:
+            raise from_dataverse(exc, action=f"read the CRM {run.entity} rows") from exc
+    return found
+
+
+async def _attach(session: AsyncSession, run: SyncPass, works: Sequence[Work]) -> None:
+    """Couplings by CRM id, and the coupled ERP rows, two queries per page."""
+    statement = select(IntegrationRecord).where(
+        IntegrationRecord.table_name == run.mapping.table_name,
+        IntegrationRecord.crm_table == run.entity,
+        col(IntegrationRecord.crm_id).in_([w.crm_id for w in works]),
+    )
+    couplings = {c.crm_id: c for c in await session.exec(statement)}
+    model = erp_tables.model_for(run.mapping.table_name)
+    ids = [c.integration_id for c in couplings.values()]
+    system_id = erp_tables.column(model, "system_id")
+    rows = {r.system_id: r for r in await session.exec(select(model).where(system_id.in_(ids)))}
+    for work in works:
+        work.coupling = couplings.get(work.crm_id)
+        if work.coupling is not None:
+            work.row = rows.get(work.coupling.integration_id)
+
+
+# --- deciding and writing ----------------------------------------------------------------
+
+
+async def _resolve(session: AsyncSession, works: Sequence[Work]) -> None:
+    """Replace every ``CrmRef`` by the coupled ERP code, or fail the record."""
+    wanted: dict[str, set[uuid.UUID]] = {}
+    for work in works:
+        for value in work.values.values():
+            if isinstance(value, CrmRef):
+                wanted.setdefault(value.table, set()).add(value.crm_id)
+    found = {t: await erp_tables.coupled_codes(session, table=t, crm_ids=ids)
+             for t, ids in wanted.items()}  # fmt: skip
+    for work in works:
+        for name, value in list(work.values.items()):
+            if isinstance(value, CrmRef):
+                code = found[value.table].get(value.crm_id)
+                if code is None:
+                    work.action = SyncAction.fail
+                    work.message = (
+                        f"The CRM row {value.crm_id} in field {name} is not coupled to a "
+                        f"{value.table.replace('_', ' ')}; synchronize that table first."
+                    )
+                work.values[name] = code
+
+
+def _decide(run: SyncPass, work: Work) -> None:
+    from app.sync.runner import SYNC_ACTOR
+
+    if work.coupling is not None and work.coupling.skipped:
+        work.action = SyncAction.skip
+        return
+    if work.row is None:
+        decision = decide_missing_destination(
+            is_coupled=work.coupling is not None, only_coupled=run.only_coupled,
+            resolution=run.mapping.deletion_conflict_resolution,
+            destination=run.mapping.table_name,
+        )  # fmt: skip
+        work.action, work.message = decision.action, decision.message
+        return
+    assert work.coupling is not None  # noqa: S101 - a row is only found through its coupling
+    stored = work.coupling.last_synch_modified_on
+    changes = transfer.changed_erp_fields(work.values, vars(work.row))
+    facts = UpdateFacts(
+        direction=Direction.from_crm,
+        is_source_changed=_is_source_changed(work),
+        is_destination_changed=work.row.modified_by != SYNC_ACTOR
+        and (stored is None or as_utc(work.row.modified_at) > as_utc(stored)),
+        is_mapping_bidirectional=run.mapping.direction == Direction.bidirectional,
+        conflicting=[p for p in transfer.bidirectional_pairs(run.rules) if p[0] in changes],
+        has_changes=bool(changes),
+    )
+    decision = decide_update(
+        facts, resolution=run.mapping.update_conflict_resolution,
+        table=run.mapping.table_name, entity=run.entity,
+    )  # fmt: skip
+    work.action, work.message = decision.action, decision.message
+    work.values = changes
+
+
+async def _insert_row(session: AsyncSession, run: SyncPass, work: Work) -> None:
+    table = run.mapping.table_name
+    model = erp_tables.model_for(table)
+    values = dict(work.values)
+    code = erp_tables.code_field(table)
+    if code is not None and not values.get(code):
+        prefix = NUMBER_PREFIXES.get(table)
+        if prefix is None:
+            msg = f"A new {table} needs its {code}, which the field mappings do not provide."
+            raise ValueError(msg)
+        series = numbering.DocumentSeries(prefix, model, (erp_tables.column(model, code),))
+        values[code] = await numbering.next_document_no(session, series)
+    work.row = model(**values)
+    session.add(work.row)
+
+
+async def _write(session: AsyncSession, run: SyncPass, work: Work) -> None:
+    try:
+        async with session.begin_nested():
+            if work.action == SyncAction.insert:
+                await _insert_row(session, run, work)
+            else:
+                for name, value in work.values.items():
+                    setattr(work.row, name, value)
+            await session.flush()
+    except (SQLAlchemyError, ValueError, TypeError) as exc:
+        work.action = SyncAction.fail
+        work.message = f"The ERP refused the values: {str(exc).splitlines()[0][:500]}"
+
+
+async def _record(session: AsyncSession, run: SyncPass, work: Work) -> None:
+    if work.action in (SyncAction.insert, SyncAction.modify):
+        if work.coupling is None:
+            work.coupling = IntegrationRecord(
+                table_name=run.mapping.table_name, integration_id=work.row.system_id,
+                crm_table=run.entity, crm_id=work.crm_id,
+            )  # fmt: skip
+            session.add(work.coupling)
+        elif work.coupling.integration_id != work.row.system_id:  # restored
+            work.coupling.integration_id = work.row.system_id
+        log.mark_succeeded(
+            work.coupling, direction=Direction.from_crm, job_id=run.job_id,
+            erp_modified_at=work.row.modified_at, crm_modified_on=_modified_on(work.record),
+        )  # fmt: skip
+    elif work.action == SyncAction.uncouple and work.coupling is not None:
+        await session.delete(work.coupling)
+    elif work.action == SyncAction.fail:
+        message = f"CRM {run.entity} {work.crm_id}: {work.message}"
+        log.log_error(session, job_id=run.job_id, error=log.RecordError(
+            source_table=run.entity, source_id=str(work.crm_id),
+            destination_table=run.mapping.table_name,
+            destination_id=str(work.row.system_id) if work.row is not None else "",
+            message=message,
+        ))  # fmt: skip
+        if work.coupling is not None:
+            await log.mark_failed(
+                session, work.coupling, direction=Direction.from_crm, job_id=run.job_id,
+                message=message,
+            )  # fmt: skip
+
+
+async def _process(
+    session: AsyncSession, run: SyncPass, records: Sequence[dict[str, Any]]
+) -> log.Counters:
+    pk = f"{run.entity}id"
+    works = [Work(record=r, crm_id=uuid.UUID(str(r[pk]))) for r in records]
+    await _attach(session, run, works)
+    for work in works:
+        work.values = transfer.from_crm_values(
+            run.rules, work.record, entity=run.entity, table=run.mapping.table_name
+        )
+    await _resolve(session, works)
+    counters = log.Counters()
+    for work in works:
+        if work.action != SyncAction.fail:
+            _decide(run, work)
+        if work.action in (SyncAction.insert, SyncAction.modify):
+            await _write(session, run, work)
+        await _record(session, run, work)
+        counters.count(work.action)
+    await session.flush()
+    await log.add_counters(session, job_id=run.job_id, counters=counters)
+    return counters
+
+
+async def _failed_pass(run: SyncPass, total: log.Counters) -> set[uuid.UUID]:
+    done: set[uuid.UUID] = set()
+    after_id = 0
+    while True:
+        async with session_scope(run.sessionmaker) as session:
+            statement = (
+                select(IntegrationRecord)
+                .where(
+                    IntegrationRecord.table_name == run.mapping.table_name,
+                    IntegrationRecord.crm_table == run.entity,
+                    IntegrationRecord.last_synch_result == SynchResult.failure,
+                    col(IntegrationRecord.skipped).is_(False),
+                    col(IntegrationRecord.id) > after_id,
+                )
+                .order_by(col(IntegrationRecord.id))
+                .limit(run.page_size)
+            )
+            couplings = list(await session.exec(statement))
+            if not couplings:
+                return done
+            after_id = couplings[-1].id or after_id
+            records = await _read_by_ids(run, [c.crm_id for c in couplings])
+            done.update(c.crm_id for c in couplings)
+            total.merge(await _process(session, run, records))
+
+
+async def run_pass(run: SyncPass) -> log.Counters:
+    """The whole CRM -> ERP pass: failed records first, then the modified ones."""
+    total = log.Counters()
+    done = await _failed_pass(run, total)
+    params = {
+        "$select": ",".join(transfer.crm_select(run.rules, run.entity)),
+        "$filter": _filter(run),
+        "$orderby": f"modifiedon asc,{run.entity}id asc",
+    }
+    pk = f"{run.entity}id"
+    try:
+        async for page in run.crm.pages(run.entity_set, params=params, page_size=run.page_size):
+            newest = [m for m in (_modified_on(r) for r in page) if m is not None]
+            if newest:
+                run.observe_crm(max(newest))
+            records = [r for r in page if uuid.UUID(str(r[pk])) not in done]
+            async with session_scope(run.sessionmaker) as session:
+                total.merge(await _process(session, run, records))
+                if newest:
+                    await run.commit_crm_progress(session, max(newest))
+            run.report_progress(total)
+    except DataverseError as exc:
+        raise from_dataverse(exc, action=f"read the CRM {run.entity} rows") from exc
+    return total
