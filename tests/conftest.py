@@ -74,7 +74,7 @@ async def truncate_all(engine: AsyncEngine) -> None:
     costs about a second (file work per table), DELETE of nearly empty ones a few ms.
     """
     tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
-    script = "; ".join(f'DELETE FROM "{name}"' for name in tables)
+    script = "; ".join(f'DELETE FROM "{name}"' for name in tables)  # noqa: S608
     async with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             raw = await connection.get_raw_connection()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -30,20 +30,44 @@ from app.sandbox.state import Sandbox
 from app.sandbox.webapi import CallContext
 
 _RAW_SEND = "sandbox.raw_send"
+_ARRIVED_AT = "sandbox.arrived_at"
 
 
 class SandboxApp(Starlette):
-    """Keeps the server's own ``send`` in the scope, so a fault can drop the connection."""
+    """Keeps the server's own ``send`` in the scope, so a fault can drop the connection,
+    and the request's arrival time, taken before routing and token checks."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            scope[_ARRIVED_AT] = time.monotonic()
             scope[_RAW_SEND] = send
         await super().__call__(scope, receive, send)
 
 
-def _response(outcome: Outcome) -> Response:
+class ThrottledResponse(Response):
+    """A 429 that reports when it started and finished going out, so service protection
+    can tell requests sent after the client read it from those already on their way."""
+
+    def __init__(self, outcome: Outcome, on_sent: Callable[[float, float], None]) -> None:
+        headers, media = _headers(outcome)
+        super().__init__(outcome.body, status_code=outcome.status, headers=headers, media_type=media)
+        self.on_sent = on_sent
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started_at = time.monotonic()
+        await super().__call__(scope, receive, send)
+        # ``send`` hands the bytes to the socket without yielding to the loop, so this is
+        # when the 429 was fully written, and no request was looked at in between.
+        self.on_sent(started_at, time.monotonic())
+
+
+def _headers(outcome: Outcome) -> tuple[dict[str, str], str | None]:
     headers = {"OData-Version": "4.0", "REQ_ID": str(uuid.uuid4()), **outcome.headers}
-    media = headers.pop("Content-Type", None)
+    return headers, headers.pop("Content-Type", None)
+
+
+def _response(outcome: Outcome) -> Response:
+    headers, media = _headers(outcome)
     return Response(outcome.body, status_code=outcome.status, headers=headers, media_type=media)
 
 
@@ -85,11 +109,15 @@ async def web_api(request: Request) -> Response:
     if user is None:
         sandbox.counters.unauthorized += 1
         return _finish(sandbox, error_outcome(_with_challenge(unauthorized(), sandbox)))
+    connection = _connection(request)
     rejection = sandbox.protection.admit(
-        user, time.monotonic(), forced=sandbox.faults.should_throttle()
+        user,
+        request.scope.get(_ARRIVED_AT, time.monotonic()),
+        connection=connection,
+        forced=sandbox.faults.should_throttle(),
     )
     if rejection is not None:
-        return _finish(sandbox, error_outcome(rejection))
+        return _throttled(sandbox, rejection, user, connection)
     try:
         return await _serve(request, sandbox, path)
     finally:
@@ -122,6 +150,28 @@ async def _serve(request: Request, sandbox: Sandbox, path: str) -> Response:
         sandbox.counters.drops_injected += 1
         await _drop_connection(request)
     return _finish(sandbox, outcome)
+
+
+def _connection(request: Request) -> tuple[str, int] | None:
+    client = request.scope.get("client")
+    if not client:
+        return None
+    host, port = client
+    return str(host), int(port)
+
+
+def _throttled(
+    sandbox: Sandbox, rejection: SandboxError, user: str, connection: tuple[str, int] | None
+) -> Response:
+    sandbox.counters.by_status[rejection.status] += 1
+    retry_after = int(rejection.headers["Retry-After"])
+
+    def on_sent(started_at: float, written_at: float) -> None:
+        sandbox.protection.sent(
+            user, connection, retry_after=retry_after, started_at=started_at, written_at=written_at
+        )
+
+    return ThrottledResponse(error_outcome(rejection), on_sent)
 
 
 def _with_challenge(error: SandboxError, sandbox: Sandbox) -> SandboxError:

@@ -354,14 +354,21 @@ def _triage(rows: Sequence[tuple[Any, IntegrationRecord | None]]) -> list[Work]:
 
 
 async def _reserve_couplings(session: AsyncSession, run: SyncPass, works: Sequence[Work]) -> None:
-    """Couple new records to their client-generated CRM id before sending them."""
+    """Couple new records to their client-generated CRM id before sending them.
+
+    A new record that already failed (a missing dependency) is coupled the same way, as
+    pending, so it is retried first by the next run and not lost behind the watermark.
+    """
     for work in works:
-        if work.action != SyncAction.insert or work.crm_id is None:
+        is_new_failure = work.action == SyncAction.fail and work.coupling is None
+        if is_new_failure:  # so the next run retries it (failed records come first)
+            work.crm_id = uuid.uuid4()
+        elif work.action != SyncAction.insert or work.crm_id is None:
             continue
         if work.coupling is None:
             work.coupling = IntegrationRecord(
                 table_name=run.mapping.table_name, integration_id=work.row.system_id,
-                crm_table=run.entity, crm_id=work.crm_id,
+                crm_table=run.entity, crm_id=work.crm_id or uuid.uuid4(),
                 last_synch_crm_result=SynchResult.failure,
             )  # fmt: skip
             session.add(work.coupling)

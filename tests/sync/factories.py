@@ -49,3 +49,22 @@ def coupling(table: str, system_id: uuid.UUID, crm_table: str, crm_id: uuid.UUID
     return IntegrationRecord(
         table_name=table, integration_id=system_id, crm_table=crm_table, crm_id=crm_id
     )
+
+
+OTHER_USER = "0e9a1c52-5f7e-4a55-9d36-6a5e0bf2a001"
+
+
+def crm_user_edit(state: Any, entity_set: str, record_id: Any, **changes: Any) -> None:
+    """A change made in the CRM by a person (not the integration user), via the sandbox."""
+    from app.clock import utc_now
+
+    store = state.store
+    with store.transaction():
+        doc = store.get(entity_set, str(record_id))
+        doc.update(changes)
+        current = dt.datetime.fromisoformat(doc["modifiedon"].replace("Z", "+00:00"))
+        later = max(utc_now(), current) + dt.timedelta(seconds=2)
+        doc["modifiedon"] = later.strftime("%Y-%m-%dT%H:%M:%SZ")
+        doc["_modifiedby_value"] = OTHER_USER
+        doc["versionnumber"] = store.next_version()
+        store.replace(entity_set, str(record_id), doc)
