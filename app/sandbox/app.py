@@ -50,7 +50,9 @@ class ThrottledResponse(Response):
 
     def __init__(self, outcome: Outcome, on_sent: Callable[[float, float], None]) -> None:
         headers, media = _headers(outcome)
-        super().__init__(outcome.body, status_code=outcome.status, headers=headers, media_type=media)
+        super().__init__(
+            outcome.body, status_code=outcome.status, headers=headers, media_type=media
+        )
         self.on_sent = on_sent
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -52,9 +52,11 @@ class SandboxConfig:
     window_seconds: float = 300.0
     max_concurrent_requests: int | None = None
     retry_after_seconds: int | None = None  # None = seconds until the window has room (>= 1)
-    # A request arriving while a Retry-After runs counts as "early" once this long has
-    # passed since the 429, so requests already on the wire when it was sent don't count.
-    early_grace_seconds: float = 0.05
+    # A request on another connection than the 429's counts as "early" only from this long
+    # after the 429 was fully written: requests the client sent before it could read the
+    # 429 may still be in the kernel or an event loop's queue (docs/sandbox.md). Requests
+    # on the 429's own connection need no grace: they were sent after it was read.
+    early_grace_seconds: float = 0.5
     # Fault injection; 0 = off.
     error_rate: float = 0.0  # share of requests answered 500/503 before they run
     error_statuses: tuple[int, ...] = (500, 503)

@@ -250,7 +250,28 @@ async def _run_purge(sessionmaker: SessionMaker, entry: JobQueueEntry) -> RunRes
     return RunResult(changed=deleted)
 
 
-RUNNERS: dict[str, Runner] = {JobKind.purge_sync_log: _run_purge}
+async def _run_mapping(sessionmaker: SessionMaker, entry: JobQueueEntry) -> RunResult:
+    """A mapping's synchronization (``full_sync``: every row, not only coupled ones)."""
+    from app.sync import runner  # the engine imports this module's callers, not this module
+    from app.sync.errors import FatalSyncError
+
+    try:
+        activity = await runner.run_queue_entry(
+            sessionmaker,
+            mapping_name=entry.mapping_name,
+            is_full=entry.kind == JobKind.full_sync,
+            entry_id=entry.id,
+        )
+    except FatalSyncError as exc:
+        raise JobConfigError(exc.admin_message) from exc
+    return RunResult(changed=activity)
+
+
+RUNNERS: dict[str, Runner] = {
+    JobKind.purge_sync_log: _run_purge,
+    JobKind.mapping_sync: _run_mapping,
+    JobKind.full_sync: _run_mapping,
+}
 
 
 def runner_for(kind: JobKind | str) -> Runner:

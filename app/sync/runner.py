@@ -33,7 +33,9 @@ from app.models.integration import (
     IntegrationFieldMapping,
     IntegrationTableMapping,
 )
+from app.settings import Settings, get_settings
 from app.sync import crm_rules, log, transfer, watermarks
+from app.sync.crm_client import build_crm_client
 from app.sync.errors import FatalSyncError, SyncError
 from app.sync.field_catalog import entity_set_for
 
@@ -243,3 +245,24 @@ async def run_mapping(
         return result
     finally:
         current_actor.reset(token)
+
+
+async def run_queue_entry(
+    sessionmaker: SessionMaker, *, mapping_name: str, is_full: bool, entry_id: int | None,
+    settings: Settings | None = None,
+) -> int:  # fmt: skip
+    """A job queue entry's run: the CRM client from the setup row; returns the activity."""
+    settings = settings or get_settings()
+    async with session_scope(sessionmaker) as session:
+        setup = (
+            await session.exec(select(ConnectionSetup).order_by(col(ConnectionSetup.id)))
+        ).first()
+    if setup is None or not setup.is_enabled:
+        msg = "The Dynamics 365 Sales connection is not enabled; enable it to synchronize."
+        raise FatalSyncError(msg)
+    options = RunOptions(
+        is_full=is_full, job_queue_entry_id=entry_id, company_name=settings.company_name
+    )
+    async with build_crm_client(settings, setup, interactive=False) as crm:
+        result = await run_mapping(sessionmaker, crm, mapping_name=mapping_name, options=options)
+    return result.activity

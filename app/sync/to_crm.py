@@ -458,8 +458,8 @@ async def run_pass(run: SyncPass) -> log.Counters:
                 break
             after = (page[-1][0].modified_at, page[-1][0].id)
             run.observe_erp(page[-1][0].modified_at)
-            rows = [(row, coupling) for row, coupling in page if row.id not in done]
-            total.merge(await _process(session, run, rows))
+            fresh = [(row, coupling) for row, coupling in page if row.id not in done]
+            total.merge(await _process(session, run, fresh))
             await run.commit_erp_progress(session, watermarks.page_bookmark(after[0]))
         run.report_progress(total)
     return total

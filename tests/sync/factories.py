@@ -45,7 +45,9 @@ def stock(item_no: str, quantity: Decimal | int) -> erp.ItemLedgerEntry:
     )  # fmt: skip
 
 
-def coupling(table: str, system_id: uuid.UUID, crm_table: str, crm_id: uuid.UUID) -> IntegrationRecord:
+def coupling(
+    table: str, system_id: uuid.UUID, crm_table: str, crm_id: uuid.UUID
+) -> IntegrationRecord:
     return IntegrationRecord(
         table_name=table, integration_id=system_id, crm_table=crm_table, crm_id=crm_id
     )

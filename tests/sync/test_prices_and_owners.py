@@ -60,6 +60,8 @@ async def test_owner_comes_from_the_coupled_salesperson(
         "systemusers", {"firstname": "Ann", "lastname": "Sales", "isdisabled": False,
                         "internalemailaddress": "ann@crm.example"},
     )  # fmt: skip
+    # Users are maintained by people in the CRM, not by the integration user.
+    f.crm_user_edit(sandbox.state, "systemusers", user_id, mobilephone="555-0100")
     person = erp.Salesperson(code="AS", name="old name")
     await f.add(session, person)
     await f.add(session, f.coupling("salesperson", person.system_id, "systemuser", user_id))
@@ -70,7 +72,7 @@ async def test_owner_comes_from_the_coupled_salesperson(
     people = await run_mapping(sessionmaker, crm, mapping_name="SALESPEOPLE", options=FULL)
     assert people.counters[Direction.from_crm].modified == 1
     await session.refresh(person)
-    assert (person.name, person.email) == ("Ann Sales", "ann@crm.example")
+    assert (person.name, person.email, person.phone) == ("Ann Sales", "ann@crm.example", "555-0100")
 
     customers = await run_mapping(sessionmaker, crm, mapping_name="CUSTOMER", options=FULL)
     assert customers.counters[TO].inserted == 2

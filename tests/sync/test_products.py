@@ -38,7 +38,9 @@ async def test_units_items_and_resources_become_products(
     schedules = state.rows("uomschedules")
     assert sorted(s["name"] for s in schedules) == ["HOUR", "PCS"]
     for schedule in schedules:  # one unit per unit group
-        units_in = [u for u in state.rows("uoms") if u["_uomscheduleid_value"] == schedule["uomscheduleid"]]
+        units_in = [
+            u for u in state.rows("uoms") if u["_uomscheduleid_value"] == schedule["uomscheduleid"]
+        ]
         assert [u["name"] for u in units_in] == [schedule["name"]]
     products = {p["productnumber"]: p for p in state.rows("products")}
     assert products["1000"]["producttypecode"] == 1
@@ -55,4 +57,3 @@ async def test_units_items_and_resources_become_products(
     )
     couplings = (await session.exec(select(IntegrationRecord))).all()
     assert len(couplings) == 5
-

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import update
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.dataverse import DataverseClient
@@ -44,7 +45,7 @@ async def _item(session: AsyncSession, no: str) -> erp.Item:
     return (await session.exec(select(erp.Item).where(erp.Item.no == no))).one()
 
 
-def _product(sandbox: RunningSandbox, no: str) -> dict:
+def _product(sandbox: RunningSandbox, no: str) -> dict[str, Any]:
     return next(p for p in sandbox.state.rows("products") if p["productnumber"] == no)
 
 
@@ -112,7 +113,10 @@ async def test_blocked_item_retires_its_product(
     await session.commit()
     result = await run_mapping(sessionmaker, crm, mapping_name="ITEM-PRODUCT")
     assert result.counters[TO].modified == 1
-    assert (_product(sandbox, "3000")["statecode"], _product(sandbox, "3000")["statuscode"]) == (1, 2)
+    assert (_product(sandbox, "3000")["statecode"], _product(sandbox, "3000")["statuscode"]) == (
+        1,
+        2,
+    )
 
 
 async def test_crm_edit_flows_back_and_conflicts_follow_the_resolution(
@@ -139,7 +143,7 @@ async def test_crm_edit_flows_back_and_conflicts_follow_the_resolution(
 
     # CRM wins: ERP->CRM skips, CRM->ERP applies.
     await session.exec(update(IntegrationTableMapping).where(
-        IntegrationTableMapping.name == "ITEM-PRODUCT").values(
+        col(IntegrationTableMapping.name) == "ITEM-PRODUCT").values(
         update_conflict_resolution=UpdateConflictResolution.get_update_from_crm))  # fmt: skip
     await session.commit()
     resolved = await run_mapping(sessionmaker, crm, mapping_name="ITEM-PRODUCT")
@@ -163,7 +167,7 @@ async def test_deletion_conflicts(
     error = (await session.exec(select(IntegrationSynchJobError))).one()
     assert "coupled to a deleted product record" in error.message
 
-    mapping = IntegrationTableMapping.name == "ITEM-PRODUCT"
+    mapping = col(IntegrationTableMapping.name) == "ITEM-PRODUCT"
     restore = DeletionConflictResolution.restore_records
     await session.exec(update(IntegrationTableMapping).where(mapping).values(
         deletion_conflict_resolution=restore))  # fmt: skip

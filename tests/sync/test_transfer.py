@@ -57,8 +57,10 @@ def test_to_crm_takes_to_and_bidirectional_fields_and_refs_for_lookups() -> None
         # from-CRM fields never go to the CRM
         (FieldRule("email", "internalemailaddress", FROM), {"email": "x"}, {}),
         # not null: an empty owner is not sent at all
-        (FieldRule("salesperson_code", "ownerid", TO, not_null=True), {"salesperson_code": None}, {}),
-        (FieldRule("name", "name", TO, transformation="uppercase"), {"name": "bike"}, {"name": "BIKE"}),
+        (FieldRule("salesperson_code", "ownerid", TO, not_null=True),
+         {"salesperson_code": None}, {}),
+        (FieldRule("name", "name", TO, transformation="uppercase"),
+         {"name": "bike"}, {"name": "BIKE"}),
         (FieldRule("name", "name", TO, transformation="trim"), {"name": " a "}, {"name": "a"}),
         (FieldRule("unit_price", "price", TO), {"unit_price": 1.5}, {"price": Decimal("1.5")}),
     ],
@@ -103,7 +105,8 @@ def test_changed_fields_compare_normalised_values() -> None:
     [
         ({"price": Decimal(-5), "quantityonhand": Decimal(-2)}, "item", Decimal(0), Decimal(0), 1),
         ({"price": Decimal(5), "quantityonhand": Decimal(2)}, "item", Decimal(5), Decimal(2), 1),
-        ({"price": Decimal(-1), "quantityonhand": Decimal(8)}, "resource", Decimal(0), Decimal(8), 3),
+        ({"price": Decimal(-1), "quantityonhand": Decimal(8)}, "resource",
+         Decimal(0), Decimal(8), 3),
     ],
 )  # fmt: skip
 def test_product_rules(

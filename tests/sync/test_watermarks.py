@@ -37,7 +37,8 @@ def test_naive_values_are_refused() -> None:
 
 def test_other_time_zones_become_utc() -> None:
     plus_two = T0.astimezone(__import__("datetime").timezone(timedelta(hours=2)))
-    assert watermarks.advance(None, [plus_two], signpost=T0 + S).tzinfo is UTC
+    advanced = watermarks.advance(None, [plus_two], signpost=T0 + S)
+    assert advanced is not None and advanced.tzinfo is UTC
 
 
 def test_read_window_and_literals() -> None:
