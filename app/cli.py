@@ -18,6 +18,7 @@ from types import FrameType
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -99,6 +100,15 @@ async def open_session(settings: Settings) -> AsyncIterator[AsyncSession]:
         await engine.dispose()
 
 
+def upgrade_or_fail(settings: Settings) -> None:
+    """Apply the migrations; an unreachable or broken database is one clear line."""
+    try:
+        upgrade_database_sync(settings.database_url)
+    except (DBAPIError, OSError) as exc:
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        fail(f"Could not upgrade the database {where}: {exc}")
+
+
 def new_password() -> str:
     return secrets.token_urlsafe(18)
 
@@ -136,7 +146,7 @@ def init(
 ) -> None:
     """Create the database and the first integration-admin (only when no user exists)."""
     settings = get_settings()
-    upgrade_database_sync(settings.database_url)
+    upgrade_or_fail(settings)
     password = run(create_first_admin(settings, user_name=user_name))
     if password is None:
         fail("Salesbridge has users already; add more with `salesbridge user create`.")
@@ -168,7 +178,7 @@ def serve(
     configure(settings)
     # Until uvicorn takes the signals over, SIGTERM unwinds like Ctrl-C (Redis is stopped).
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    upgrade_database_sync(settings.database_url)
+    upgrade_or_fail(settings)
     password = run(create_first_admin(settings))
     if password is not None:
         announce_first_admin(settings, FIRST_ADMIN, password)
@@ -223,11 +233,7 @@ def sandbox(
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
     """Apply all migrations (creates the database on first use)."""
-    settings = get_settings()
-    try:
-        upgrade_database_sync(settings.database_url)
-    except (DBAPIError, OSError) as exc:
-        fail(f"Could not upgrade the database: {exc}")
+    upgrade_or_fail(get_settings())
     say("The database schema is up to date.")
 
 

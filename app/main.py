@@ -20,7 +20,8 @@ from app.exception_handlers import install_exception_handlers
 from app.logs import get_logger
 from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.migrations import upgrade_engine
-from app.odata.router import router as odata_router
+from app.odata.asgi import ODataDispatchMiddleware
+from app.odata.asgi import router as odata_router
 from app.settings import Settings, get_settings
 
 log = get_logger("salesbridge.app")
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, *, should_migrate: bool = True)
     install_exception_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(ODataDispatchMiddleware)  # outermost: /odata/ skips the REST stack
     app.include_router(odata_router)  # first: its catch-all only matches /odata/, hot path
     app.include_router(health.router)
     app.include_router(api_router)

@@ -22,6 +22,7 @@ from app.settings import Settings
 log = get_logger("salesbridge.service")
 
 WORKER_RESTART_SECONDS = 5.0
+STARTUP_FAILURE_EXIT_CODE = 3  # what uvicorn.run uses
 
 
 class Server(uvicorn.Server):
@@ -90,3 +91,5 @@ async def run_service(
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
+    if not server.started:  # uvicorn logged why (port in use, database or Redis down)
+        raise SystemExit(STARTUP_FAILURE_EXIT_CODE)

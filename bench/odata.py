@@ -8,9 +8,11 @@ the way the migration does. Serves the real app with one uvicorn process pinned 
 drives it from CPU 1 with a small raw-socket HTTP/1.1 load generator (8 keep-alive
 connections): key lookup, startswith(ItemNo,'1234') + $top=50, ProjectedAvailable lt 10
 ordered + $top=100, /$count, and a full walk of every item with odata.maxpagesize=1000. The
-same mix then runs against a hand-written peer (Starlette + stdlib sqlite3 + orjson, the same
-tables) and the ratio is reported. It also times the same numeric query as a grouped query
-over the ledger, the alternative to the trigger-kept aggregate. Never asserts timings.
+same mix runs against a hand-written peer (Starlette + stdlib sqlite3 + orjson, the same
+tables, also on CPU 0) and the ratio is reported: the two servers take turns in one-second
+slices (walks alternate too), so on a shared machine both see the same background load.
+It also times the same numeric query as a grouped query over the ledger, the alternative
+to the trigger-kept aggregate. Never asserts timings.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import psutil
@@ -303,9 +307,10 @@ class Connection:
         return status, body
 
 
-async def run_kind(
+async def timed_requests(
     port: int, headers: str, make_target: object, seconds: float
-) -> dict[str, float]:
+) -> tuple[list[float], int, float]:
+    """(latencies, errors, elapsed) for ``seconds`` of requests at CONCURRENCY."""
     latencies: list[float] = []
     errors = 0
     stop = time.perf_counter() + seconds
@@ -323,7 +328,10 @@ async def run_kind(
 
     began = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    elapsed = time.perf_counter() - began
+    return latencies, errors, time.perf_counter() - began
+
+
+def summary(latencies: list[float], errors: int, elapsed: float) -> dict[str, float]:
     latencies.sort()
     return {
         "req_s": round(len(latencies) / elapsed, 1),
@@ -335,13 +343,13 @@ async def run_kind(
 
 async def full_paging(
     port: int, headers: str, *, odata: bool, process: psutil.Process
-) -> dict[str, float]:
+) -> tuple[int, float, list[int]]:
+    """(rows, seconds, RSS after each page) for one walk over every item, 1,000 a page."""
     connection = Connection(port, headers)
     await connection.open()
     rows, rss = 0, []
     began = time.perf_counter()
     target: str | None = "/odata/v4/ItemAvailability" if odata else "/raw?after="
-    last = ""
     while target is not None:
         status, body = await connection.get(target, "Prefer: odata.maxpagesize=1000\r\n")
         assert status == 200, body[:200]
@@ -352,54 +360,91 @@ async def full_paging(
             link = page.get("@odata.nextLink")
             target = link[link.index("/odata/") :] if link else None
         elif page["value"]:
-            last = page["value"][-1]["ItemNo"]
-            target = f"/raw?after={quote(last)}"
+            target = f"/raw?after={quote(page['value'][-1]['ItemNo'])}"
         else:
             target = None
-    elapsed = time.perf_counter() - began
-    return {
-        "rows": rows,
-        "rows_s": round(rows / elapsed),
-        "rss_mb_first_page": round(rss[0] / 2**20, 1),
-        "rss_mb_last_page": round(rss[-1] / 2**20, 1),
-    }
+    connection.writer.close()
+    return rows, time.perf_counter() - began, rss
 
 
-async def measure(
-    port: int, headers: str, *, odata: bool, n_items: int, seconds: float, process: psutil.Process
-) -> dict[str, object]:
-    rng = random.Random(11)
-    base = "/odata/v4/ItemAvailability"
+class Target:
+    """One server under test: its port, process and the URL of each query kind."""
 
-    def key() -> str:
-        no = str(100_000 + rng.randrange(n_items))
-        return f"{base}('{no}')" if odata else f"/raw?key={no}"
+    def __init__(self, port: int, process: psutil.Process, *, odata: bool, n_items: int) -> None:
+        self.port, self.process, self.odata = port, process, odata
+        self.rng = random.Random(11)
+        self.n_items = n_items
 
-    def prefix() -> str:
-        p = str(1000 + rng.randrange(min(n_items // 100, 1000) or 1))
-        return (
-            f"{base}?$filter=startswith(ItemNo,'{p}')&$top=50".replace(" ", "%20")
-            if odata
-            else f"/raw?prefix={p}"
-        )
+    def make(self, kind: str) -> Callable[[], str]:
+        base, rng, odata = "/odata/v4/ItemAvailability", self.rng, self.odata
 
-    def numeric() -> str:
-        return (
-            f"{base}?$filter=ProjectedAvailable%20lt%2010&$orderby=ProjectedAvailable&$top=100"
-            if odata
-            else "/raw?lt=10"
-        )
+        def key() -> str:
+            no = str(100_000 + rng.randrange(self.n_items))
+            return f"{base}('{no}')" if odata else f"/raw?key={no}"
 
-    def count() -> str:
-        return f"{base}/$count" if odata else "/raw?count=1"
+        def prefix() -> str:
+            p = str(1000 + rng.randrange(min(self.n_items // 100, 1000) or 1))
+            return (
+                f"{base}?$filter=startswith(ItemNo,'{p}')&$top=50" if odata else f"/raw?prefix={p}"
+            )
 
-    kinds = {"key": key, "startswith_top": prefix, "numeric_filter_order": numeric, "count": count}
-    out: dict[str, object] = {}
-    await run_kind(port, headers, key, 1.0)  # warm-up: caches, connections, pages
-    for name, make in kinds.items():
-        out[name] = await run_kind(port, headers, make, seconds)
-    out["full_paging"] = await full_paging(port, headers, odata=odata, process=process)
-    out["peak_rss_mb"] = round(process.memory_info().rss / 2**20, 1)
+        def numeric() -> str:
+            return (
+                f"{base}?$filter=ProjectedAvailable%20lt%2010&$orderby=ProjectedAvailable&$top=100"
+                if odata
+                else "/raw?lt=10"
+            )
+
+        def count() -> str:
+            return f"{base}/$count" if odata else "/raw?count=1"
+
+        return {
+            "key": key,
+            "startswith_top": prefix,
+            "numeric_filter_order": numeric,
+            "count": count,
+        }[kind]
+
+
+KINDS = ("key", "startswith_top", "numeric_filter_order", "count")
+
+
+async def measure(targets: dict[str, Target], headers: str, seconds: float) -> dict[str, Any]:
+    """Every kind on every server, interleaved in one-second slices (then walks), so both
+    servers see the same background load on this shared machine and the ratio is fair."""
+    out: dict[str, dict[str, Any]] = {label: {} for label in targets}
+    for target in targets.values():  # warm-up: caches, connections, pages
+        await timed_requests(target.port, headers, target.make("key"), 1.0)
+    rounds = max(1, round(seconds))
+    for kind in KINDS:
+        totals = {label: ([], 0, 0.0) for label in targets}
+        for _ in range(rounds):
+            for label, target in targets.items():
+                found = await timed_requests(
+                    target.port, headers, target.make(kind), seconds / rounds
+                )
+                lat, err, took = totals[label]
+                totals[label] = (lat + found[0], err + found[1], took + found[2])
+        for label, total in totals.items():
+            out[label][kind] = summary(*total)
+    walks = {label: [0, 0.0] for label in targets}
+    rss: dict[str, list[int]] = {label: [] for label in targets}
+    for _ in range(max(2, rounds // 2)):
+        for label, target in targets.items():
+            rows, took, pages = await full_paging(
+                target.port, headers, odata=target.odata, process=target.process
+            )
+            rss[label].extend(pages)
+            walks[label][0] += rows
+            walks[label][1] += took
+    for label in targets:
+        out[label]["full_paging"] = {
+            "rows": walks[label][0],
+            "rows_s": round(walks[label][0] / walks[label][1]),
+            "rss_mb_first_page": round(rss[label][0] / 2**20, 1),
+            "rss_mb_last_page": round(rss[label][-1] / 2**20, 1),
+        }
+        out[label]["peak_rss_mb"] = round(max(rss[label]) / 2**20, 1)
     return out
 
 
@@ -464,23 +509,20 @@ def main() -> None:
         "concurrency": CONCURRENCY,
     }
     result.update(grouped_vs_aggregate(db_path))
-    for label, server_args, port, odata in (
-        ("salesbridge", ["--serve", str(db_path), str(data_dir)], 18431, True),
-        ("raw_peer", ["--serve-raw", str(db_path)], 18432, False),
-    ):
-        process = start_server(server_args, port)
-        try:
-            result[label] = asyncio.run(
-                measure(
-                    port,
-                    auth,
-                    odata=odata,
-                    n_items=n_items,
-                    seconds=args.seconds,
-                    process=psutil.Process(process.pid),
-                )
-            )
-        finally:
+    servers = {
+        "salesbridge": (["--serve", str(db_path), str(data_dir)], 18431, True),
+        "raw_peer": (["--serve-raw", str(db_path)], 18432, False),
+    }
+    processes = []
+    try:
+        targets = {}
+        for label, (server_args, port, odata) in servers.items():
+            process = start_server(server_args, port)
+            processes.append(process)
+            targets[label] = Target(port, psutil.Process(process.pid), odata=odata, n_items=n_items)
+        result.update(asyncio.run(measure(targets, auth, args.seconds)))
+    finally:
+        for process in processes:
             process.terminate()
             process.wait(timeout=10)
     ours, peer = result["salesbridge"], result["raw_peer"]

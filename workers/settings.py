@@ -47,7 +47,7 @@ def tick_seconds(settings: Settings) -> set[int]:
 
 
 def worker_options(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments of arq's ``Worker``, all explicit (arq's defaults are long)."""
+    """Keyword arguments of arq's ``Worker``; every task has its own short timeout."""
     run_entry = func(
         tasks.run_entry,
         name=RUN_ENTRY_TASK,
@@ -71,9 +71,6 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "on_startup": startup,
         "on_shutdown": shutdown,
         "ctx": {"settings": settings},
-        "job_timeout": settings.job_timeout_seconds + tasks.ARQ_TIMEOUT_MARGIN_SECONDS,
-        "keep_result": 0,
-        "max_tries": 3,
         "health_check_interval": HEALTH_CHECK_SECONDS,
     }
 

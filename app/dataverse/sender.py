@@ -41,6 +41,7 @@ class GatedTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await self._gate.wait()
+        self._wait_again_before_sending(request)
         response = await self._inner.handle_async_request(request)
         if response.status_code == httpx.codes.TOO_MANY_REQUESTS:
             # Close the gate the moment the status line arrives: reading the body and
@@ -49,6 +50,20 @@ class GatedTransport(httpx.AsyncBaseTransport):
             if seconds is not None:
                 self._gate.hold_for(seconds)
         return response
+
+    def _wait_again_before_sending(self, request: httpx.Request) -> None:
+        # httpcore may park a request in its pool after the check above and send it later
+        # on the very connection that just carried a 429; re-check at the last moment.
+        inner_trace = request.extensions.get("trace")
+        gate = self._gate
+
+        async def trace(name: str, info: dict[str, Any]) -> None:
+            if name == "http11.send_request_headers.started":
+                await gate.wait()
+            if inner_trace is not None:
+                await inner_trace(name, info)
+
+        request.extensions["trace"] = trace
 
     async def aclose(self) -> None:
         await self._inner.aclose()

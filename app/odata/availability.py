@@ -1,27 +1,31 @@
 """Reading availability: one SQL statement per page (plus one for a requested count).
 
-Statements are built from cached pieces (the full-row select per set, compiled filters),
-so a request spends its time in the database and in orjson, not in building SQL.
+Each query shape is built with SQLAlchemy once and kept compiled (``app.odata.statements``):
+per request only the values that change (a key, the keyset values, limit and offset) are
+bound. A shape is (set, ``$filter`` text after alias substitution, ``$orderby``, which
+keyset values are null, whether there is an offset); filter literals are part of the text
+and so constants of their shape.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.sql import Select, visitors
+from sqlalchemy.sql import ColumnElement, Select, visitors
 
 from app.odata.entity_sets import EntitySet
 from app.odata.filters import compile_filter, substitute_aliases
-from app.odata.paging import Ordering, after_predicate, order_by_clauses
-from app.odata.readers import Reader
+from app.odata.paging import Ordering, after_predicate, order_by_clauses, signature
+from app.odata.readers import Reader, Rows
+from app.odata.statements import cached
 
-_FILTER_CACHE_SIZE = 512
+_FILTER_CACHE_SIZE = 2048
 _filter_cache: OrderedDict[tuple[str, str], Any] = OrderedDict()
 _base_selects: dict[str, Select[Any]] = {}
+_LIMIT, _OFFSET = "page_limit", "page_offset"
 
 
 @dataclass(frozen=True)
@@ -46,9 +50,8 @@ def base_select(entity_set: EntitySet) -> Select[Any]:
     return select
 
 
-def filter_clause(entity_set: EntitySet, filter_text: str, aliases: dict[str, str]) -> Any:
-    """The compiled ``$filter``, cached: clauses are immutable and reusable across requests."""
-    text = substitute_aliases(filter_text, aliases)
+def filter_clause(entity_set: EntitySet, text: str) -> Any:
+    """The compiled ``$filter`` (aliases already substituted), cached: clauses are immutable."""
     cache_key = (entity_set.name, text)
     clause = _filter_cache.get(cache_key)
     if clause is None:
@@ -61,29 +64,53 @@ def filter_clause(entity_set: EntitySet, filter_text: str, aliases: dict[str, st
     return clause
 
 
-async def read_page(
-    reader: Reader, entity_set: EntitySet, page: PageRequest
-) -> Sequence[Sequence[Any]]:
-    select = base_select(entity_set)
-    if page.filter_text is not None:
-        select = select.where(filter_clause(entity_set, page.filter_text, page.aliases))
+def _filter_text(filter_text: str | None, aliases: dict[str, str]) -> str | None:
+    return None if filter_text is None else substitute_aliases(filter_text, aliases)
+
+
+async def read_page(reader: Reader, entity_set: EntitySet, page: PageRequest) -> Rows:
+    text = _filter_text(page.filter_text, page.aliases)
+    nulls = None if page.after is None else tuple(value is None for value in page.after)
+    shape = ("page", entity_set.name, text, signature(page.ordering), nulls, bool(page.skip))
+
+    def build() -> tuple[ColumnElement[Any], frozenset[str]]:
+        select = base_select(entity_set)
+        if text is not None:
+            select = select.where(filter_clause(entity_set, text))
+        names = {_LIMIT}
+        if page.after is not None:
+            predicate, after_names = after_predicate(page.ordering, page.after)
+            select = select.where(predicate)
+            names.update(after_names)
+        select = select.order_by(*order_by_clauses(page.ordering))
+        select = select.limit(sa.bindparam(_LIMIT, type_=sa.Integer()))
+        if page.skip:
+            select = select.offset(sa.bindparam(_OFFSET, type_=sa.Integer()))
+            names.add(_OFFSET)
+        return select, frozenset(names)  # type: ignore[return-value]
+
+    prepared = cached(shape, build, reader.dialect)
+    values: dict[str, Any] = {_LIMIT: page.limit + 1 if page.probe else page.limit}
+    values[_OFFSET] = page.skip
     if page.after is not None:
-        select = select.where(after_predicate(page.ordering, page.after))
-    select = select.order_by(*order_by_clauses(page.ordering))
-    select = select.limit(page.limit + 1 if page.probe else page.limit)
-    if page.skip:
-        select = select.offset(page.skip)
-    return await reader.rows(select)
+        values.update((f"after_{i}", value) for i, value in enumerate(page.after))
+    return await reader.rows(prepared, prepared.params(values))
 
 
 async def read_entity(
     reader: Reader, entity_set: EntitySet, key: dict[str, str]
-) -> Sequence[Any] | None:
-    select = base_select(entity_set)
-    for name, value in key.items():
-        column = entity_set.by_name[name].column
-        select = select.where(column == sa.literal(value, column.type))
-    return await reader.first(select)
+) -> tuple[Any, ...] | None:
+    def build() -> tuple[ColumnElement[Any], frozenset[str]]:
+        select = base_select(entity_set)
+        for name in entity_set.key:
+            column = entity_set.by_name[name].column
+            select = select.where(column == sa.bindparam(f"key_{name}", type_=column.type))
+        names = frozenset(f"key_{name}" for name in entity_set.key)
+        return select.limit(1), names  # type: ignore[return-value]
+
+    prepared = cached(("entity", entity_set.name), build, reader.dialect)
+    rows = await reader.rows(prepared, prepared.params({f"key_{k}": v for k, v in key.items()}))
+    return tuple(rows[0]) if rows else None
 
 
 async def count_rows(
@@ -93,14 +120,20 @@ async def count_rows(
     filter_text: str | None,
     aliases: dict[str, str],
 ) -> int:
-    clause = filter_clause(entity_set, filter_text, aliases) if filter_text is not None else None
-    source = _count_source(entity_set, clause)
-    select = sa.select(sa.func.count()).select_from(source)
-    if entity_set.condition is not None:
-        select = select.where(entity_set.condition)
-    if clause is not None:
-        select = select.where(clause)
-    return int(await reader.scalar(select))
+    text = _filter_text(filter_text, aliases)
+
+    def build() -> tuple[ColumnElement[Any], frozenset[str]]:
+        clause = filter_clause(entity_set, text) if text is not None else None
+        source = _count_source(entity_set, clause)
+        select = sa.select(sa.func.count()).select_from(source)
+        if entity_set.condition is not None:
+            select = select.where(entity_set.condition)
+        if clause is not None:
+            select = select.where(clause)
+        return select, frozenset()  # type: ignore[return-value]
+
+    prepared = cached(("count", entity_set.name, text), build, reader.dialect)
+    return int(await reader.scalar(prepared, prepared.params()))
 
 
 def _count_source(entity_set: EntitySet, clause: Any) -> Any:

@@ -6,7 +6,6 @@ shape) is derived from these declarations, so a property exists everywhere or no
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +15,7 @@ from sqlmodel import SQLModel
 
 from app.models.availability import ItemAvailabilityRow, ItemLocationAvailabilityRow
 from app.models.integration import IntegrationRecord
+from app.odata.sql_constructs import guid_text, json_number, utc_timestamp_text
 
 NAMESPACE = "Salesbridge"
 CONTAINER = "Container"
@@ -39,30 +39,18 @@ class Property:
         return self.edm_type == "Edm.String"
 
     def output_column(self) -> ColumnElement[Any]:
-        """What the query selects: values orjson writes directly, without per-row objects.
+        """What the query selects: values orjson writes directly, without per-row conversion.
 
-        Decimals come as doubles; timestamps as ISO 8601 text on SQLite (which stores UTC
-        text) instead of parsed datetimes, since only their text is ever sent.
+        Decimals come as numbers, GUIDs and (on SQLite) timestamps as the text that is sent;
+        only SQLite's 0/1 booleans are left for ``app.odata.serialize`` to turn into bools.
         """
         if self.is_decimal:
-            return sa.cast(self.column, sa.Float()).label(self.name)
+            return json_number(self.column).label(self.name)
+        if self.edm_type == "Edm.Guid":
+            return guid_text(self.column).label(self.name)
         if self.edm_type == "Edm.DateTimeOffset":
-            return sa.type_coerce(self.column, ODataTimestamp()).label(self.name)
+            return utc_timestamp_text(self.column).label(self.name)
         return self.column.label(self.name)
-
-
-class ODataTimestamp(sa.types.TypeDecorator[Any]):
-    """UTC timestamps as sent: SQLite's naive UTC text -> ``...T...Z``; datetimes pass."""
-
-    impl = sa.types.String
-    cache_ok = True
-
-    def process_result_value(self, value: Any, dialect: Any) -> Any:
-        if isinstance(value, str):
-            return value.replace(" ", "T", 1) + "Z"
-        if isinstance(value, dt.datetime) and value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value
 
 
 @dataclass(frozen=True)

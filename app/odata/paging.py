@@ -42,7 +42,7 @@ def order_by_clauses(ordering: Ordering) -> list[Any]:
     return clauses
 
 
-def _signature(ordering: Ordering) -> str:
+def signature(ordering: Ordering) -> str:
     return ",".join(f"{prop.name} {'desc' if desc else 'asc'}" for prop, desc in ordering)
 
 
@@ -51,7 +51,7 @@ def _mac(secret: bytes, payload: bytes) -> bytes:
 
 
 def encode_token(secret: bytes, ordering: Ordering, values: list[Any]) -> str:
-    payload = orjson.dumps([_signature(ordering), [_plain(v) for v in values]])
+    payload = orjson.dumps([signature(ordering), [_plain(v) for v in values]])
     raw = payload + _mac(secret, payload)
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
@@ -75,8 +75,8 @@ def decode_token(secret: bytes, ordering: Ordering, token: str) -> list[Any]:
     payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
     if len(raw) <= _MAC_BYTES or not hmac.compare_digest(mac, _mac(secret, payload)):
         raise _bad_token()
-    signature, values = orjson.loads(payload)
-    if signature != _signature(ordering) or len(values) != len(ordering):
+    issued_for, values = orjson.loads(payload)
+    if issued_for != signature(ordering) or len(values) != len(ordering):
         msg = "The $skiptoken belongs to another $orderby; follow the nextLink unchanged."
         raise ODataBadRequestError(msg)
     try:
@@ -101,23 +101,31 @@ def _typed(prop: Property, value: Any) -> Any:
     return value
 
 
-def after_predicate(ordering: Ordering, values: list[Any]) -> Any:
-    """Rows strictly after ``values`` in ``ordering``: OR over levels of (ties, then after)."""
+def after_predicate(ordering: Ordering, values: list[Any]) -> tuple[Any, set[str]]:
+    """Rows strictly after ``values`` in ``ordering``: OR over levels of (ties, then after).
+
+    Values are bind parameters ``after_<i>`` (the caller binds them), so the statement's
+    shape depends only on the ordering and on which values are null.
+    """
     levels = []
     ties: list[Any] = []
-    for (prop, descending), value in zip(ordering, values, strict=True):
-        after = _after_one(prop, descending, value)
+    names: set[str] = set()
+    for index, ((prop, descending), value) in enumerate(zip(ordering, values, strict=True)):
+        bound = None
+        if value is not None:
+            bound = sa.bindparam(f"after_{index}", type_=prop.column.type)
+            names.add(f"after_{index}")
+        after = _after_one(prop, descending, bound)
         if after is not None:
             levels.append(sa.and_(*ties, after))
-        ties.append(prop.column.is_(None) if value is None else prop.column == _bind(prop, value))
-    return sa.or_(*levels) if levels else sa.false()
+        ties.append(prop.column.is_(None) if bound is None else prop.column == bound)
+    return (sa.or_(*levels) if levels else sa.false()), names
 
 
-def _after_one(prop: Property, descending: bool, value: Any) -> Any:  # noqa: FBT001
+def _after_one(prop: Property, descending: bool, bound: Any) -> Any:  # noqa: FBT001
     column = prop.column
-    if value is None:
+    if bound is None:
         return None if descending else column.is_not(None)
-    bound = _bind(prop, value)
     sortable, bound_sortable = (
         _sortable(prop),
         (binary_collation(bound) if prop.is_string else bound),
@@ -126,7 +134,3 @@ def _after_one(prop: Property, descending: bool, value: Any) -> Any:  # noqa: FB
         less = sortable < bound_sortable
         return sa.or_(less, column.is_(None)) if prop.nullable else less
     return sortable > bound_sortable
-
-
-def _bind(prop: Property, value: Any) -> Any:
-    return sa.literal(value, prop.column.type)

@@ -1,51 +1,71 @@
 """How the service runs its (read-only) statements: async for PostgreSQL, inline for SQLite.
 
+Statements arrive compiled (``app.odata.statements``): SQL text plus positional values, run
+at the DBAPI level, so no SQLAlchemy statement is built or cache-keyed per request. Rows
+come back as the driver's plain tuples; ``app.odata.serialize`` turns driver values into
+JSON values.
+
 With aiosqlite every statement is a hand-off to its worker thread and back; measured in
 bench/odata.py that hop, not SQLite, dominated a key lookup (docs/odata.md). An indexed
 SQLite read takes tens of microseconds, less than the hop, so on SQLite the service reads
-through a synchronous engine on the event loop thread. Page sizes are capped
-(``ODATA_MAX_PAGE_SIZE``), which bounds how long one read can hold the loop. In WAL mode
-readers never wait for writers. PostgreSQL (and in-memory SQLite, which cannot be shared
-between engines) keep the async engine.
+through one synchronous ``sqlite3`` connection on the event loop thread (``query_only``).
+A statement runs to completion (``fetchall``) before the loop moves on, so one connection
+serves every request; page sizes are capped (``ODATA_MAX_PAGE_SIZE``), which bounds how long
+one read holds the loop. In WAL mode readers never wait for writers, and each SELECT sees
+the latest commit. PostgreSQL (and in-memory SQLite, which cannot be shared between
+engines) keep the async engine.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import QueuePool
+from sqlalchemy.pool import StaticPool
+
+from app.odata.statements import Prepared
+
+Rows = Sequence[Sequence[Any]]
 
 
 class Reader:
-    """Runs SELECTs; ``rows``/``first``/``scalar`` each use one statement."""
+    """Runs prepared SELECTs and returns the driver's rows."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.dialect: Dialect = engine.dialect
         self.inline: Engine | None = _inline_engine(engine)
+        self._raw: Any = None  # the inline engine's one DBAPI connection, opened on first use
 
-    async def rows(self, statement: Any) -> Sequence[Sequence[Any]]:
+    async def rows(self, prepared: Prepared, params: tuple[Any, ...]) -> Rows:
         if self.inline is not None:
-            with self.inline.connect() as connection:
-                found: Sequence[Sequence[Any]] = connection.execute(statement).all()
-                return found
+            return self._inline_rows(prepared.sql, params)
         async with self.engine.connect() as connection:
-            result = await connection.execute(statement)
-            rows: Sequence[Sequence[Any]] = result.all()
-            return rows
+            result = await connection.exec_driver_sql(prepared.sql, params)
+            return [tuple(row) for row in result]  # plain tuples, as sqlite3 gives
 
-    async def first(self, statement: Any) -> Sequence[Any] | None:
-        rows = await self.rows(statement.limit(1))
-        return rows[0] if rows else None
+    def _inline_rows(self, sql: str, params: tuple[Any, ...]) -> Rows:
+        if self._raw is None:
+            assert self.inline is not None  # noqa: S101 - only called on the inline path
+            self._raw = self.inline.raw_connection()
+        try:
+            rows: Rows = self._raw.driver_connection.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:  # the same exception classes the async path raises
+            raise sa.exc.DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc
+        return rows
 
-    async def scalar(self, statement: Any) -> Any:
-        rows = await self.rows(statement)
+    async def scalar(self, prepared: Prepared, params: tuple[Any, ...]) -> Any:
+        rows = await self.rows(prepared, params)
         return rows[0][0]
 
     def dispose(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
         if self.inline is not None:
             self.inline.dispose()
 
@@ -57,9 +77,7 @@ def _inline_engine(engine: AsyncEngine) -> Engine | None:
     sync_url = url.set(drivername="sqlite")
     inline = sa.create_engine(
         sync_url,
-        poolclass=QueuePool,
-        pool_size=1,
-        max_overflow=4,
+        poolclass=StaticPool,
         connect_args={"check_same_thread": False, "timeout": 30},
     )
     sa.event.listen(inline, "connect", _read_pragmas)

@@ -3,37 +3,73 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from starlette.responses import Response
 
 from app.errors import SalesbridgeError
 from app.odata.errors import ODataBadRequestError, ODataNotAcceptableError, odata_code_for
 from app.odata.serialize import FULL, MINIMAL, NONE
 
 ODATA_VERSION = "4.0"
+_ODATA_VERSION_BYTES = ODATA_VERSION.encode()
 JSON_TYPE = "application/json"
 _LEVEL = re.compile(r"(?:odata\.)?metadata\s*=\s*([a-z]+)", re.IGNORECASE)
 _MAXPAGESIZE = re.compile(r"(?:^|[,;\s])(?:odata\.)?maxpagesize\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
 
 
-def error_response(exc: SalesbridgeError) -> Response:
+@dataclass
+class Reply:
+    """An OData response before it is sent: no framework object per request."""
+
+    body: bytes = b""
+    content_type: str | None = None
+    status: int = 200
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    def header(self, name: str, value: str) -> None:
+        self.headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """Content type and length (none for 1xx/204/304, as Starlette does), then ours."""
+        out = [(b"odata-version", _ODATA_VERSION_BYTES)]
+        if self.content_type is not None:
+            out.append((b"content-type", _content_type_bytes(self.content_type)))
+        if self.status >= 200 and self.status not in (204, 304):
+            out.append((b"content-length", str(len(self.body)).encode()))
+        out.extend(self.headers)
+        return out
+
+
+_content_types: dict[str, bytes] = {}
+
+
+def _content_type_bytes(content_type: str) -> bytes:
+    found = _content_types.get(content_type)
+    if found is None:
+        text = content_type
+        if text.startswith("text/") and "charset" not in text:
+            text += "; charset=utf-8"
+        found = text.encode("latin-1")
+        if len(_content_types) < 64:
+            _content_types[content_type] = found
+    return found
+
+
+def error_response(exc: SalesbridgeError) -> Reply:
     error: dict[str, Any] = {"code": odata_code_for(exc), "message": exc.detail}
     if exc.errors:
         error["details"] = exc.errors
-    body = {"error": error}
-    response = Response(
-        orjson.dumps(body), status_code=exc.status_code, media_type="application/json"
-    )
+    reply = Reply(orjson.dumps({"error": error}), JSON_TYPE, exc.status_code)
     for name, value in (exc.headers or {}).items():
-        response.headers[name] = value
-    return response
+        reply.header(name, value)
+    return reply
 
 
-def internal_error_response() -> Response:
+def internal_error_response() -> Reply:
     body = {"error": {"code": "Internal_ServerError", "message": "Something went wrong."}}
-    return Response(orjson.dumps(body), status_code=500, media_type="application/json")
+    return Reply(orjson.dumps(body), JSON_TYPE, 500)
 
 
 def metadata_level(format_option: str | None, accept: str | None) -> str:
@@ -66,7 +102,13 @@ def _level_from(media: str) -> str:
 
 
 def json_content_type(level: str) -> str:
-    return f"{JSON_TYPE};odata.metadata={level};odata.streaming=true;charset=utf-8"
+    return _JSON_TYPES[level]
+
+
+_JSON_TYPES = {
+    level: f"{JSON_TYPE};odata.metadata={level};odata.streaming=true;charset=utf-8"
+    for level in (MINIMAL, FULL, NONE)
+}
 
 
 def wants_json_metadata(format_option: str | None, accept: str | None) -> bool:

@@ -1,20 +1,21 @@
-"""The OData v4 endpoint: one Starlette route for everything under ``/odata/``.
+"""The OData v4 endpoint: one handler for everything under ``/odata/``.
 
-One route (not one FastAPI route per URL shape) because OData paths carry key predicates
-and ``$`` segments that are easier to parse than to pattern-match, and because every
-failure, including unknown paths, must come back as an OData error: this endpoint catches
-its own errors, so the REST API's ``{"error","detail"}`` handler never sees them.
+One handler (not one FastAPI route per URL shape) because OData paths carry key
+predicates and ``$`` segments that are easier to parse than to pattern-match, and because
+every failure, including unknown paths, must come back as an OData error: the handler
+catches its own errors, so the REST API's ``{"error","detail"}`` handler never sees them.
+It works on a small ``ODataRequest`` and returns a ``Reply`` (``app.odata.asgi`` builds the
+one and sends the other), so no framework objects are made per request.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError, ProgrammingError
-from starlette.requests import Request
-from starlette.responses import Response
 
 from app.errors import SalesbridgeError
 from app.logs import get_logger
@@ -33,9 +34,11 @@ from app.odata.query import (
     parse_select,
 )
 from app.odata.readers import Reader, reader_for
+from app.odata.responses import Reply
 from app.odata.serialize import (
     EntityWriter,
     collection_payload,
+    converter_for,
     dumps,
     entity_payload,
     etag,
@@ -48,55 +51,63 @@ PREFIX = "/odata/"
 SERVICE_PREFIX = "/odata/v4/"
 
 
-async def odata_endpoint(request: Request) -> Response:
+@dataclass
+class ODataRequest:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]  # lower-case names
+    client_ip: str | None
+    base_url: str  # scheme://host/root_path/
+    state: Any  # the app's state: settings, sessionmaker, engine
+
+
+async def handle(request: ODataRequest) -> Reply:
+    """The reply to one request, errors included; never raises."""
     try:
-        response = await _handle(request)
+        reply = await _handle(request)
     except SalesbridgeError as exc:
-        response = responses.error_response(exc)
+        reply = responses.error_response(exc)
     except Exception as exc:
         log.error("odata_unhandled_error", error_type=type(exc).__name__, exc_info=exc)
-        response = responses.internal_error_response()
-    response.headers["OData-Version"] = responses.ODATA_VERSION
-    return response
+        reply = responses.internal_error_response()
+    return reply
 
 
-async def _handle(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
+async def _handle(request: ODataRequest) -> Reply:
+    settings: Settings = request.state.settings
     headers = request.headers
     responses.check_max_version(headers.get("odata-maxversion"))
     await authenticate_request(
-        request.app.state.sessionmaker,
+        request.state.sessionmaker,
         settings,
         authorization=headers.get("authorization"),
-        client_ip=request.client.host if request.client else None,
+        client_ip=request.client_ip,
     )
     if request.method not in ("GET", "HEAD"):
         msg = "This OData service is read-only."
         raise ODataMethodNotAllowedError(msg)
-    path = request.url.path
+    path = request.path
     if not path.startswith(SERVICE_PREFIX) and path != SERVICE_PREFIX.rstrip("/"):
         msg = "Unknown OData service; the service root is /odata/v4/."
         raise ODataNotFoundError(msg)
     resource = parse_resource(path[len(SERVICE_PREFIX) :], company_name=settings.company_name)
-    options = parse_options(request.url.query)
-    return await _dispatch(request, resource, options, settings)
+    options = parse_options(request.query)
+    return await _dispatch(request, resource, options)
 
 
-async def _dispatch(
-    request: Request, resource: Resource, options: QueryOptions, settings: Settings
-) -> Response:
+async def _dispatch(request: ODataRequest, resource: Resource, options: QueryOptions) -> Reply:
     root = f"{request.base_url}{SERVICE_PREFIX.lstrip('/')}"
     format_option = options.get("format")
     accept = request.headers.get("accept")
     if resource.kind == "metadata":
         if responses.wants_json_metadata(format_option, accept):
-            return Response(metadata.csdl_json(), media_type="application/json")
-        return Response(metadata.csdl_xml(), media_type="application/xml")
+            return Reply(metadata.csdl_json(), "application/json")
+        return Reply(metadata.csdl_xml(), "application/xml")
     level = responses.metadata_level(format_option, accept)
-    content_type = responses.json_content_type(level)
     if resource.kind == "service":
         body = metadata.service_document(f"{root}$metadata")
-        return Response(body, media_type=content_type)
+        return Reply(body, responses.json_content_type(level))
     entity_set = resource.entity_set
     assert entity_set is not None  # noqa: S101 - every other kind names a set
     try:
@@ -117,37 +128,38 @@ def _is_evaluation_error(exc: DBAPIError) -> bool:
 
 
 async def _read(
-    request: Request,
+    request: ODataRequest,
     resource: Resource,
     options: QueryOptions,
     entity_set: EntitySet,
     level: str,
     root: str,
-) -> Response:
-    reader = reader_for(request.app.state)
+) -> Reply:
+    reader = reader_for(request.state)
     if resource.kind == "count":
         count = await availability.count_rows(
             reader, entity_set, filter_text=options.get("filter"), aliases=options.aliases
         )
-        return Response(str(count), media_type="text/plain")
+        return Reply(str(count).encode(), "text/plain")
     if resource.kind == "collection":
         return await _collection(request, reader, entity_set, options, level, root)
     row = await availability.read_entity(reader, entity_set, resource.key)
     if row is None:
         msg = f"No {entity_set.name} with that key."
         raise ODataNotFoundError(msg)
-    return _single(request, resource, entity_set, options, row, level, root)
+    converted = converter_for(entity_set, reader.dialect.name)(row)
+    return _single(request, resource, entity_set, options, converted, level)
 
 
 async def _collection(
-    request: Request,
+    request: ODataRequest,
     reader: Reader,
     entity_set: EntitySet,
     options: QueryOptions,
     level: str,
     root: str,
-) -> Response:
-    settings: Settings = request.app.state.settings
+) -> Reply:
+    settings: Settings = request.state.settings
     page_size, applied = responses.requested_page_size(
         request.headers.get("prefer"), settings.odata_max_page_size
     )
@@ -169,15 +181,15 @@ async def _collection(
         limit=limit,
         probe=top is None or top > page_size,
     )
-    rows = await availability.read_page(reader, entity_set, page)
+    found = await availability.read_page(reader, entity_set, page)
     count = None
     if with_count:
         count = await availability.count_rows(
             reader, entity_set, filter_text=page.filter_text, aliases=options.aliases
         )
+    rows = converter_for(entity_set, reader.dialect.name).rows(found[:limit])
     next_link = None
-    if len(rows) > limit:
-        rows = rows[:limit]
+    if len(found) > limit:
         index = {p.name: i for i, p in enumerate(entity_set.properties)}
         values = [rows[-1][index[prop.name]] for prop, _desc in ordering]
         remaining = None if top is None else top - limit
@@ -185,40 +197,46 @@ async def _collection(
     writer = EntityWriter(entity_set, selected, level=level, root=root)
     context = _context_url(root, entity_set, selected)
     body = collection_payload(writer, rows, context=context, count=count, next_link=next_link)
-    response = Response(body, media_type=responses.json_content_type(level))
+    reply = Reply(body, responses.json_content_type(level))
     if applied:
-        response.headers["Preference-Applied"] = f"odata.maxpagesize={page_size}"
-    return response
+        reply.header("Preference-Applied", f"odata.maxpagesize={page_size}")
+    return reply
 
 
 def _single(
-    request: Request,
+    request: ODataRequest,
     resource: Resource,
     entity_set: EntitySet,
     options: QueryOptions,
-    row: Any,
+    row: Sequence[Any],
     level: str,
-    root: str,
-) -> Response:
+) -> Reply:
     tag = etag(row)
     if _matches(request.headers.get("if-none-match"), tag):
-        return Response(status_code=304, headers={"ETag": tag})
+        return _tagged(Reply(status=304), tag)
     if resource.kind in ("property", "value"):
         index = [p.name for p in entity_set.properties].index(resource.property_name or "")
         value = row[index]
         if resource.kind == "value":
             if value is None:
-                return Response(status_code=204, headers={"ETag": tag})
+                return _tagged(Reply(status=204), tag)
             text = dumps(value).decode().strip('"')
-            return Response(text, media_type="text/plain", headers={"ETag": tag})
+            return _tagged(Reply(text.encode(), "text/plain"), tag)
+        root = f"{request.base_url}{SERVICE_PREFIX.lstrip('/')}"
         context = f"{root}$metadata#{entity_set.name}/{resource.property_name}"
         body = value_payload(value, context=None if level == "none" else context)
-        return Response(body, media_type=responses.json_content_type(level), headers={"ETag": tag})
+        return _tagged(Reply(body, responses.json_content_type(level)), tag)
     selected = parse_select(entity_set, options)
+    root = f"{request.base_url}{SERVICE_PREFIX.lstrip('/')}"
     writer = EntityWriter(entity_set, selected, level=level, root=root)
     context = _context_url(root, entity_set, selected) + "/$entity"
     body = entity_payload(writer, row, context=context)
-    return Response(body, media_type=responses.json_content_type(level), headers={"ETag": tag})
+    return _tagged(Reply(body, responses.json_content_type(level)), tag)
+
+
+def _tagged(reply: Reply, tag: str) -> Reply:
+    reply.header("ETag", tag)
+    return reply
 
 
 def _matches(if_none_match: str | None, tag: str) -> bool:
@@ -235,7 +253,7 @@ def _context_url(root: str, entity_set: EntitySet, selected: Any) -> str:
 
 
 def _next_link(
-    request: Request, options: QueryOptions, token: str, remaining_top: int | None
+    request: ODataRequest, options: QueryOptions, token: str, remaining_top: int | None
 ) -> str:
     """Same path and options, minus $skip, with the remaining $top and the new token."""
     pairs: list[tuple[str, str]] = []
@@ -247,13 +265,4 @@ def _next_link(
     if remaining_top is not None:
         pairs.append(("$top", str(remaining_top)))
     pairs.append(("$skiptoken", token))
-    return f"{request.base_url}{request.url.path.lstrip('/')}?{urlencode(pairs)}"
-
-
-router = APIRouter()
-router.add_route(
-    "/odata/{resource_path:path}",
-    odata_endpoint,
-    methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
-    include_in_schema=False,
-)
+    return f"{request.base_url}{request.path.lstrip('/')}?{urlencode(pairs)}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import operator
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -46,9 +46,51 @@ def etag(row: Sequence[Any]) -> str:
 
     Hashing what is sent makes it change exactly when the entity does (any write, a new
     coupling), with no version column to keep; weak ETags need no cryptographic strength.
+    ``row`` holds JSON values (``RowConverter``), so one dump of it is the whole cost.
     """
-    data = orjson.dumps(tuple(row), option=_DUMP_OPTIONS, default=_default)
-    return f'W/"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"'
+    data = orjson.dumps(row, option=_DUMP_OPTIONS, default=_default)
+    return 'W/"%016x"' % (zlib.crc32(data) << 32 | zlib.adler32(data))  # noqa: UP031 - faster
+
+
+def _to_bool(value: Any) -> Any:
+    return value if value is None else bool(value)
+
+
+class RowConverter:
+    """Driver rows -> JSON-ready rows. The SQL already yields doubles, GUID text and (on
+    SQLite) timestamp text (``Property.output_column``); what is left is SQLite's 0/1 for
+    booleans. Rows that need nothing pass through as they are."""
+
+    def __init__(self, entity_set: EntitySet, dialect_name: str) -> None:
+        self.steps: list[tuple[int, Callable[[Any], Any]]] = []
+        if dialect_name == "sqlite":
+            self.steps = [
+                (index, _to_bool if p.nullable else bool)
+                for index, p in enumerate(entity_set.properties)
+                if p.edm_type == "Edm.Boolean"
+            ]
+
+    def __call__(self, row: Sequence[Any]) -> Sequence[Any]:
+        if not self.steps:
+            return row
+        values = list(row)
+        for index, convert in self.steps:
+            values[index] = convert(values[index])
+        return values
+
+    def rows(self, rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
+        return [self(row) for row in rows] if self.steps else rows
+
+
+_converters: dict[tuple[str, str], RowConverter] = {}
+
+
+def converter_for(entity_set: EntitySet, dialect_name: str) -> RowConverter:
+    key = (entity_set.name, dialect_name)
+    found = _converters.get(key)
+    if found is None:
+        found = _converters[key] = RowConverter(entity_set, dialect_name)
+    return found
 
 
 def key_segment(entity_set: EntitySet, values: dict[str, Any]) -> str:
@@ -75,6 +117,8 @@ class EntityWriter:
         self.names = [name for name, _index in self.columns]
         picks = [index for _name, index in self.columns]
         self.pick = operator.itemgetter(*picks) if len(picks) > 1 else (lambda r: (r[picks[0]],))
+        self.whole = picks == list(range(len(names)))
+        self.tagged_names = ("@odata.etag", *self.names)
         self.key_columns = {k: names.index(k) for k in entity_set.key}
         self.type_notes = [
             (f"{p.name}@odata.type", _TYPE_ANNOTATIONS[p.edm_type])
@@ -82,17 +126,32 @@ class EntityWriter:
             if p.edm_type in _TYPE_ANNOTATIONS
         ]
 
+    def entities(self, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+        if self.level != MINIMAL or not self.whole:
+            return [self.entity(row) for row in rows]
+        # The common case, inlined: one dump per row for its ETag, one dict per row.
+        dumps, crc32, adler32, names = orjson.dumps, zlib.crc32, zlib.adler32, self.tagged_names
+        out = []
+        for row in rows:
+            data = dumps(row, option=_DUMP_OPTIONS, default=_default)
+            tag = 'W/"%016x"' % (crc32(data) << 32 | adler32(data))  # noqa: UP031 - as etag()
+            out.append(dict(zip(names, (tag, *row))))  # noqa: B905 - equal by construction
+        return out
+
     def entity(self, row: Sequence[Any]) -> dict[str, Any]:
+        """One entity from converted ``row`` values (``RowConverter``)."""
+        values = row if self.whole else self.pick(row)
         if self.level == NONE:
-            return dict(zip(self.names, self.pick(row), strict=True))
+            return dict(zip(self.names, values))  # noqa: B905 - equal by construction
+        if self.level == MINIMAL:
+            return dict(zip(self.tagged_names, (etag(row), *values)))  # noqa: B905
         out: dict[str, Any] = {"@odata.etag": etag(row)}
-        if self.level == FULL:
-            segment = key_segment(self.entity_set, {k: row[i] for k, i in self.key_columns.items()})
-            out["@odata.type"] = f"#{self.entity_set.qualified_type}"
-            out["@odata.id"] = f"{self.root}{segment}"
-            out["@odata.editLink"] = segment
-            out.update(self.type_notes)
-        out.update(zip(self.names, self.pick(row), strict=True))
+        segment = key_segment(self.entity_set, {k: row[i] for k, i in self.key_columns.items()})
+        out["@odata.type"] = f"#{self.entity_set.qualified_type}"
+        out["@odata.id"] = f"{self.root}{segment}"
+        out["@odata.editLink"] = segment
+        out.update(self.type_notes)
+        out.update(zip(self.names, values, strict=True))
         return out
 
 
@@ -109,7 +168,7 @@ def collection_payload(
         body["@odata.context"] = context
     if count is not None:
         body["@odata.count"] = count
-    body["value"] = [writer.entity(row) for row in rows]
+    body["value"] = writer.entities(rows)
     if next_link is not None:
         body["@odata.nextLink"] = next_link
     return orjson.dumps(body, option=_DUMP_OPTIONS, default=_default)

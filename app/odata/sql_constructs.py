@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Integer, String
+from sqlalchemy import Float, Integer, String
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
@@ -93,3 +93,72 @@ def _utc_part_pg(element: utc_part, compiler: SQLCompiler, **kw: Any) -> str:
     if element.is_timestamp:  # timestamptz: read the wall clock in UTC, not the session zone
         value = f"({value}) AT TIME ZONE 'UTC'"
     return f"CAST(floor(EXTRACT({element.part} FROM {value})) AS INTEGER)"
+
+
+class guid_text(FunctionElement[str]):  # noqa: N801
+    """A GUID as its canonical text (lower case, hyphenated), so rows need no conversion.
+
+    SQLite keeps SQLAlchemy's ``Uuid`` as 32 hex digits; PostgreSQL's ``uuid`` casts to the
+    canonical form itself. NULL stays NULL.
+    """
+
+    type = String()
+    inherit_cache = True
+    name = "guid_text"
+
+
+@compiles(guid_text)
+def _guid_text_sqlite(element: guid_text, compiler: SQLCompiler, **kw: Any) -> str:
+    value = compiler.process(element.clauses, **kw)
+    parts = " || '-' || ".join(
+        f"substr({value}, {start}, {length})"
+        for start, length in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+    )
+    return f"lower({parts})"
+
+
+@compiles(guid_text, "postgresql")
+def _guid_text_pg(element: guid_text, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS TEXT)"
+
+
+class utc_timestamp_text(FunctionElement[str]):  # noqa: N801
+    """An aware UTC timestamp as sent. SQLite: its naive UTC text (``2026-01-15 12:00:00.000000``)
+    becomes ``2026-01-15T12:00:00.000000Z`` in SQL; PostgreSQL: the ``timestamptz`` itself,
+    which arrives aware and is written by orjson."""
+
+    type = String()
+    inherit_cache = True
+    name = "utc_timestamp_text"
+
+
+@compiles(utc_timestamp_text)
+def _utc_timestamp_text_sqlite(
+    element: utc_timestamp_text, compiler: SQLCompiler, **kw: Any
+) -> str:
+    return f"(replace({compiler.process(element.clauses, **kw)}, ' ', 'T') || 'Z')"
+
+
+@compiles(utc_timestamp_text, "postgresql")
+def _utc_timestamp_text_pg(element: utc_timestamp_text, compiler: SQLCompiler, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+class json_number(FunctionElement[float]):  # noqa: N801
+    """A decimal as a value orjson writes without help: PostgreSQL's ``numeric`` arrives as
+    ``Decimal``, so it is cast to a double there; SQLite's NUMERIC affinity already yields
+    ``int``/``float``, so it is selected as it is (a cast costs per row, measured)."""
+
+    type = Float()
+    inherit_cache = True
+    name = "json_number"
+
+
+@compiles(json_number)
+def _json_number_sqlite(element: json_number, compiler: SQLCompiler, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+@compiles(json_number, "postgresql")
+def _json_number_pg(element: json_number, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS FLOAT)"

@@ -59,7 +59,9 @@ def bad_syntax(detail: str) -> SandboxError:
     return SandboxError(400, "0x80060888", f"Bad Request - Error in query syntax. {detail}")
 
 
-def unknown_property(name: str, logical: str) -> SandboxError:  # [doc]
+def unknown_property(name: str, logical: str) -> SandboxError:
+    # [doc] code and message: Microsoft's "Troubleshoot Dataverse Web API client errors"
+    # ($select=Name -> 400 0x0); $filter and $orderby go through the same OData URI parser.
     return SandboxError(
         400,
         "0x0",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from app.sandbox.errors import SandboxError, bad_syntax
+from app.sandbox.errors import SandboxError, bad_syntax, unknown_property
 from app.sandbox.store import column
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -81,11 +81,14 @@ def attribute_sql(name: str, pk: str) -> str:
 
 
 class FilterCompiler:
-    def __init__(self, text: str, *, pk: str, logical: str) -> None:
+    def __init__(
+        self, text: str, *, pk: str, logical: str, known: frozenset[str] | None = None
+    ) -> None:
         self.tokens = tokenize(text)
         self.position = 0
         self.pk = pk
         self.logical = logical
+        self.known = known  # declared attributes; None = any name
         self.params: list[Any] = []
 
     def compile(self) -> tuple[str, list[Any]]:
@@ -155,7 +158,12 @@ class FilterCompiler:
                 501, "0x80040800", "The sandbox does not support lookup paths or lambda "
                 f"operators in $filter ('{token.text}/...')."
             )  # fmt: skip
-        return token.text
+        return self._declared(token.text)
+
+    def _declared(self, name: str) -> str:
+        if self.known is not None and name not in self.known:
+            raise unknown_property(name, self.logical)
+        return name
 
     def _literal(self) -> Literal:
         token = self._take()
@@ -229,7 +237,7 @@ class FilterCompiler:
         if not IDENTIFIER.match(str(name.value)):
             msg = f"'{name.value}' is not a property name."
             raise bad_syntax(msg)
-        sql = attribute_sql(str(name.value), self.pk)
+        sql = attribute_sql(self._declared(str(name.value)), self.pk)
         self.params.extend(values)
         marks = ", ".join("?" for _ in values)
         return f"{sql} COLLATE NOCASE IN ({marks})"
@@ -244,5 +252,9 @@ def _in_value(token: Token) -> Any:
     return text
 
 
-def compile_filter(text: str, *, pk: str, logical: str) -> tuple[str, list[Any]]:
-    return FilterCompiler(text, pk=pk, logical=logical).compile()
+def compile_filter(
+    text: str, *, pk: str, logical: str, known: frozenset[str] | None = None
+) -> tuple[str, list[Any]]:
+    """SQL and parameters for a ``$filter``; names outside ``known`` answer 400 as in
+    Dataverse ("Could not find a property named ...")."""
+    return FilterCompiler(text, pk=pk, logical=logical, known=known).compile()

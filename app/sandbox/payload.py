@@ -1,5 +1,8 @@
 """Turning a JSON body into column values: binds, read-only and unknown names, choices.
 
+Only attributes the entity declares (app/sandbox/attributes.py) can be written; server-set
+columns are ignored, and lookups are written with ``<nav>@odata.bind`` only.
+
 A body is applied to a copy of the stored document; lookups land as ``_<nav>_value`` plus
 the target's logical name, the way Dataverse returns them.
 """
@@ -12,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.sandbox.attributes import STANDARD_SCHEMA, Schema
 from app.sandbox.entities import BY_SET, RELATIONSHIPS, SERVER_SET, EntityType, Lookup
 from app.sandbox.errors import (
     SandboxError,
@@ -50,6 +54,7 @@ class BindContext:
     alternate_keys: dict[str, list[tuple[str, ...]]]
     api_path: str  # "/api/data/v9.2/"
     content_ids: dict[str, str] = field(default_factory=dict)  # "$1" -> "accounts(<id>)"
+    schema: Schema = STANDARD_SCHEMA
 
 
 def resolve_ref(ref: RecordRef, store: Store) -> dict[str, Any] | None:
@@ -153,7 +158,11 @@ def read_changes(
             )
         if name in SERVER_SET:
             continue
-        if not _NAME.match(name) or (name.startswith("_") and name.endswith("_value")):
+        if (
+            not _NAME.match(name)
+            or (name.startswith("_") and name.endswith("_value"))
+            or not context.schema.declares(entity, name)
+        ):
             raise _not_on_type(entity, name)
         _read_column(entity, name, value, changes, record_id=record_id)
     return changes

@@ -29,6 +29,7 @@ from app.sandbox.config import SandboxConfig
 from app.sandbox.errors import SandboxError, too_many_concurrent, too_many_requests
 
 Connection = tuple[str, int]  # the client's host and port, from the ASGI scope
+_MAX_CONNECTION_HOLDS = 1024  # per user, before expired ones are dropped
 
 
 @dataclass
@@ -125,8 +126,11 @@ class Protection:
         state = self.users.setdefault(user, _UserState())
         until = started_at + retry_after
         if connection is not None:
-            previous = state.connection_holds.get(connection, 0.0)
-            state.connection_holds[connection] = max(previous, until)
+            by_connection = state.connection_holds
+            if len(by_connection) > _MAX_CONNECTION_HOLDS:  # forget holds that are over
+                by_connection = {c: u for c, u in by_connection.items() if u > started_at}
+                state.connection_holds = by_connection
+            by_connection[connection] = max(by_connection.get(connection, 0.0), until)
         known_from = written_at + self.config.early_grace_seconds
         if known_from >= until:
             return

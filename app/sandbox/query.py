@@ -15,9 +15,10 @@ from urllib.parse import quote
 
 import orjson
 
+from app.sandbox.attributes import Schema
 from app.sandbox.entities import EntityType
-from app.sandbox.errors import SandboxError, bad_syntax, skip_not_supported, unknown_property
-from app.sandbox.filters import IDENTIFIER, attribute_sql, compile_filter
+from app.sandbox.errors import SandboxError, bad_syntax, skip_not_supported
+from app.sandbox.filters import attribute_sql, compile_filter
 from app.sandbox.store import table
 
 COUNT_LIMIT = 5000
@@ -37,17 +38,16 @@ class QueryOptions:
     page_number: int = 1
 
 
-def parse_select(text: str | None, entity: EntityType) -> list[str] | None:
+def parse_select(text: str | None, entity: EntityType, schema: Schema) -> list[str] | None:
     if text is None:
         return None
     names = [name.strip() for name in text.split(",") if name.strip()]
     for name in names:
-        if not IDENTIFIER.match(name) or name != name.lower():
-            raise unknown_property(name, entity.logical)
+        schema.check(entity, name)
     return names
 
 
-def parse_options(query: dict[str, str], entity: EntityType) -> QueryOptions:
+def parse_options(query: dict[str, str], entity: EntityType, schema: Schema) -> QueryOptions:
     if "$skip" in query:
         raise skip_not_supported()
     for name in query:
@@ -55,12 +55,12 @@ def parse_options(query: dict[str, str], entity: EntityType) -> QueryOptions:
             raise SandboxError(
                 501, "0x80040800", f"The sandbox does not support the query option {name}."
             )
-    options = QueryOptions(select=parse_select(query.get("$select"), entity))
+    options = QueryOptions(select=parse_select(query.get("$select"), entity, schema))
     if query.get("$filter"):
         options.where, options.params = compile_filter(
-            query["$filter"], pk=entity.pk, logical=entity.logical
+            query["$filter"], pk=entity.pk, logical=entity.logical, known=schema.attributes(entity)
         )
-    options.orderby = _parse_orderby(query.get("$orderby"), entity)
+    options.orderby = _parse_orderby(query.get("$orderby"), entity, schema)
     if "$top" in query:
         if not query["$top"].isdigit():
             msg = "$top must be a non-negative integer."
@@ -72,7 +72,7 @@ def parse_options(query: dict[str, str], entity: EntityType) -> QueryOptions:
     return options
 
 
-def _parse_orderby(text: str | None, entity: EntityType) -> list[tuple[str, bool]]:
+def _parse_orderby(text: str | None, entity: EntityType, schema: Schema) -> list[tuple[str, bool]]:
     order: list[tuple[str, bool]] = []
     for item in (text or "").split(","):
         words = item.split()
@@ -81,8 +81,7 @@ def _parse_orderby(text: str | None, entity: EntityType) -> list[tuple[str, bool
         if len(words) > 2 or (len(words) == 2 and words[1] not in ("asc", "desc")):
             msg = f"Invalid $orderby item '{item.strip()}'."
             raise bad_syntax(msg)
-        if not IDENTIFIER.match(words[0]) or words[0] != words[0].lower():
-            raise unknown_property(words[0], entity.logical)
+        schema.check(entity, words[0])
         order.append((words[0], len(words) == 2 and words[1] == "desc"))
     if all(name != entity.pk for name, _ in order):
         order.append((entity.pk, False))  # a total order, so keyset paging is exact

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+from app.sandbox.attributes import schema_for
 from app.sandbox.config import SandboxConfig
 from app.sandbox.entities import BY_SET
 from app.sandbox.payload import BindContext
@@ -32,7 +33,8 @@ def load_or_seed(store: Store, config: SandboxConfig) -> Identity:
         return Identity(organization_id, business_unit_id, user_id, currency_id)
     identity = Identity(*(str(uuid.uuid4()) for _ in range(4)))
     api_path = f"/api/data/v{config.api_version}/"
-    records = Records(store, identity, BindContext(store, config.alternate_keys, api_path))
+    context = BindContext(store, config.alternate_keys, api_path, schema=schema_for(config))
+    records = Records(store, identity, context)
     with store.transaction():
         _seed_rows(records, identity, config)
         store.set_meta("identity", ",".join(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.sandbox.attributes import schema_for
 from app.sandbox.config import SandboxConfig
 from app.sandbox.entities import BY_SET, ENTITIES, RELATIONSHIPS, EntityType
 from app.sandbox.errors import (
@@ -17,7 +18,6 @@ from app.sandbox.errors import (
     method_not_allowed,
     no_http_resource,
     resource_not_found,
-    unknown_property,
 )
 from app.sandbox.keys import RecordRef, parse_key, split_path, split_segment
 from app.sandbox.metadata import metadata_document
@@ -59,10 +59,11 @@ class WebApi:
         self.config = config
         self.identity = identity
         self.api_path = f"/api/data/v{config.api_version}/"
+        self.schema = schema_for(config)
 
     def records(self, call: CallContext) -> Records:
         context = BindContext(
-            self.store, self.config.alternate_keys, self.api_path, call.content_ids
+            self.store, self.config.alternate_keys, self.api_path, call.content_ids, self.schema
         )
         return Records(self.store, self.identity, context)
 
@@ -146,7 +147,9 @@ class WebApi:
         self, entity: EntityType, rest: list[str], op: Operation, call: CallContext
     ) -> Outcome:
         if rest == ["$count"] and op.method == "GET":
-            options = parse_options({k: v for k, v in op.query.items() if k == "$filter"}, entity)
+            options = parse_options(
+                {k: v for k, v in op.query.items() if k == "$filter"}, entity, self.schema
+            )
             sql, params = count_sql(entity, options, COUNT_LIMIT)
             count = int(self.store.scalar(sql, tuple(params)))
             return Outcome(200, {"Content-Type": "text/plain"}, str(count).encode())
@@ -159,7 +162,7 @@ class WebApi:
         raise method_not_allowed(op.method, entity.set_name)
 
     def _list(self, entity: EntityType, op: Operation, call: CallContext) -> Outcome:
-        options = parse_options(op.query, entity)
+        options = parse_options(op.query, entity, self.schema)
         prefs = parse_prefer(op.headers.get("prefer"))
         headers: dict[str, str] = {}
         page = self.config.max_page_size
@@ -211,7 +214,7 @@ class WebApi:
     ) -> Outcome:
         url = entity_url(entity, doc)
         if prefs.return_representation:
-            select = parse_select(op.query.get("$select"), entity)
+            select = parse_select(op.query.get("$select"), entity, self.schema)
             body = project(doc, entity, select, prefs)
             body = {
                 "@odata.context": context_url(call.api_url, entity, select, single=True),
@@ -256,7 +259,7 @@ class WebApi:
         wanted = op.headers.get("if-none-match")
         if wanted and wanted.strip() not in ("null", "*") and etag(doc) in wanted:
             return Outcome(304, {"ETag": etag(doc)})
-        select = parse_select(op.query.get("$select"), ref.entity)
+        select = parse_select(op.query.get("$select"), ref.entity, self.schema)
         prefs = parse_prefer(op.headers.get("prefer"))
         body = project(doc, ref.entity, select, prefs)
         body = {
@@ -274,9 +277,9 @@ class WebApi:
 
     def _property(self, ref: RecordRef, name: str, op: Operation, call: CallContext) -> Outcome:
         doc = self._existing(ref)
+        if not self.schema.declares(ref.entity, name):
+            raise resource_not_found(name)  # an unknown path segment, as OData answers
         if op.method == "GET":
-            if name not in doc and (not name.islower() or not name.isidentifier()):
-                raise unknown_property(name, ref.entity.logical)
             context = f"{call.api_url}$metadata#{ref.entity.set_name}({doc[ref.entity.pk]})/{name}"
             return json_outcome(200, {"@odata.context": context, "value": doc.get(name)})
         if op.method == "PUT":
@@ -297,7 +300,7 @@ class WebApi:
         other = BY_SET[right if from_left else left]
         ids = self.store.associated(relationship, str(doc[ref.entity.pk]), from_left=from_left)
         prefs = parse_prefer(op.headers.get("prefer"))
-        select = parse_select(op.query.get("$select"), other)
+        select = parse_select(op.query.get("$select"), other, self.schema)
         rows = [row for row in (self.store.get(other.set_name, i) for i in ids) if row is not None]
         payload = {
             "@odata.context": context_url(call.api_url, other, select, single=False),

@@ -76,15 +76,20 @@ class RunResult:
 Runner = Callable[[SessionMaker, JobQueueEntry], Awaitable[RunResult]]
 
 
+def _claim_expired(now: datetime) -> ColumnElement[bool]:
+    """In process, but its worker is gone (killed, or stuck past its claim)."""
+    claimed_until = col(JobQueueEntry.claimed_until)
+    return and_(
+        col(JobQueueEntry.status) == JobStatus.in_process,
+        or_(claimed_until.is_(None), claimed_until <= now),
+    )
+
+
 def _is_due(now: datetime) -> ColumnElement[bool]:
     start = col(JobQueueEntry.earliest_start_at)
-    claimed_until = col(JobQueueEntry.claimed_until)
     return or_(
         and_(col(JobQueueEntry.status).in_(WAITING_STATUSES), or_(start.is_(None), start <= now)),
-        and_(
-            col(JobQueueEntry.status) == JobStatus.in_process,
-            or_(claimed_until.is_(None), claimed_until <= now),
-        ),
+        _claim_expired(now),
     )
 
 
@@ -99,12 +104,10 @@ def _released(now: datetime) -> dict[str, Any]:
 
 async def give_up_abandoned(session: AsyncSession, *, now: datetime) -> int:
     """Entries whose worker died on their last attempt go to ``error``; returns how many."""
-    claimed_until = col(JobQueueEntry.claimed_until)
     statement = (
         update(JobQueueEntry)
         .where(
-            col(JobQueueEntry.status) == JobStatus.in_process,
-            or_(claimed_until.is_(None), claimed_until <= now),
+            _claim_expired(now),
             col(JobQueueEntry.attempt) >= col(JobQueueEntry.max_attempts),
         )
         .values(status=JobStatus.error, last_error=ABANDONED_MESSAGE, **_released(now))

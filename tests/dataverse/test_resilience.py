@@ -20,12 +20,6 @@ from app.sandbox import SandboxConfig
 from tests.dataverse.conftest import client_for
 from tests.fixtures.sandbox import RunningSandbox, start_sandbox
 
-# The sandbox runs in this process and shares the GIL with the client, so under CPU load
-# its 429 can take longer than its default 50 ms grace to reach the client; requests the
-# client sent before it could know would then count as "early". 0.25 s keeps the counter
-# about the client. The client's own wire log (SendLog) is checked with no grace at all.
-IN_PROCESS_GRACE_SECONDS = 0.25
-
 
 async def _counters(sandbox: RunningSandbox) -> dict[str, Any]:
     async with httpx.AsyncClient() as http:
@@ -61,10 +55,7 @@ class SendLog(httpx.AsyncHTTPTransport):
 
 
 async def test_429_storm_on_the_request_window_honours_retry_after() -> None:
-    config = SandboxConfig(
-        max_requests_per_window=25, window_seconds=1, retry_after_seconds=1,
-        early_grace_seconds=IN_PROCESS_GRACE_SECONDS,
-    )  # fmt: skip
+    config = SandboxConfig(max_requests_per_window=25, window_seconds=1, retry_after_seconds=1)
     wire = SendLog()
     with start_sandbox(config) as sandbox:
         async with client_for(sandbox, initial_concurrency=8, transport=wire) as crm:
@@ -81,10 +72,7 @@ async def test_429_storm_on_the_request_window_honours_retry_after() -> None:
 
 
 async def test_429_storm_on_concurrency_halves_the_client_and_never_sends_early() -> None:
-    config = SandboxConfig(
-        max_concurrent_requests=3, retry_after_seconds=1, latency_ms=10,
-        early_grace_seconds=IN_PROCESS_GRACE_SECONDS,
-    )  # fmt: skip
+    config = SandboxConfig(max_concurrent_requests=3, retry_after_seconds=1, latency_ms=10)
     wire = SendLog()
     with start_sandbox(config) as sandbox:
         async with client_for(sandbox, initial_concurrency=12, transport=wire) as crm:
