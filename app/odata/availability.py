@@ -2,19 +2,21 @@
 
 Each query shape is built with SQLAlchemy once and kept compiled (``app.odata.statements``):
 per request only the values that change (a key, the keyset values, limit and offset) are
-bound. A shape is (set, ``$filter`` text after alias substitution, ``$orderby``, which
-keyset values are null, whether there is an offset); filter literals are part of the text
-and so constants of their shape.
+bound. A shape is (set, the ``$filter`` clause's structure, ``$orderby``, which keyset
+values are null, whether there is an offset); the filter's literals are bound per request
+too, so filters that differ only in their values share one statement.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql import ColumnElement, Select, visitors
+from sqlalchemy.sql.elements import BindParameter
 
 from app.odata.entity_sets import EntitySet
 from app.odata.filters import compile_filter, substitute_aliases
@@ -50,18 +52,39 @@ def base_select(entity_set: EntitySet) -> Select[Any]:
     return select
 
 
-def filter_clause(entity_set: EntitySet, text: str) -> Any:
+@dataclass(frozen=True)
+class CompiledFilter:
+    clause: Any
+    shape: Hashable  # the clause's structure: equal for filters differing only in literals
+    literals: tuple[BindParameter[Any], ...]  # its binds, in cache-key order
+    values: tuple[Any, ...]  # their values
+
+
+def filter_clause(entity_set: EntitySet, text: str) -> CompiledFilter:
     """The compiled ``$filter`` (aliases already substituted), cached: clauses are immutable."""
     cache_key = (entity_set.name, text)
-    clause = _filter_cache.get(cache_key)
-    if clause is None:
+    found = _filter_cache.get(cache_key)
+    if found is None:
         clause = compile_filter(text, entity_set.filter_fields)
-        _filter_cache[cache_key] = clause
+        key = clause._generate_cache_key()  # noqa: SLF001 - what SQLAlchemy's own cache uses
+        if key is None:  # an element without a cache key: the text is the shape
+            found = CompiledFilter(clause, ("text", text), (), ())
+        else:
+            binds = tuple(key.bindparams)
+            values = tuple(bind.effective_value for bind in binds)
+            found = CompiledFilter(clause, ("clause", key.key), binds, values)
+        _filter_cache[cache_key] = found
         if len(_filter_cache) > _FILTER_CACHE_SIZE:
             _filter_cache.popitem(last=False)
     else:
         _filter_cache.move_to_end(cache_key)
-    return clause
+    return found
+
+
+def _literal_values(compiled: CompiledFilter | None) -> dict[str, Any]:
+    if compiled is None:
+        return {}
+    return {f"literal_{index}": value for index, value in enumerate(compiled.values)}
 
 
 def _filter_text(filter_text: str | None, aliases: dict[str, str]) -> str | None:
@@ -70,13 +93,15 @@ def _filter_text(filter_text: str | None, aliases: dict[str, str]) -> str | None
 
 async def read_page(reader: Reader, entity_set: EntitySet, page: PageRequest) -> Rows:
     text = _filter_text(page.filter_text, page.aliases)
+    where = filter_clause(entity_set, text) if text is not None else None
     nulls = None if page.after is None else tuple(value is None for value in page.after)
-    shape = ("page", entity_set.name, text, signature(page.ordering), nulls, bool(page.skip))
+    order, shape_of_filter = signature(page.ordering), where.shape if where else None
+    shape = ("page", entity_set.name, shape_of_filter, order, nulls, bool(page.skip))
 
-    def build() -> tuple[ColumnElement[Any], frozenset[str]]:
+    def build() -> tuple[ColumnElement[Any], frozenset[str], tuple[Any, ...]]:
         select = base_select(entity_set)
-        if text is not None:
-            select = select.where(filter_clause(entity_set, text))
+        if where is not None:
+            select = select.where(where.clause)
         names = {_LIMIT}
         if page.after is not None:
             predicate, after_names = after_predicate(page.ordering, page.after)
@@ -87,10 +112,11 @@ async def read_page(reader: Reader, entity_set: EntitySet, page: PageRequest) ->
         if page.skip:
             select = select.offset(sa.bindparam(_OFFSET, type_=sa.Integer()))
             names.add(_OFFSET)
-        return select, frozenset(names)  # type: ignore[return-value]
+        return select, frozenset(names), where.literals if where else ()  # type: ignore[return-value]
 
     prepared = cached(shape, build, reader.dialect)
-    values: dict[str, Any] = {_LIMIT: page.limit + 1 if page.probe else page.limit}
+    values = _literal_values(where)
+    values[_LIMIT] = page.limit + 1 if page.probe else page.limit
     values[_OFFSET] = page.skip
     if page.after is not None:
         values.update((f"after_{i}", value) for i, value in enumerate(page.after))
@@ -100,13 +126,13 @@ async def read_page(reader: Reader, entity_set: EntitySet, page: PageRequest) ->
 async def read_entity(
     reader: Reader, entity_set: EntitySet, key: dict[str, str]
 ) -> tuple[Any, ...] | None:
-    def build() -> tuple[ColumnElement[Any], frozenset[str]]:
+    def build() -> tuple[ColumnElement[Any], frozenset[str], tuple[Any, ...]]:
         select = base_select(entity_set)
         for name in entity_set.key:
             column = entity_set.by_name[name].column
             select = select.where(column == sa.bindparam(f"key_{name}", type_=column.type))
         names = frozenset(f"key_{name}" for name in entity_set.key)
-        return select.limit(1), names  # type: ignore[return-value]
+        return select.limit(1), names, ()  # type: ignore[return-value]
 
     prepared = cached(("entity", entity_set.name), build, reader.dialect)
     rows = await reader.rows(prepared, prepared.params({f"key_{k}": v for k, v in key.items()}))
@@ -121,19 +147,21 @@ async def count_rows(
     aliases: dict[str, str],
 ) -> int:
     text = _filter_text(filter_text, aliases)
+    where = filter_clause(entity_set, text) if text is not None else None
 
-    def build() -> tuple[ColumnElement[Any], frozenset[str]]:
-        clause = filter_clause(entity_set, text) if text is not None else None
+    def build() -> tuple[ColumnElement[Any], frozenset[str], tuple[Any, ...]]:
+        clause = where.clause if where is not None else None
         source = _count_source(entity_set, clause)
         select = sa.select(sa.func.count()).select_from(source)
         if entity_set.condition is not None:
             select = select.where(entity_set.condition)
         if clause is not None:
             select = select.where(clause)
-        return select, frozenset()  # type: ignore[return-value]
+        return select, frozenset(), where.literals if where else ()  # type: ignore[return-value]
 
-    prepared = cached(("count", entity_set.name, text), build, reader.dialect)
-    return int(await reader.scalar(prepared, prepared.params()))
+    shape = ("count", entity_set.name, where.shape if where else None)
+    prepared = cached(shape, build, reader.dialect)
+    return int(await reader.scalar(prepared, prepared.params(_literal_values(where))))
 
 
 def _count_source(entity_set: EntitySet, clause: Any) -> Any:

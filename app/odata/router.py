@@ -187,16 +187,20 @@ async def _collection(
         count = await availability.count_rows(
             reader, entity_set, filter_text=page.filter_text, aliases=options.aliases
         )
-    rows = converter_for(entity_set, reader.dialect.name).rows(found[:limit])
+    convert = converter_for(entity_set, reader.dialect.name)
+    rows = found[:limit]
     next_link = None
     if len(found) > limit:
         index = {p.name: i for i, p in enumerate(entity_set.properties)}
-        values = [rows[-1][index[prop.name]] for prop, _desc in ordering]
+        last = convert(rows[-1])
+        values = [last[index[prop.name]] for prop, _desc in ordering]
         remaining = None if top is None else top - limit
         next_link = _next_link(request, options, encode_token(secret, ordering, values), remaining)
     writer = EntityWriter(entity_set, selected, level=level, root=root)
     context = _context_url(root, entity_set, selected)
-    body = collection_payload(writer, rows, context=context, count=count, next_link=next_link)
+    body = collection_payload(
+        writer, rows, convert=convert, context=context, count=count, next_link=next_link
+    )
     reply = Reply(body, responses.json_content_type(level))
     if applied:
         reply.header("Preference-Applied", f"odata.maxpagesize={page_size}")

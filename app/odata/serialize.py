@@ -78,9 +78,6 @@ class RowConverter:
             values[index] = convert(values[index])
         return values
 
-    def rows(self, rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
-        return [self(row) for row in rows] if self.steps else rows
-
 
 _converters: dict[tuple[str, str], RowConverter] = {}
 
@@ -126,13 +123,22 @@ class EntityWriter:
             if p.edm_type in _TYPE_ANNOTATIONS
         ]
 
-    def entities(self, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    def entities(
+        self, rows: Sequence[Sequence[Any]], convert: RowConverter | None = None
+    ) -> list[dict[str, Any]]:
+        """Entities from driver rows, converted on the way (``convert``) if given."""
+        steps = convert.steps if convert is not None else []
         if self.level != MINIMAL or not self.whole:
-            return [self.entity(row) for row in rows]
-        # The common case, inlined: one dump per row for its ETag, one dict per row.
+            return [self.entity(convert(row) if convert else row) for row in rows]
+        # The common case, inlined: conversion, one dump per row for its ETag, one dict.
         dumps, crc32, adler32, names = orjson.dumps, zlib.crc32, zlib.adler32, self.tagged_names
         out = []
         for row in rows:
+            if steps:
+                values = list(row)
+                for index, step in steps:
+                    values[index] = step(values[index])
+                row = values  # noqa: PLW2901 - the converted row replaces the driver's
             data = dumps(row, option=_DUMP_OPTIONS, default=_default)
             tag = 'W/"%016x"' % (crc32(data) << 32 | adler32(data))  # noqa: UP031 - as etag()
             out.append(dict(zip(names, (tag, *row))))  # noqa: B905 - equal by construction
@@ -159,6 +165,7 @@ def collection_payload(
     writer: EntityWriter,
     rows: Sequence[Sequence[Any]],
     *,
+    convert: RowConverter | None = None,
     context: str,
     count: int | None,
     next_link: str | None,
@@ -168,7 +175,7 @@ def collection_payload(
         body["@odata.context"] = context
     if count is not None:
         body["@odata.count"] = count
-    body["value"] = writer.entities(rows)
+    body["value"] = writer.entities(rows, convert)
     if next_link is not None:
         body["@odata.nextLink"] = next_link
     return orjson.dumps(body, option=_DUMP_OPTIONS, default=_default)

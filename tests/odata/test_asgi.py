@@ -60,3 +60,30 @@ async def test_non_odata_paths_still_use_the_rest_stack(client: httpx.AsyncClien
     assert response.status_code == 404
     assert "error" in response.json()
     assert "x-request-id" in response.headers
+
+
+async def test_filters_differing_in_literals_share_sql_but_not_values(
+    client: httpx.AsyncClient, reader: dict[str, str], catalogue: None
+) -> None:
+    from app.odata import statements
+
+    async def numbers(filter_text: str) -> list[str]:
+        response = await client.get(
+            ROOT + "ItemAvailability", params={"$filter": filter_text}, headers=reader
+        )
+        assert response.status_code == 200, response.text
+        return [row["ItemNo"] for row in response.json()["value"]]
+
+    assert await numbers("startswith(ItemNo,'100')") == ["1000", "1001", "1002", "1003", "1004"]
+    shapes = len(statements._cache)  # noqa: SLF001 - the point of the test
+    assert await numbers("startswith(ItemNo,'A%')") == ["A%_1"]
+    assert await numbers("startswith(ItemNo,'1003')") == ["1003"]
+    assert await numbers("Inventory gt 50 and LastModified gt 2000-01-01T00:00:00Z") == ["1001"]
+    more = len(statements._cache)  # noqa: SLF001
+    assert await numbers("Inventory gt 10 and LastModified gt 2000-01-01T00:00:00Z") == [
+        "1000",
+        "1001",
+        "1003",
+    ]
+    assert await numbers("Inventory gt 10 and LastModified gt 2100-01-01T00:00:00Z") == []
+    assert len(statements._cache) == more == shapes + 1  # noqa: SLF001

@@ -64,11 +64,18 @@ async def run_burst_worker(settings: Settings) -> int:
     return completed
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], *, timeout: float, what: str) -> None:
+async def wait_for(
+    check: Callable[[], Awaitable[bool]],
+    *,
+    timeout: float,
+    what: str,
+    details: Callable[[], str] = str,
+) -> None:
+    """Poll until ``check``; on timeout fail with ``details()`` (e.g. the workers' logs)."""
     deadline = time.monotonic() + timeout
     while not await check():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+            pytest.fail(f"timed out after {timeout} s waiting for {what}\n{details()}")
         await asyncio.sleep(0.05)
 
 

@@ -139,14 +139,18 @@ async def test_two_worker_processes_racing_run_an_entry_exactly_once(
     async def is_finished() -> bool:
         return (await _entry(sessionmaker, entry.id)).status == JobStatus.finished
 
-    await wait_for(is_finished, timeout=30, what="the entry to finish")
-    await wait_for(lambda: _queue_is_idle(arq_pool), timeout=30, what="all deliveries to end")
+    def logs() -> str:
+        return "\n".join(worker.output for worker in workers)
+
+    await wait_for(is_finished, timeout=30, what="the entry to finish", details=logs)
+    await wait_for(
+        lambda: _queue_is_idle(arq_pool), timeout=30, what="all deliveries to end", details=logs
+    )
     fresh = await _entry(sessionmaker, entry.id)
-    assert (fresh.run_count, fresh.attempt, fresh.last_error) == (1, 0, "")
+    assert (fresh.run_count, fresh.attempt, fresh.last_error) == (1, 0, ""), logs()
     assert await _sync_jobs(sessionmaker) == 1
-    logs = "\n".join(worker.output for worker in workers)
-    assert logs.count("job_ran") == 1, logs
-    assert logs.count("entry_not_claimed") >= 1, logs  # a duplicate lost the database race
+    assert logs().count("job_ran") == 1, logs()
+    assert logs().count("entry_not_claimed") >= 1, logs()  # a duplicate lost the claim race
 
 
 async def test_a_run_whose_worker_is_killed_runs_again_on_another_worker(
@@ -166,7 +170,10 @@ async def test_a_run_whose_worker_is_killed_runs_again_on_another_worker(
     async def first_batch_done() -> bool:
         return await _sync_jobs(sessionmaker) < 5
 
-    await wait_for(first_batch_done, timeout=30, what="the first purge batch")
+    def logs() -> str:
+        return "\n".join(worker.output for worker in workers)
+
+    await wait_for(first_batch_done, timeout=30, what="the first purge batch", details=logs)
     running = await _entry(sessionmaker, entry.id)
     assert running.status == JobStatus.in_process
     victim = int(running.claimed_by.rsplit(":", 1)[1])
@@ -176,7 +183,7 @@ async def test_a_run_whose_worker_is_killed_runs_again_on_another_worker(
     async def is_finished() -> bool:
         return (await _entry(sessionmaker, entry.id)).status == JobStatus.finished
 
-    await wait_for(is_finished, timeout=60, what="the run on the surviving worker")
+    await wait_for(is_finished, timeout=60, what="the surviving worker's run", details=logs)
     fresh = await _entry(sessionmaker, entry.id)
     assert (fresh.run_count, fresh.attempt, fresh.last_error) == (2, 0, "")
     assert await _sync_jobs(sessionmaker) == 1  # the young one; all old ones are gone
