@@ -7,14 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import api_router, health
-from app.api import auth as auth_api
-from app.api import connection as connection_api
-from app.api import couplings as couplings_api
-from app.api import erp as erp_api
-from app.api import jobs as jobs_api
-from app.api import mappings as mappings_api
-from app.api import users as users_api
+from app.api import health
+from app.api.router import api_router
 from app.db import create_engine, create_sessionmaker
 from app.exception_handlers import install_exception_handlers
 from app.logs import get_logger
@@ -66,11 +60,4 @@ def create_app(settings: Settings | None = None, *, should_migrate: bool = True)
     app.include_router(odata_router)  # first: its catch-all only matches /odata/, hot path
     app.include_router(health.router)
     app.include_router(api_router)
-    app.include_router(auth_api.router, prefix=api_router.prefix)
-    app.include_router(users_api.router, prefix=api_router.prefix)
-    app.include_router(erp_api.router, prefix=api_router.prefix)
-    app.include_router(connection_api.router, prefix=api_router.prefix)
-    app.include_router(mappings_api.router, prefix=api_router.prefix)
-    app.include_router(couplings_api.router, prefix=api_router.prefix)
-    app.include_router(jobs_api.router, prefix=api_router.prefix)
     return app

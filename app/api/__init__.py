@@ -1,5 +1,1 @@
-"""REST routers under /api/v1, one module per resource family."""
-
-from fastapi import APIRouter
-
-api_router = APIRouter(prefix="/api/v1")
+"""REST routers, one module per resource family; ``app.api.router`` assembles them."""
