@@ -46,6 +46,8 @@ key_cli = typer.Typer(help="Web service access keys (shown once).", no_args_is_h
 cli.add_typer(db_cli, name="db")
 cli.add_typer(user_cli, name="user")
 cli.add_typer(key_cli, name="key")
+sync_cli = typer.Typer(help="Synchronization with Dynamics 365 Sales.", no_args_is_help=True)
+cli.add_typer(sync_cli, name="sync")
 
 FIRST_ADMIN = "admin"
 SANDBOX_PORT = 8100
@@ -386,3 +388,58 @@ def key_revoke(user_name: Annotated[str, typer.Argument(help="The user name.")])
 
     count = run(revoke())
     say(f"Revoked {count} access key(s) of '{user_name}'.")
+
+
+@sync_cli.command("run")
+def sync_run(
+    mapping: Annotated[str, typer.Argument(help="The mapping, e.g. 'ITEM-PRODUCT'.")],
+    *,
+    full: Annotated[
+        bool, typer.Option("--full", help="Every record, not only modified ones.")
+    ] = False,
+) -> None:
+    """Run one mapping now IN THIS PROCESS (no worker needed), with a progress bar.
+
+    Refused while a worker runs the same mapping. To queue a run on the workers instead,
+    POST /api/v1/sync/mappings/{name}/run.
+    """
+    from rich.console import Console
+
+    from app.sync import console
+
+    settings = get_settings()
+    err = Console(stderr=True)
+
+    async def go() -> console.RunSummary:
+        engine = create_engine(settings.database_url)
+        try:
+            return await console.run_with_progress(
+                create_sessionmaker(engine),
+                settings,
+                mapping_name=mapping,
+                is_full=full,
+                console=err,
+            )
+        finally:
+            await engine.dispose()
+
+    err.print(console.summary_table(run(go())))
+
+
+@sync_cli.command("status")
+def sync_status() -> None:
+    """Job queue entries (status, next start, last error) and running syncs' progress."""
+    from rich.console import Console
+
+    from app.sync import console
+
+    settings = get_settings()
+
+    async def load() -> Any:
+        engine = create_engine(settings.database_url)
+        try:
+            return await console.status_table(create_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+    Console().print(run(load()))

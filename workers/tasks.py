@@ -11,7 +11,7 @@ from app.clock import utc_now
 from app.db import SessionMaker, session_scope
 from app.logs import get_logger
 from app.settings import Settings
-from app.sync import jobs
+from app.sync import jobs, scheduling, wakeup
 from workers.queue import enqueue_entry
 
 log = get_logger("salesbridge.tasks")
@@ -20,6 +20,8 @@ log = get_logger("salesbridge.tasks")
 # a claim outlives both, so no claim expires while its run may still be going.
 ARQ_TIMEOUT_MARGIN_SECONDS = 2
 CLAIM_MARGIN_SECONDS = 5
+# Tests shorten the spec's 30 s wake-up delay through the worker's ctx.
+WAKE_UP_DELAY = wakeup.WAKE_UP_DELAY_SECONDS
 
 
 def claim_seconds(settings: Settings) -> int:
@@ -27,7 +29,8 @@ def claim_seconds(settings: Settings) -> int:
 
 
 async def tick(ctx: dict[str, Any]) -> int:
-    """Enqueue a trigger for every entry the database says is due; returns how many.
+    """Wake entries whose data changed, then enqueue a trigger for every entry that is due
+    and may start (dependencies ended, its mapping not running); returns how many.
 
     Idempotent: a trigger's job id names the entry and its run, and arq keeps one job per
     id, so ticks of several workers, or a tick after "run now", add nothing twice.
@@ -36,7 +39,13 @@ async def tick(ctx: dict[str, Any]) -> int:
     now = utc_now()
     async with session_scope(sessionmaker) as session:
         await jobs.give_up_abandoned(session, now=now)
+        await wakeup.wake_changed_entries(
+            session, now=now, delay_seconds=ctx.get("wake_up_delay_seconds", WAKE_UP_DELAY)
+        )
+    async with session_scope(sessionmaker) as session:
         due = await jobs.find_due(session, now=now)
+        startable = await scheduling.startable(session, [entry.entry_id for entry in due])
+    due = [entry for entry in due if entry.entry_id in startable]
     enqueued = 0
     for entry in due:
         is_new = await enqueue_entry(
@@ -70,6 +79,6 @@ async def run_entry(ctx: dict[str, Any], entry_id: int, run_count: int) -> str:
         log.info("entry_not_claimed", entry_id=entry_id, run_count=run_count)
         return "not claimed"
     status = await jobs.run_entry(
-        sessionmaker, run=run, timeout_seconds=settings.job_timeout_seconds
+        sessionmaker, run=run, settings=settings, timeout_seconds=settings.job_timeout_seconds
     )
     return status.value if status else "superseded"

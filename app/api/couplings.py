@@ -1,7 +1,8 @@
-"""Couplings: list, couple, uncouple, match-based coupling, restore skipped, stale ones.
+"""Couplings: list, couple, uncouple, match-based coupling, restore skipped, stale ones,
+synchronize chosen records now, create chosen records in the CRM or in the ERP.
 
-Synchronizing one record now and creating new CRM rows for selected records need the
-sync engine and are not offered here yet.
+The last three run the sync engine inside the request for at most 100 records, with a
+deadline (``app.sync.record_sync``); bigger sets belong to the mapping's job.
 """
 
 from __future__ import annotations
@@ -18,15 +19,26 @@ from app.api.schemas.couplings import (
     CoupleRequest,
     CouplingList,
     CouplingRead,
+    CreateInCrmRequest,
+    CreateInErpRequest,
+    DirectionResultRead,
     MatchRead,
     MatchRequest,
     RecordMatchRead,
+    RecordSyncRead,
+    RecordSyncReport,
     RestoreSkippedRequest,
     StaleList,
     StaleRead,
+    SynchronizeNowRequest,
 )
-from app.auth.deps import AdminUser, IntegrationUser, SessionDep, SettingsDep
-from app.sync import couplings, matching
+from app.auth.deps import AdminUser, IntegrationUser, SessionDep, SessionMakerDep, SettingsDep
+from app.dataverse import DataverseClient
+from app.db import session_scope
+from app.errors import ConflictError
+from app.models.integration import ConnectionSetup
+from app.settings import Settings
+from app.sync import couplings, matching, record_sync
 from app.sync.connection import get_connection_setup
 from app.sync.crm_client import build_crm_client
 
@@ -105,8 +117,10 @@ async def uncouple_many(
 
 @router.post("/match", response_model=MatchRead)
 async def match(
-    session: SessionDep, settings: SettingsDep, _user: AdminUser, body: MatchRequest
-) -> MatchRead:
+    session: SessionDep, sessionmaker: SessionMakerDep, settings: SettingsDep, _user: AdminUser,
+    body: MatchRequest,
+) -> MatchRead:  # fmt: skip
+    """Match-based coupling, then what the mapping asks for (create new, synchronize)."""
     setup = await get_connection_setup(session, settings)
     await matching.prepare(session, mapping_name=body.mapping_name)
     async with build_crm_client(settings, setup) as crm:
@@ -117,6 +131,8 @@ async def match(
             integration_ids=body.integration_ids,
             limit=body.limit,
         )
+        await session.commit()  # the follow-ups run the engine in their own sessions
+        follow_ups = await _after_matching(sessionmaker, crm, settings, setup, report)
     records = [
         RecordMatchRead(
             integration_id=r.integration_id, record=r.label, outcome=r.outcome.value,
@@ -132,7 +148,24 @@ async def match(
         not_matched=len(records) - coupled,
         has_more=report.has_more,
         records=records,
+        created=[_report(r) for r in follow_ups.created],
+        synchronized=[_report(r) for r in follow_ups.synchronized],
     )
+
+
+async def _after_matching(
+    sessionmaker: SessionMakerDep, crm: DataverseClient, settings: Settings,
+    setup: ConnectionSetup, report: matching.MatchReport,
+) -> record_sync.FollowUps:  # fmt: skip
+    if not setup.is_enabled:  # synchronizing needs the enabled connection; coupling does not
+        return record_sync.FollowUps()
+    outcomes = matching.MatchOutcome
+    return await record_sync.after_matching(
+        sessionmaker, crm, mapping_name=report.mapping_name,
+        coupled=[r.integration_id for r in report.records if r.outcome == outcomes.coupled],
+        unmatched=[r.integration_id for r in report.records if r.outcome == outcomes.no_match],
+        company_name=settings.company_name,
+    )  # fmt: skip
 
 
 @router.post("/restore-skipped", response_model=CountRead)
@@ -185,3 +218,77 @@ async def remove_stale(
     check_crm: bool = False,
 ) -> StaleList:
     return await _stale(session, settings, name, check_crm=check_crm, remove=True)
+
+
+async def _setup(sessionmaker: SessionMakerDep, settings: Settings) -> ConnectionSetup:
+    # Its own short transaction: the run that follows writes from other sessions.
+    async with session_scope(sessionmaker) as session:
+        setup = await get_connection_setup(session, settings)
+    if not setup.is_enabled:
+        msg = "The Dynamics 365 Sales connection is not enabled; enable it to synchronize."
+        raise ConflictError(msg)
+    return setup
+
+
+def _report(report: record_sync.Report) -> RecordSyncReport:
+    records = [
+        RecordSyncRead(
+            record=t.label, integration_id=t.integration_id, crm_id=t.crm_id,
+            results=[DirectionResultRead(direction=r.direction, outcome=r.outcome.value,
+                                         message=r.message) for r in t.results],
+        )
+        for t in report.records
+    ]  # fmt: skip
+    return RecordSyncReport(
+        mapping_name=report.mapping_name, job_ids=report.job_ids, records=records
+    )
+
+
+@router.post("/synchronize", response_model=RecordSyncReport)
+async def synchronize_now(
+    sessionmaker: SessionMakerDep, settings: SettingsDep, _user: AdminUser,
+    body: SynchronizeNowRequest,
+) -> RecordSyncReport:  # fmt: skip
+    """Synchronize up to 100 chosen records now; uncoupled ones are a 409 unless created."""
+    setup = await _setup(sessionmaker, settings)
+    selection = record_sync.Selection(
+        integration_ids=body.integration_ids, codes=body.codes, crm_ids=body.crm_ids
+    )
+    async with build_crm_client(settings, setup) as crm:
+        report = await record_sync.synchronize_now(
+            sessionmaker, crm, mapping_name=body.mapping_name, selection=selection,
+            direction=body.direction, create_if_not_coupled=body.create_if_not_coupled,
+            company_name=settings.company_name,
+        )  # fmt: skip
+    return _report(report)
+
+
+@router.post("/create-in-crm", response_model=RecordSyncReport)
+async def create_in_crm(
+    sessionmaker: SessionMakerDep, settings: SettingsDep, _user: AdminUser,
+    body: CreateInCrmRequest,
+) -> RecordSyncReport:  # fmt: skip
+    """Create chosen uncoupled ERP records in the CRM and couple them."""
+    setup = await _setup(sessionmaker, settings)
+    selection = record_sync.Selection(integration_ids=body.integration_ids, codes=body.codes)
+    async with build_crm_client(settings, setup) as crm:
+        report = await record_sync.create_in_crm(
+            sessionmaker, crm, mapping_name=body.mapping_name, selection=selection,
+            company_name=settings.company_name,
+        )  # fmt: skip
+    return _report(report)
+
+
+@router.post("/create-in-erp", response_model=RecordSyncReport)
+async def create_in_erp(
+    sessionmaker: SessionMakerDep, settings: SettingsDep, _user: AdminUser,
+    body: CreateInErpRequest,
+) -> RecordSyncReport:  # fmt: skip
+    """Create chosen uncoupled CRM rows in the ERP and couple them."""
+    setup = await _setup(sessionmaker, settings)
+    async with build_crm_client(settings, setup) as crm:
+        report = await record_sync.create_in_erp(
+            sessionmaker, crm, mapping_name=body.mapping_name, crm_ids=body.crm_ids,
+            company_name=settings.company_name,
+        )  # fmt: skip
+    return _report(report)

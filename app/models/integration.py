@@ -142,6 +142,9 @@ class IntegrationRecord(TableBase, table=True):
     __table_args__ = (
         sa.UniqueConstraint("table_name", "integration_id", name="uq_coupling_erp"),
         sa.UniqueConstraint("crm_table", "crm_id", "table_name", name="uq_coupling_crm"),
+        # Each run reads a table's failed couplings first: without these it scans them all.
+        sa.Index("ix_coupling_to_crm_result", "table_name", "last_synch_crm_result", "id"),
+        sa.Index("ix_coupling_from_crm_result", "table_name", "last_synch_result", "id"),
     )
     table_name: str = Field(max_length=50)
     integration_id: uuid.UUID
@@ -181,6 +184,8 @@ class IntegrationSynchJob(TableBase, table=True):
     failed: int = 0
     coupled: int = 0
     uncoupled: int = 0
+    # Rows this direction expects to read (progress: done = the counters' sum); None = unknown.
+    total_records: int | None = None
     message: str = Field(default="", max_length=2048)
 
 

@@ -22,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.dataverse import BatchOperation, DataverseClient, create_op, update_op, upsert_op
 from app.dataverse.addressing import bind
-from app.dataverse.errors import DataverseError
+from app.dataverse.errors import DataverseError, DuplicateRecordError
 from app.models.integration import ConnectionSetup
 from app.sync import transfer
 from app.sync.errors import FatalSyncError, from_dataverse
@@ -112,7 +112,15 @@ async def ensure_default_price_list(
             "name": name,
             "transactioncurrencyid@odata.bind": bind("transactioncurrencies", currency_id),
         }
-        found = await crm.create("pricelevels", body)
+        try:
+            found = await crm.create("pricelevels", body)
+        except DuplicateRecordError:
+            # Another mapping's run (on another worker) created it a moment ago.
+            found = await _first_id(
+                crm, "pricelevels", "pricelevelid", filter=f"name eq '{quoted}'"
+            )
+            if found is None:
+                raise
     setup.default_price_list_id = found
     return found
 

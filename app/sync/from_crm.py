@@ -281,8 +281,22 @@ async def _failed_pass(run: SyncPass, total: log.Counters) -> set[uuid.UUID]:
             total.merge(await _process(session, run, records))
 
 
+async def _chosen_pass(run: SyncPass, ids: frozenset[uuid.UUID]) -> log.Counters:
+    """Only the chosen CRM rows ("synchronize now"); the watermark is not touched."""
+    total = log.Counters()
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), run.page_size):
+        records = await _read_by_ids(run, ordered[start : start + run.page_size])
+        async with session_scope(run.sessionmaker) as session:
+            total.merge(await _process(session, run, records))
+        run.report_progress(total)
+    return total
+
+
 async def run_pass(run: SyncPass) -> log.Counters:
     """The whole CRM -> ERP pass: failed records first, then the modified ones."""
+    if run.options.crm_ids is not None:
+        return await _chosen_pass(run, run.options.crm_ids)
     total = log.Counters()
     done = await _failed_pass(run, total)
     params = {
@@ -304,4 +318,8 @@ async def run_pass(run: SyncPass) -> log.Counters:
             run.report_progress(total)
     except DataverseError as exc:
         raise from_dataverse(exc, action=f"read the CRM {run.entity} rows") from exc
+    # Every row others changed up to now was read (the query started after the signpost),
+    # so the watermark may reach the signpost even when none was: otherwise a CRM where
+    # only the sync writes is read from the beginning by every run (O(table size)).
+    run.observe_crm(run.signpost)
     return total

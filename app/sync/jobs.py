@@ -28,7 +28,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pydantic
-from sqlalchemy import ColumnElement, and_, or_, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, update
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -36,7 +37,8 @@ from app.clock import utc_now
 from app.db import SessionMaker, current_actor, session_scope
 from app.logs import get_logger
 from app.models.integration import JobKind, JobQueueEntry, JobStatus
-from app.sync import log_purge
+from app.settings import Settings
+from app.sync import log_purge, scheduling
 
 log = get_logger("salesbridge.jobs")
 
@@ -73,7 +75,7 @@ class RunResult:
     changed: int
 
 
-Runner = Callable[[SessionMaker, JobQueueEntry], Awaitable[RunResult]]
+Runner = Callable[[SessionMaker, JobQueueEntry, Settings], Awaitable[RunResult]]
 
 
 def _claim_expired(now: datetime) -> ColumnElement[bool]:
@@ -91,6 +93,31 @@ def _is_due(now: datetime) -> ColumnElement[bool]:
         and_(col(JobQueueEntry.status).in_(WAITING_STATUSES), or_(start.is_(None), start <= now)),
         _claim_expired(now),
     )
+
+
+def _mapping_busy(now: datetime) -> ColumnElement[bool]:
+    """Another entry of the same mapping runs (live claim): one run per mapping at a time."""
+    other = aliased(JobQueueEntry)
+    return exists().where(
+        col(JobQueueEntry.mapping_name) != "",
+        col(other.mapping_name) == col(JobQueueEntry.mapping_name),
+        col(other.id) != col(JobQueueEntry.id),
+        col(other.status) == JobStatus.in_process,
+        col(other.claimed_until) > now,
+    )
+
+
+async def _lock_mapping(session: AsyncSession, entry_id: int) -> None:
+    """Serialize claims of one mapping's entries until commit (PostgreSQL).
+
+    Under READ COMMITTED, ``_mapping_busy`` would not see a concurrent claim of another
+    entry of the same mapping; after this lock it sees it committed. SQLite has one
+    writer at a time already.
+    """
+    if (await session.connection()).dialect.name != "postgresql":
+        return
+    mapping = select(JobQueueEntry.mapping_name).where(col(JobQueueEntry.id) == entry_id)
+    await session.exec(select(func.pg_advisory_xact_lock(func.hashtext(mapping.scalar_subquery()))))
 
 
 def _audit(now: datetime) -> dict[str, Any]:
@@ -139,6 +166,7 @@ async def claim(
     claim_seconds: int,
 ) -> Claim | None:
     """Take the entry for one run, or None when it is not due or another run owns it."""
+    await _lock_mapping(session, entry_id)
     statement = (
         update(JobQueueEntry)
         .where(
@@ -146,6 +174,7 @@ async def claim(
             col(JobQueueEntry.run_count) == run_count,
             _is_due(now),
             col(JobQueueEntry.attempt) < col(JobQueueEntry.max_attempts),
+            ~_mapping_busy(now),
         )
         .values(
             status=JobStatus.in_process,
@@ -241,7 +270,9 @@ async def release(session: AsyncSession, *, run: Claim, now: datetime) -> bool:
     return await _update_owned(session, run, values)
 
 
-async def _run_purge(sessionmaker: SessionMaker, entry: JobQueueEntry) -> RunResult:
+async def _run_purge(
+    sessionmaker: SessionMaker, entry: JobQueueEntry, _settings: Settings
+) -> RunResult:
     try:
         parameters = log_purge.PurgeParameters.model_validate(entry.parameters)
     except pydantic.ValidationError as exc:
@@ -253,7 +284,9 @@ async def _run_purge(sessionmaker: SessionMaker, entry: JobQueueEntry) -> RunRes
     return RunResult(changed=deleted)
 
 
-async def _run_mapping(sessionmaker: SessionMaker, entry: JobQueueEntry) -> RunResult:
+async def _run_mapping(
+    sessionmaker: SessionMaker, entry: JobQueueEntry, settings: Settings
+) -> RunResult:
     """A mapping's synchronization (``full_sync``: every row, not only coupled ones)."""
     from app.sync import runner  # the engine imports this module's callers, not this module
     from app.sync.errors import FatalSyncError
@@ -264,6 +297,7 @@ async def _run_mapping(sessionmaker: SessionMaker, entry: JobQueueEntry) -> RunR
             mapping_name=entry.mapping_name,
             is_full=entry.kind == JobKind.full_sync,
             entry_id=entry.id,
+            settings=settings,
         )
     except FatalSyncError as exc:
         raise JobConfigError(exc.admin_message) from exc
@@ -303,11 +337,13 @@ class Outcome:
     is_retriable: bool = True
 
 
-async def _run(sessionmaker: SessionMaker, run: Claim, timeout_seconds: int) -> Outcome:
+async def _run(
+    sessionmaker: SessionMaker, run: Claim, settings: Settings, timeout_seconds: int
+) -> Outcome:
     try:
         entry = await _load(sessionmaker, run.entry_id)
         async with asyncio.timeout(timeout_seconds):
-            return Outcome(result=await runner_for(entry.kind)(sessionmaker, entry))
+            return Outcome(result=await runner_for(entry.kind)(sessionmaker, entry, settings))
     except JobConfigError as exc:
         return Outcome(message=str(exc), is_retriable=False)
     except TimeoutError:
@@ -318,7 +354,7 @@ async def _run(sessionmaker: SessionMaker, run: Claim, timeout_seconds: int) -> 
 
 
 async def run_entry(
-    sessionmaker: SessionMaker, *, run: Claim, timeout_seconds: int
+    sessionmaker: SessionMaker, *, run: Claim, settings: Settings, timeout_seconds: int
 ) -> JobStatus | None:
     """Run a claimed entry and record the outcome; returns the entry's new status.
 
@@ -326,7 +362,7 @@ async def run_entry(
     newer run took over), so this run's outcome is dropped.
     """
     try:
-        outcome = await _run(sessionmaker, run, timeout_seconds)
+        outcome = await _run(sessionmaker, run, settings, timeout_seconds)
     except asyncio.CancelledError:
         async with session_scope(sessionmaker) as session:
             await release(session, run=run, now=utc_now())
@@ -352,6 +388,8 @@ async def _record(sessionmaker: SessionMaker, *, run: Claim, outcome: Outcome) -
                 is_retriable=outcome.is_retriable,
             )
         await session.refresh(entry)
+        if is_owned and entry.status in scheduling.DONE:
+            await scheduling.release_held(session, entry=entry)
     status = JobStatus(entry.status) if is_owned else None
     log.info("job_ran", entry_id=run.entry_id, run=run.run_count, status=status)
     return status

@@ -33,8 +33,8 @@ from app.models.integration import (
     IntegrationFieldMapping,
     IntegrationTableMapping,
 )
-from app.settings import Settings, get_settings
-from app.sync import crm_rules, log, transfer, watermarks
+from app.settings import Settings
+from app.sync import crm_rules, log, progress, transfer, watermarks
 from app.sync.crm_client import build_crm_client
 from app.sync.errors import FatalSyncError, SyncError
 from app.sync.field_catalog import entity_set_for
@@ -58,6 +58,12 @@ class RunOptions:
     company_name: str = "CRONUS"
     job_queue_entry_id: int | None = None
     on_progress: Progress | None = None
+    # "Synchronize now" for chosen records (app.sync.record_sync): ERP -> CRM reads only
+    # these ERP system ids, CRM -> ERP only these CRM ids, both without watermarks (which
+    # stay where they are); ``only_direction`` runs one direction of a bidirectional mapping.
+    erp_ids: frozenset[uuid.UUID] | None = None
+    crm_ids: frozenset[uuid.UUID] | None = None
+    only_direction: Direction | None = None
 
 
 @dataclass
@@ -228,11 +234,21 @@ async def run_mapping(
             mapping, rules, context = await _load(session, crm, mapping_name, options)
         result = MappingRunResult(mapping_name)
         for direction in directions_of(mapping):
+            if options.only_direction not in (None, direction):
+                continue
             async with session_scope(sessionmaker) as session:
                 job = await log.start_job(
                     session, mapping_name=mapping_name, direction=direction,
                     started_at=signpost, job_queue_entry_id=options.job_queue_entry_id,
                 )  # fmt: skip
+                if direction == Direction.to_crm and options.erp_ids is not None:
+                    job.total_records = len(options.erp_ids)
+                elif direction == Direction.to_crm:
+                    job.total_records = await progress.count_erp_candidates(
+                        session, mapping, watermark=None if options.is_full else
+                        mapping.erp_modified_watermark,
+                        only_coupled=mapping.synch_only_coupled_records and not options.is_full,
+                    )  # fmt: skip
             run = SyncPass(
                 sessionmaker, crm, mapping, rules, context, direction, job.system_id, signpost,
                 options,
@@ -249,10 +265,9 @@ async def run_mapping(
 
 async def run_queue_entry(
     sessionmaker: SessionMaker, *, mapping_name: str, is_full: bool, entry_id: int | None,
-    settings: Settings | None = None,
+    settings: Settings, on_progress: Progress | None = None,
 ) -> int:  # fmt: skip
     """A job queue entry's run: the CRM client from the setup row; returns the activity."""
-    settings = settings or get_settings()
     async with session_scope(sessionmaker) as session:
         setup = (
             await session.exec(select(ConnectionSetup).order_by(col(ConnectionSetup.id)))
@@ -261,8 +276,9 @@ async def run_queue_entry(
         msg = "The Dynamics 365 Sales connection is not enabled; enable it to synchronize."
         raise FatalSyncError(msg)
     options = RunOptions(
-        is_full=is_full, job_queue_entry_id=entry_id, company_name=settings.company_name
-    )
+        is_full=is_full, job_queue_entry_id=entry_id, company_name=settings.company_name,
+        on_progress=on_progress,
+    )  # fmt: skip
     async with build_crm_client(settings, setup, interactive=False) as crm:
         result = await run_mapping(sessionmaker, crm, mapping_name=mapping_name, options=options)
     return result.activity

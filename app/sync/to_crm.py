@@ -29,10 +29,10 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.clock import as_utc
+from app.clock import as_utc, utc_now
 from app.dataverse import BatchOperation, BatchResult, ChangeSet, create_op, update_op
 from app.dataverse.errors import DataverseError
-from app.db import session_scope
+from app.db import current_actor, session_scope
 from app.models.integration import (
     Direction,
     IntegrationRecord,
@@ -128,6 +128,34 @@ async def _modified_page(
         statement = statement.where(sa.tuple_(modified_at, row_id) > sa.tuple_(*after))
     statement = statement.order_by(modified_at, row_id).limit(limit)
     return list((await session.exec(statement)).all())
+
+
+async def chosen_rows(
+    session: AsyncSession,
+    mapping: IntegrationTableMapping,
+    system_ids: Sequence[uuid.UUID],
+    *,
+    only_coupled: bool,
+) -> list[tuple[Any, IntegrationRecord | None]]:
+    """The given ERP rows that pass the mapping's table filter, with their couplings."""
+    model = erp_tables.model_for(mapping.table_name)
+    system_id, row_id = erp_tables.column(model, "system_id"), erp_tables.column(model, "id")
+    statement = _base_query(mapping, only_coupled=only_coupled)
+    statement = statement.where(system_id.in_(list(system_ids))).order_by(row_id)
+    return list((await session.exec(statement)).all())
+
+
+async def _chosen_pages(run: SyncPass, pipeline: _Pipeline, ids: frozenset[uuid.UUID]) -> None:
+    """Only the chosen records ("synchronize now"); the watermark is not touched."""
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), run.page_size):
+        async with session_scope(run.sessionmaker) as session:
+            rows = await chosen_rows(
+                session, run.mapping, ordered[start : start + run.page_size],
+                only_coupled=run.only_coupled,
+            )  # fmt: skip
+            works = await _prepare(session, run, rows)
+        await pipeline.push(works, bookmark=None)
 
 
 # --- one page ----------------------------------------------------------------------------
@@ -316,10 +344,15 @@ def _apply_results(work: Work, results: Sequence[BatchResult]) -> datetime | Non
     return _crm_modified_on(results[-1].body if isinstance(results[-1].body, dict) else None)
 
 
-async def _send(run: SyncPass, works: Sequence[Work]) -> dict[int, datetime | None]:
-    """Write every planned record; returns the CRM modifiedon per work (by id())."""
+async def _send(
+    run: SyncPass, works: Sequence[Work], gate: asyncio.Semaphore
+) -> dict[int, datetime | None]:
+    """Write every planned record; returns the CRM modifiedon per work (by id()).
+
+    ``gate`` is shared by the whole pass, so the batches of a page being sent while the
+    next page is planned never exceed ``concurrency`` together.
+    """
     pending = [w for w in works if w.ops and w.action in (SyncAction.insert, SyncAction.modify)]
-    gate = asyncio.Semaphore(run.concurrency)
     written: dict[int, datetime | None] = {}
 
     async def send(group: list[Work]) -> None:
@@ -340,6 +373,18 @@ async def _send(run: SyncPass, works: Sequence[Work]) -> dict[int, datetime | No
 
 # --- the page, committed -----------------------------------------------------------------
 
+_COUPLINGS = IntegrationRecord.__table__  # type: ignore[attr-defined]
+_COUPLING_COLUMNS = tuple(c.name for c in _COUPLINGS.columns if c.name != "id")
+# What recording a page changes on a coupling (written by one executemany UPDATE).
+_COUPLING_STATE = (
+    "crm_id",
+    "last_synch_modified_on",
+    "last_synch_crm_modified_on",
+    "last_synch_crm_result",
+    "last_synch_crm_job_id",
+    "skipped",
+)
+
 
 def _triage(rows: Sequence[tuple[Any, IntegrationRecord | None]]) -> list[Work]:
     works: list[Work] = []
@@ -353,12 +398,25 @@ def _triage(rows: Sequence[tuple[Any, IntegrationRecord | None]]) -> list[Work]:
     return works
 
 
+def _new_coupling(run: SyncPass, work: Work, now: datetime) -> IntegrationRecord:
+    return IntegrationRecord(
+        table_name=run.mapping.table_name, integration_id=work.row.system_id,
+        crm_table=run.entity, crm_id=work.crm_id or uuid.uuid4(),
+        last_synch_crm_result=SynchResult.failure,
+        created_at=now, modified_at=now, modified_by=current_actor.get(),
+    )  # fmt: skip
+
+
 async def _reserve_couplings(session: AsyncSession, run: SyncPass, works: Sequence[Work]) -> None:
     """Couple new records to their client-generated CRM id before sending them.
 
     A new record that already failed (a missing dependency) is coupled the same way, as
     pending, so it is retried first by the next run and not lost behind the watermark.
+    New couplings go in as one multi-row INSERT (the ORM's flush cost more than the
+    sandbox's answer on a full sync); they stay detached and are updated by ``_record``.
     """
+    fresh: list[IntegrationRecord] = []
+    now = utc_now()
     for work in works:
         is_new_failure = work.action == SyncAction.fail and work.coupling is None
         if is_new_failure:  # so the next run retries it (failed records come first)
@@ -366,23 +424,42 @@ async def _reserve_couplings(session: AsyncSession, run: SyncPass, works: Sequen
         elif work.action != SyncAction.insert or work.crm_id is None:
             continue
         if work.coupling is None:
-            work.coupling = IntegrationRecord(
-                table_name=run.mapping.table_name, integration_id=work.row.system_id,
-                crm_table=run.entity, crm_id=work.crm_id or uuid.uuid4(),
-                last_synch_crm_result=SynchResult.failure,
-            )  # fmt: skip
-            session.add(work.coupling)
+            work.coupling = _new_coupling(run, work, now)
+            fresh.append(work.coupling)
         elif work.coupling.crm_id != work.crm_id:  # restored after a deletion in the CRM
             work.coupling.crm_id = work.crm_id
             work.coupling.last_synch_crm_modified_on = None
-    await session.flush()
+    if fresh:
+        rows = [{name: getattr(c, name) for name in _COUPLING_COLUMNS} for c in fresh]
+        await session.execute(sa.insert(_COUPLINGS), rows)
     await session.commit()
+
+
+def _coupling_state(coupling: IntegrationRecord, now: datetime) -> dict[str, Any]:
+    state = {name: getattr(coupling, name) for name in _COUPLING_STATE}
+    return {**state, "key": coupling.system_id, "modified_at": now,
+            "modified_by": current_actor.get()}  # fmt: skip
+
+
+async def _store_couplings(
+    session: AsyncSession, states: Sequence[dict[str, Any]], gone: Sequence[uuid.UUID]
+) -> None:
+    """One executemany UPDATE for the page's couplings, one DELETE for the uncoupled."""
+    if states:
+        key = _COUPLINGS.c.system_id == sa.bindparam("key")
+        await session.execute(sa.update(_COUPLINGS).where(key), list(states))
+    if gone:
+        await session.execute(sa.delete(_COUPLINGS).where(_COUPLINGS.c.system_id.in_(gone)))
 
 
 async def _record(
     session: AsyncSession, run: SyncPass, works: Sequence[Work], written: dict[int, datetime | None]
 ) -> log.Counters:
+    """Counters, errors and coupling timestamps of a sent page (couplings are detached)."""
     counters = log.Counters()
+    states: list[dict[str, Any]] = []
+    gone: list[uuid.UUID] = []
+    now = utc_now()
     for work in works:
         counters.count(work.action)
         coupling = work.coupling
@@ -391,8 +468,9 @@ async def _record(
                 coupling, direction=Direction.to_crm, job_id=run.job_id,
                 erp_modified_at=work.row.modified_at, crm_modified_on=written.get(id(work)),
             )  # fmt: skip
+            states.append(_coupling_state(coupling, now))
         elif work.action == SyncAction.uncouple and coupling is not None:
-            await session.delete(coupling)
+            gone.append(coupling.system_id)
         elif work.action == SyncAction.fail:
             _log_failure(session, run, work)
             if coupling is not None:
@@ -400,6 +478,8 @@ async def _record(
                     session, coupling, direction=Direction.to_crm, job_id=run.job_id,
                     message=work.message,
                 )  # fmt: skip
+                states.append(_coupling_state(coupling, now))
+    await _store_couplings(session, states, gone)
     await session.flush()
     return counters
 
@@ -416,7 +496,8 @@ def _log_failure(session: AsyncSession, run: SyncPass, work: Work) -> None:
     work.message = error.message
 
 
-async def _process(session: AsyncSession, run: SyncPass, rows: Sequence[Any]) -> log.Counters:
+async def _prepare(session: AsyncSession, run: SyncPass, rows: Sequence[Any]) -> list[Work]:
+    """Triage, plan and reserve a page (committed); what is left is sending it."""
     works = _triage(rows)
     todo = [w for w in works if w.action == SyncAction.modify]
     names = [r.erp_field for r in run.rules if r.goes_to_crm and r.erp_field]
@@ -431,35 +512,99 @@ async def _process(session: AsyncSession, run: SyncPass, rows: Sequence[Any]) ->
         msg = f"The field mappings of {run.mapping.name} cannot be used: {exc}"
         raise FatalSyncError(msg) from exc
     await _reserve_couplings(session, run, todo)
-    written = await _send(run, todo)
-    counters = await _record(session, run, works, written)
-    await log.add_counters(session, job_id=run.job_id, counters=counters)
-    return counters
+    return works
 
 
-async def run_pass(run: SyncPass) -> log.Counters:
-    """The whole ERP -> CRM pass: failed records first, then the modified ones."""
-    total = log.Counters()
+@dataclass
+class _Page:
+    """A planned page whose batches are on their way."""
+
+    works: list[Work]
+    sending: asyncio.Task[dict[int, datetime | None]]
+    bookmark: datetime | None
+
+
+class _Pipeline:
+    """Sends one page while the next one is read and planned.
+
+    The engine's database work (reading, planning, couplings) and the CRM's work on the
+    batches then overlap instead of taking turns. Pages are still recorded in order, each
+    in its own commit with its watermark bookmark, so the watermark never passes a page
+    that is not recorded; a page's couplings were committed before it was sent, so a crash
+    in between leaves pending couplings that the next run retries first.
+    """
+
+    def __init__(self, run: SyncPass) -> None:
+        self.run = run
+        self.total = log.Counters()
+        self.gate = asyncio.Semaphore(run.concurrency)
+        self.previous: _Page | None = None
+
+    async def push(self, works: list[Work], *, bookmark: datetime | None) -> None:
+        sending = asyncio.create_task(_send(self.run, works, self.gate))
+        page = _Page(works, sending, bookmark)
+        try:
+            await self.drain()
+        finally:
+            self.previous = page
+
+    async def drain(self) -> None:
+        page, self.previous = self.previous, None
+        if page is None:
+            return
+        written = await page.sending
+        async with session_scope(self.run.sessionmaker) as session:
+            counters = await _record(session, self.run, page.works, written)
+            await log.add_counters(session, job_id=self.run.job_id, counters=counters)
+            if page.bookmark is not None:
+                await self.run.commit_erp_progress(session, page.bookmark)
+        self.total.merge(counters)
+        self.run.report_progress(self.total)
+
+    async def abandon(self) -> None:
+        """After a failure: stop the page in flight (its couplings stay pending)."""
+        page, self.previous = self.previous, None
+        if page is not None:
+            page.sending.cancel()
+            await asyncio.gather(page.sending, return_exceptions=True)
+
+
+async def _failed_pages(run: SyncPass, pipeline: _Pipeline) -> set[int]:
     done: set[int] = set()
     after_id = 0
     while True:
         async with session_scope(run.sessionmaker) as session:
             rows = await _failed_page(session, run, after_id, run.page_size)
             if not rows:
-                break
+                return done
             after_id = rows[-1][1].id or after_id
             done.update(row.id for row, _ in rows)
-            total.merge(await _process(session, run, rows))
-    after: tuple[datetime, int] | None = None
-    while True:
-        async with session_scope(run.sessionmaker) as session:
-            page = await _modified_page(session, run, after, run.page_size)
-            if not page:
-                break
-            after = (page[-1][0].modified_at, page[-1][0].id)
-            run.observe_erp(page[-1][0].modified_at)
-            fresh = [(row, coupling) for row, coupling in page if row.id not in done]
-            total.merge(await _process(session, run, fresh))
-            await run.commit_erp_progress(session, watermarks.page_bookmark(after[0]))
-        run.report_progress(total)
-    return total
+            works = await _prepare(session, run, rows)
+        await pipeline.push(works, bookmark=None)
+
+
+async def run_pass(run: SyncPass) -> log.Counters:
+    """The whole ERP -> CRM pass: failed records first, then the modified ones."""
+    pipeline = _Pipeline(run)
+    try:
+        if run.options.erp_ids is not None:
+            await _chosen_pages(run, pipeline, run.options.erp_ids)
+            await pipeline.drain()
+            return pipeline.total
+        done = await _failed_pages(run, pipeline)
+        after: tuple[datetime, int] | None = None
+        while True:
+            async with session_scope(run.sessionmaker) as session:
+                page = await _modified_page(session, run, after, run.page_size)
+                if not page:
+                    break
+                after = (page[-1][0].modified_at, page[-1][0].id)
+                run.observe_erp(page[-1][0].modified_at)
+                fresh = [(row, coupling) for row, coupling in page if row.id not in done]
+                works = await _prepare(session, run, fresh)
+            await pipeline.push(works, bookmark=watermarks.page_bookmark(after[0]))
+        await pipeline.drain()
+    except BaseException:
+        await pipeline.abandon()
+        raise
+    return pipeline.total

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 12:54:04.518039
+Create Date: 2026-11-25 13:58:47.581004
 """
 
 from collections.abc import Sequence
@@ -204,6 +204,12 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("integration_record", schema=None) as batch_op:
         batch_op.create_index(
+            "ix_coupling_from_crm_result", ["table_name", "last_synch_result", "id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_coupling_to_crm_result", ["table_name", "last_synch_crm_result", "id"], unique=False
+        )
+        batch_op.create_index(
             batch_op.f("ix_integration_record_modified_at"), ["modified_at"], unique=False
         )
 
@@ -228,6 +234,7 @@ def upgrade() -> None:
         sa.Column("failed", sa.Integer(), nullable=False),
         sa.Column("coupled", sa.Integer(), nullable=False),
         sa.Column("uncoupled", sa.Integer(), nullable=False),
+        sa.Column("total_records", sa.Integer(), nullable=True),
         sa.Column("message", sqlmodel.sql.sqltypes.AutoString(length=2048), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("system_id"),
@@ -1294,6 +1301,8 @@ def downgrade() -> None:
     op.drop_table("integration_synch_job")
     with op.batch_alter_table("integration_record", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_integration_record_modified_at"))
+        batch_op.drop_index("ix_coupling_to_crm_result")
+        batch_op.drop_index("ix_coupling_from_crm_result")
 
     op.drop_table("integration_record")
     with op.batch_alter_table("dataverse_entity_change", schema=None) as batch_op:

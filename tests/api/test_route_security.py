@@ -98,6 +98,8 @@ ROUTE_ROLES: tuple[Rule, ...] = (
     Rule("/api/v1/sync-jobs", ADMIN_ONLY),  # the sync log
     Rule("/api/v1/sync-jobs", ERP_USERS, READS),
     Rule("/api/v1/job-queue-entries", ADMIN_ONLY),
+    Rule("/api/v1/sync", ADMIN_ONLY),  # sync actions, deleting old sync jobs
+    Rule("/api/v1/sync", ERP_USERS, READS),  # progress
 )
 
 

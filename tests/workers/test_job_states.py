@@ -16,6 +16,7 @@ from app.models.integration import (
     JobQueueEntry,
     JobStatus,
 )
+from app.settings import Settings
 from app.sync import jobs
 from tests.workers.factories import create_entry, create_sync_log
 
@@ -92,13 +93,14 @@ async def test_only_one_claim_wins_and_a_stale_run_count_claims_nothing(
 
 async def test_successful_one_off_run_finishes_and_purges_old_logs(
     sessionmaker: SessionMaker,
+    settings: Settings,
 ) -> None:
     async with sessionmaker() as session:
         entry = await create_entry(session, parameters={"older_than_days": 30, "batch_size": 2})
         await create_sync_log(session, old=5, young=2, errors_each=2)
     run = await _claim(sessionmaker, entry)
     assert run is not None
-    status = await jobs.run_entry(sessionmaker, run=run, timeout_seconds=30)
+    status = await jobs.run_entry(sessionmaker, settings=settings, run=run, timeout_seconds=30)
     assert status == JobStatus.finished
     fresh = await _reload(sessionmaker, entry)
     assert (fresh.attempt, fresh.last_error, fresh.claimed_by) == (0, "", "")
@@ -109,6 +111,7 @@ async def test_successful_one_off_run_finishes_and_purges_old_logs(
 
 async def test_recurring_entry_is_rescheduled_or_rests_when_idle(
     sessionmaker: SessionMaker,
+    settings: Settings,
 ) -> None:
     async with sessionmaker() as session:
         busy = await create_entry(session, recurring=True, minutes_between_runs=30)
@@ -119,7 +122,7 @@ async def test_recurring_entry_is_rescheduled_or_rests_when_idle(
     for entry in (busy, idle):  # the first run deletes the old log row, the second finds none
         run = await _claim(sessionmaker, entry)
         assert run is not None
-        await jobs.run_entry(sessionmaker, run=run, timeout_seconds=30)
+        await jobs.run_entry(sessionmaker, settings=settings, run=run, timeout_seconds=30)
     busy, idle = await _reload(sessionmaker, busy), await _reload(sessionmaker, idle)
     assert busy.status == JobStatus.ready
     assert busy.earliest_start_at is not None and busy.last_finished_at is not None
@@ -131,6 +134,7 @@ async def test_recurring_entry_is_rescheduled_or_rests_when_idle(
 
 async def test_failures_retry_after_the_rerun_delay_then_end_in_error(
     sessionmaker: SessionMaker,
+    settings: Settings,
 ) -> None:
     async with sessionmaker() as session:
         entry = await create_entry(session, max_attempts=2, rerun_delay_seconds=45)
@@ -162,6 +166,7 @@ async def test_failures_retry_after_the_rerun_delay_then_end_in_error(
 
 async def test_a_kind_that_cannot_run_goes_to_error_without_retries(
     sessionmaker: SessionMaker,
+    settings: Settings,
 ) -> None:
     async with sessionmaker() as session:
         # A kind this version has no runner for (say, written by a newer version).
@@ -170,32 +175,44 @@ async def test_a_kind_that_cannot_run_goes_to_error_without_retries(
     for entry in (unknown, bad):
         run = await _claim(sessionmaker, entry)
         assert run is not None
-        assert await jobs.run_entry(sessionmaker, run=run, timeout_seconds=30) == JobStatus.error
+        assert (
+            await jobs.run_entry(sessionmaker, settings=settings, run=run, timeout_seconds=30)
+            == JobStatus.error
+        )
     unknown, bad = await _reload(sessionmaker, unknown), await _reload(sessionmaker, bad)
     assert "cannot run yet" in unknown.last_error and unknown.attempt == 1
     assert "older_than_days" in bad.last_error
 
 
-async def test_a_run_over_its_time_fails_and_is_retried_later(sessionmaker: SessionMaker) -> None:
+async def test_a_run_over_its_time_fails_and_is_retried_later(
+    sessionmaker: SessionMaker, settings: Settings
+) -> None:
     async with sessionmaker() as session:
         entry = await create_entry(session, parameters={"batch_size": 1, "pause_seconds": 5})
         await create_sync_log(session, old=3, young=0, errors_each=0)
     run = await _claim(sessionmaker, entry)
     assert run is not None
-    assert await jobs.run_entry(sessionmaker, run=run, timeout_seconds=1) == JobStatus.ready
+    assert (
+        await jobs.run_entry(sessionmaker, settings=settings, run=run, timeout_seconds=1)
+        == JobStatus.ready
+    )
     fresh = await _reload(sessionmaker, entry)
     assert fresh.last_error == "The run did not finish within 1 s."
     assert fresh.attempt == 1
     assert await _count(sessionmaker, IntegrationSynchJob) == 2  # the first batch is kept
 
 
-async def test_a_cancelled_run_gives_its_entry_back_at_once(sessionmaker: SessionMaker) -> None:
+async def test_a_cancelled_run_gives_its_entry_back_at_once(
+    sessionmaker: SessionMaker, settings: Settings
+) -> None:
     async with sessionmaker() as session:
         entry = await create_entry(session, parameters={"batch_size": 1, "pause_seconds": 30})
         await create_sync_log(session, old=2, young=0, errors_each=0)
     run = await _claim(sessionmaker, entry)
     assert run is not None
-    task = asyncio.create_task(jobs.run_entry(sessionmaker, run=run, timeout_seconds=60))
+    task = asyncio.create_task(
+        jobs.run_entry(sessionmaker, settings=settings, run=run, timeout_seconds=60)
+    )
     while await _count(sessionmaker, IntegrationSynchJob) == 2:
         await asyncio.sleep(0.05)
     task.cancel()
@@ -225,13 +242,17 @@ async def test_an_abandoned_claim_is_taken_over_or_given_up(sessionmaker: Sessio
     assert (fresh.claimed_by, fresh.attempt) == ("other:2", 2)
 
 
-async def test_a_superseded_run_cannot_record_its_outcome(sessionmaker: SessionMaker) -> None:
+async def test_a_superseded_run_cannot_record_its_outcome(
+    sessionmaker: SessionMaker, settings: Settings
+) -> None:
     async with sessionmaker() as session:
         entry = await create_entry(session)
     first = await _claim(sessionmaker, entry, claim_seconds=0)
     assert first is not None
     second = await _claim(sessionmaker, entry, run_count=first.run_count, worker_id="b:2")
     assert second is not None
-    assert await jobs.run_entry(sessionmaker, run=first, timeout_seconds=30) is None
+    assert (
+        await jobs.run_entry(sessionmaker, settings=settings, run=first, timeout_seconds=30) is None
+    )
     fresh = await _reload(sessionmaker, entry)
     assert (fresh.status, fresh.claimed_by, fresh.run_count) == (JobStatus.in_process, "b:2", 2)

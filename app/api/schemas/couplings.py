@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.models.integration import IntegrationRecord, SynchResult
+from app.models.integration import Direction, IntegrationRecord, SynchResult
 
 MAX_IDS = 1000
 
@@ -72,15 +73,6 @@ class RecordMatchRead(BaseModel):
     message: str
 
 
-class MatchRead(BaseModel):
-    mapping_name: str
-    job_id: uuid.UUID
-    coupled: int
-    not_matched: int
-    has_more: bool
-    records: list[RecordMatchRead]
-
-
 class RestoreSkippedRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -104,3 +96,79 @@ class StaleList(BaseModel):
     mapping_name: str
     removed: bool
     items: list[StaleRead]
+
+
+MAX_RECORDS_NOW = 100  # app.sync.record_sync.MAX_RECORDS: run inside the request
+
+
+class _ChosenRecords(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mapping_name: str = Field(max_length=50)
+    integration_ids: list[uuid.UUID] | None = Field(
+        default=None, min_length=1, max_length=MAX_RECORDS_NOW
+    )
+    codes: list[Annotated[str, Field(min_length=1, max_length=50)]] | None = Field(
+        default=None, min_length=1, max_length=MAX_RECORDS_NOW
+    )
+
+
+class SynchronizeNowRequest(_ChosenRecords):
+    crm_ids: list[uuid.UUID] | None = Field(default=None, min_length=1, max_length=MAX_RECORDS_NOW)
+    direction: Direction | None = None
+    create_if_not_coupled: bool = False
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> SynchronizeNowRequest:
+        given = [self.integration_ids, self.codes, self.crm_ids]
+        if sum(value is not None for value in given) != 1:
+            msg = "give exactly one of integration_ids, codes or crm_ids"
+            raise ValueError(msg)
+        return self
+
+
+class CreateInCrmRequest(_ChosenRecords):
+    @model_validator(mode="after")
+    def _one_selection(self) -> CreateInCrmRequest:
+        if (self.integration_ids is None) == (self.codes is None):
+            msg = "give exactly one of integration_ids or codes"
+            raise ValueError(msg)
+        return self
+
+
+class CreateInErpRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mapping_name: str = Field(max_length=50)
+    crm_ids: list[uuid.UUID] = Field(min_length=1, max_length=MAX_RECORDS_NOW)
+
+
+class DirectionResultRead(BaseModel):
+    direction: Direction
+    outcome: str
+    message: str
+
+
+class RecordSyncRead(BaseModel):
+    record: str
+    integration_id: uuid.UUID | None
+    crm_id: uuid.UUID | None
+    results: list[DirectionResultRead]
+
+
+class RecordSyncReport(BaseModel):
+    mapping_name: str
+    job_ids: dict[Direction, uuid.UUID]
+    records: list[RecordSyncRead]
+
+
+class MatchRead(BaseModel):
+    mapping_name: str
+    job_id: uuid.UUID
+    coupled: int
+    not_matched: int
+    has_more: bool
+    records: list[RecordMatchRead]
+    # The mapping's follow-ups: "create new in case of no match", "synch. after bulk coupling".
+    created: list[RecordSyncReport] = []
+    synchronized: list[RecordSyncReport] = []
