@@ -34,7 +34,7 @@ from app.api.schemas.couplings import (
 )
 from app.auth.deps import AdminUser, IntegrationUser, SessionDep, SessionMakerDep, SettingsDep
 from app.dataverse import DataverseClient
-from app.db import session_scope
+from app.db import SessionMaker, session_scope
 from app.errors import ConflictError
 from app.models.integration import ConnectionSetup
 from app.settings import Settings
@@ -154,7 +154,7 @@ async def match(
 
 
 async def _after_matching(
-    sessionmaker: SessionMakerDep, crm: DataverseClient, settings: Settings,
+    sessionmaker: SessionMaker, crm: DataverseClient, settings: Settings,
     setup: ConnectionSetup, report: matching.MatchReport,
 ) -> record_sync.FollowUps:  # fmt: skip
     if not setup.is_enabled:  # synchronizing needs the enabled connection; coupling does not
@@ -220,7 +220,7 @@ async def remove_stale(
     return await _stale(session, settings, name, check_crm=check_crm, remove=True)
 
 
-async def _setup(sessionmaker: SessionMakerDep, settings: Settings) -> ConnectionSetup:
+async def _setup(sessionmaker: SessionMaker, settings: Settings) -> ConnectionSetup:
     # Its own short transaction: the run that follows writes from other sessions.
     async with session_scope(sessionmaker) as session:
         setup = await get_connection_setup(session, settings)

@@ -6,8 +6,9 @@ the CRM is asked for rows whose attributes equal the ERP values (and that pass t
 mapping's integration table filter). Text compares case-insensitively unless the field
 mapping says otherwise; empty ERP values are ignored. Exactly one CRM row that is not
 coupled yet -> couple it. None, or several -> the row stays uncoupled and the reason is
-reported and logged as a failed record of a ``coupling`` sync job. Creating the missing
-CRM rows ("create new in case of no match") belongs to the sync engine and is not done here.
+reported and logged as a failed record of a ``coupling`` sync job. What the mapping asks
+for next ("create new in case of no match", "synch. after bulk coupling") runs the sync
+engine: ``app.sync.record_sync.after_matching``, called by the REST endpoint.
 """
 
 from __future__ import annotations

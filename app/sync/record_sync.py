@@ -237,8 +237,13 @@ def _allowed_directions(
     return [d for d in wanted if d is not None]
 
 
-async def _restore_skipped(sessionmaker: SessionMaker, targets: Sequence[Target]) -> None:
-    ids = [t.coupling.system_id for t in targets if t.coupling is not None and t.coupling.skipped]
+async def _restore_skipped(
+    sessionmaker: SessionMaker, targets: Sequence[Target], plan: Plan
+) -> None:
+    ids = [
+        t.coupling.system_id for t in targets
+        if t.coupling is not None and t.coupling.skipped and plan.includes(t)
+    ]  # fmt: skip
     if not ids:
         return
     async with session_scope(sessionmaker) as session:
@@ -286,6 +291,16 @@ class Plan:
     crm_ids: frozenset[uuid.UUID]
     directions: list[Direction]
     is_creating: bool
+
+    def runs(self, target: Target, direction: Direction) -> bool:
+        if direction not in self.directions:
+            return False
+        if direction == Direction.to_crm:
+            return target.integration_id in self.erp_ids
+        return target.crm_id in self.crm_ids
+
+    def includes(self, target: Target) -> bool:
+        return any(self.runs(target, direction) for direction in self.directions)
 
 
 def _plan(targets: Sequence[Target], directions: Sequence[Direction], *, creating: bool) -> Plan:
@@ -349,20 +364,19 @@ def _outcome(
 
 async def _read_results(
     session: AsyncSession, mapping: IntegrationTableMapping, targets: Sequence[Target],
-    job_ids: dict[Direction, uuid.UUID],
+    plan: Plan, job_ids: dict[Direction, uuid.UUID],
 ) -> None:  # fmt: skip
     for direction, job_id in job_ids.items():
+        chosen = [t for t in targets if plan.runs(t, direction)]
         statement = select(IntegrationSynchJobError).where(
             IntegrationSynchJobError.job_id == job_id
         )
         errors = {e.source_id: e.message for e in await session.exec(statement)}
         to = direction == Direction.to_crm
         column = IntegrationRecord.integration_id if to else IntegrationRecord.crm_id
-        keys = [t.integration_id if to else t.crm_id for t in targets]
-        after = await _couplings_of(session, mapping, column=column, values=[k for k in keys if k])
-        for target, key in zip(targets, keys, strict=True):
-            if key is None or target.is_settled(direction):
-                continue
+        keys = [t.integration_id if to else t.crm_id for t in chosen]
+        after = await _couplings_of(session, mapping, column=column, values=keys)
+        for target, key in zip(chosen, keys, strict=True):
             coupling = after.get(key)
             if str(key) in errors:
                 target.settle(direction, Outcome.failed, errors[str(key)])
@@ -376,11 +390,11 @@ async def _execute(
     sessionmaker: SessionMaker, crm: DataverseClient, mapping: IntegrationTableMapping,
     targets: list[Target], plan: Plan, *, company_name: str, timeout_seconds: float,
 ) -> Report:  # fmt: skip
-    await _restore_skipped(sessionmaker, targets)
+    await _restore_skipped(sessionmaker, targets, plan)
     job_ids = await _run(sessionmaker, crm, mapping.name, plan, company_name=company_name,
                          timeout_seconds=timeout_seconds)  # fmt: skip
     async with session_scope(sessionmaker) as session:
-        await _read_results(session, mapping, targets, job_ids)
+        await _read_results(session, mapping, targets, plan, job_ids)
     return Report(mapping.name, job_ids, targets)
 
 

@@ -37,9 +37,12 @@ MASTER_DATA = (
 
 
 async def _sample_company(session: AsyncSession) -> None:
-    await f.add(session, f.unit("PCS"), f.unit("HOUR"), erp.CustomerPriceGroup(code="RETAIL"))
+    await f.add(session, f.unit("PCS"), f.unit("HOUR"), erp.CustomerPriceGroup(code="RETAIL"),
+                erp.Currency(code="EUR", description="Euro", symbol="E"))  # fmt: skip
     await f.add(session, f.item("1000"), f.item("1001"), f.resource("R1"),
                 erp.Customer(no="C1", name="Cycle shop"))  # fmt: skip
+    await f.add(session, erp.Contact(no="CT1", first_name="Ann", surname="Lee", company_no="C1",
+                                     email="ann@cycle.example"))  # fmt: skip
     await f.add(session, erp.SalesPrice(
         item_no="1000", sales_type=erp.SalesType.customer_price_group, sales_code="RETAIL",
         unit_price=Decimal("8.75"),
@@ -111,6 +114,8 @@ async def test_full_sync_then_nothing_changed_puts_the_entries_on_hold(
     assert state.count("uomschedules") == 2
     assert {p["productnumber"] for p in state.rows("products")} == {"1000", "1001", "R1"}
     assert [a["name"] for a in state.rows("accounts")] == ["Cycle shop"]
+    assert "EUR" in {c["isocurrencycode"] for c in state.rows("transactioncurrencies")}
+    assert [c["lastname"] for c in state.rows("contacts")] == ["Lee"]
     retail = next(p for p in state.rows("pricelevels") if p["name"] == "RETAIL")
     assert any(i["_pricelevelid_value"] == retail["pricelevelid"]
                for i in state.rows("productpricelevels"))  # fmt: skip

@@ -116,7 +116,7 @@ async def test_uncoupled_needs_the_create_flag_and_bad_input_changes_nothing(
 ) -> None:  # fmt: skip
     await enable(client, admin, sandbox)
     await f.add(session, f.unit("PCS"))
-    await f.add(session, f.item("2000"), f.item("2001"))
+    await f.add(session, f.item("2000"), f.item("2001"), f.item("2002"))
     await session.commit()
     await _post(client, TO_CRM, admin, mapping_name="UNIT OF MEASURE", codes=["PCS"])
     jobs, couplings = await _count(session, IntegrationSynchJob), await _count(
@@ -175,6 +175,12 @@ async def test_uncoupled_needs_the_create_flag_and_bad_input_changes_nothing(
     body = await _post(client, SYNC, admin, mapping_name="ITEM-PRODUCT", codes=["2000"])
     assert _results(body) == [[("to_crm", "unchanged"), ("from_crm", "unchanged")]]
     assert await _count(session, IntegrationSynchJobError) == errors
+    # A coupled and a new record together: the new one is only created (nothing to read).
+    body = await _post(client, SYNC, admin, mapping_name="ITEM-PRODUCT", codes=["2000", "2002"],
+                       create_if_not_coupled=True)  # fmt: skip
+    assert _results(body) == [[("to_crm", "unchanged"), ("from_crm", "unchanged")],
+                              [("to_crm", "inserted")]]  # fmt: skip
+    assert len(_products(sandbox, "2002")) == 1
 
 
 async def test_create_in_erp_couples_a_crm_account(
