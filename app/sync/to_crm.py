@@ -14,6 +14,10 @@ with a keyset, so memory holds one page whatever the table size. Each page:
    batches in flight; a new record gets a coupling before it is sent, so a redo after a
    crash re-sends the same id;
 5. stores coupling timestamps, errors, counters and the page's watermark in one commit.
+
+Steps 1-3 of the next page (and its new couplings' commit) run while step 4 of this one
+is in flight (``_Pipeline``); step 5 follows in page order. Couplings are written with
+one multi-row INSERT and one executemany UPDATE per page, not through the ORM flush.
 """
 
 from __future__ import annotations
