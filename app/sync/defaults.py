@@ -10,6 +10,7 @@ the codeunit-style entries (on hold with inactivity timeout, 2 attempts) the set
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import delete
 from sqlmodel import col, select
@@ -27,6 +28,7 @@ from app.models.integration import (
     JobQueueEntry,
     JobStatus,
 )
+from app.sync import jobs
 from app.sync.default_mappings import MappingDefault, default_mappings
 
 log = get_logger("salesbridge.sync.defaults")
@@ -78,7 +80,9 @@ def is_other_job_wanted(kind: JobKind, setup: ConnectionSetup) -> bool:
         JobKind.archived_sales_orders: bidirectional,
         JobKind.item_availability: setup.item_availability_enabled,
     }
-    return wanted.get(kind, False)
+    # Kinds without a runner in this version are not created: an entry that can only fail
+    # would fill the queue with errors. They appear once their runner exists.
+    return wanted.get(kind, False) and jobs.can_run(kind)
 
 
 def mapping_job_description(mapping_name: str) -> str:
@@ -172,7 +176,8 @@ def build_other_job(job: OtherJob, setup: ConnectionSetup) -> JobQueueEntry:
         recurring=True,
         minutes_between_runs=job.minutes,
         inactivity_timeout_minutes=job.minutes,
-        earliest_start_at=utc_now(),
+        # on hold with an inactivity timeout: the first start comes after the timeout
+        earliest_start_at=utc_now() + timedelta(minutes=job.minutes),
         max_attempts=OTHER_JOB_MAX_ATTEMPTS,
         rerun_delay_seconds=RERUN_DELAY_SECONDS,
     )

@@ -311,6 +311,10 @@ RUNNERS: dict[str, Runner] = {
 }
 
 
+def can_run(kind: JobKind | str) -> bool:
+    return kind in RUNNERS
+
+
 def runner_for(kind: JobKind | str) -> Runner:
     runner = RUNNERS.get(kind)  # rows load the kind as plain text; StrEnum keys match it
     if runner is None:

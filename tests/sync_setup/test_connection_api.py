@@ -178,7 +178,8 @@ async def test_enable_and_disable_move_jobs_on_hold_and_back(
     session.expire_all()
     jobs = {(j.kind, j.mapping_name): j for j in await session.exec(select(JobQueueEntry))}
     assert jobs[(JobKind.mapping_sync, "CUSTOMER")].status == JobStatus.ready
-    assert jobs[(JobKind.customer_statistics, "")].status == JobStatus.ready
+    # No runner for customer statistics in this version: no entry that could only fail.
+    assert (JobKind.customer_statistics, "") not in jobs
 
 
 async def test_switching_features_on_an_enabled_connection_adds_their_jobs(
@@ -193,8 +194,9 @@ async def test_switching_features_on_an_enabled_connection_adds_their_jobs(
     assert response.status_code == 200, response.text
     session.expire_all()
     jobs = {(j.kind, j.mapping_name) for j in await session.exec(select(JobQueueEntry))}
-    assert {(JobKind.auto_process_sales_quotes, ""), (JobKind.archived_sales_orders, ""),
-            (JobKind.mapping_sync, "SALESORDER-ORDER")} <= jobs  # fmt: skip
+    assert (JobKind.mapping_sync, "SALESORDER-ORDER") in jobs
+    # Sales document jobs are created once their runners exist (issue 7), never before.
+    assert not {(JobKind.auto_process_sales_quotes, ""), (JobKind.archived_sales_orders, "")} & jobs
     response = await client.get(f"{API}/mappings/SALESORDER-ORDER", headers=admin)
     assert response.json()["direction"] == "bidirectional"
     assert (
