@@ -25,7 +25,7 @@ from app.errors import ConflictError, InvalidInputError
 from app.logs import get_logger
 from app.models.integration import AuthenticationType, ConnectionSetup, JobQueueEntry, JobStatus
 from app.settings import Settings
-from app.sync import defaults
+from app.sync import defaults, jobs
 from app.sync.odata_credentials import ODATA_FIELDS, apply_odata_changes
 from app.sync.setup_validation import (
     check_api_version,
@@ -159,7 +159,7 @@ async def set_crm_jobs_status(session: AsyncSession, *, enabled: bool) -> int:
     statement = (
         update(JobQueueEntry)
         .where(
-            col(JobQueueEntry.kind).in_(list(defaults.CRM_JOB_KINDS)),
+            col(JobQueueEntry.kind).in_(list(jobs.CRM_JOB_KINDS)),
             col(JobQueueEntry.status).in_(sources),
         )
         .values(**values)

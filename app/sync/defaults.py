@@ -63,9 +63,6 @@ OTHER_JOBS: tuple[OtherJob, ...] = (
              f"Item Availability - {SERVICE_NAME} synchronization job"),
 )  # fmt: skip
 
-# Every kind that talks to the CRM: these go on hold when the connection is disabled.
-CRM_JOB_KINDS = frozenset(kind for kind in JobKind if kind != JobKind.purge_sync_log)
-
 
 def is_other_job_wanted(kind: JobKind, setup: ConnectionSetup) -> bool:
     """Whether the setup enables a codeunit-style job (reference §2.2, "Created when")."""

@@ -36,7 +36,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.clock import utc_now
 from app.db import SessionMaker, current_actor, session_scope
 from app.logs import get_logger
-from app.models.integration import JobKind, JobQueueEntry, JobStatus
+from app.models.integration import ConnectionSetup, JobKind, JobQueueEntry, JobStatus
 from app.settings import Settings
 from app.sync import log_purge, scheduling
 
@@ -311,6 +311,16 @@ RUNNERS: dict[str, Runner] = {
 }
 
 
+# Every kind that talks to the CRM: these stay on hold while the connection is disabled.
+CRM_JOB_KINDS = frozenset(kind for kind in JobKind if kind != JobKind.purge_sync_log)
+
+
+async def _is_connection_disabled(session: AsyncSession) -> bool:
+    """Set up but switched off (with no set-up at all a run fails and says so instead)."""
+    setup = (await session.exec(select(ConnectionSetup))).first()
+    return setup is not None and not setup.is_enabled
+
+
 def can_run(kind: JobKind | str) -> bool:
     return kind in RUNNERS
 
@@ -392,6 +402,14 @@ async def _record(sessionmaker: SessionMaker, *, run: Claim, outcome: Outcome) -
                 is_retriable=outcome.is_retriable,
             )
         await session.refresh(entry)
+        if (
+            is_owned
+            and entry.kind in CRM_JOB_KINDS
+            and entry.status != JobStatus.finished
+            and await _is_connection_disabled(session)
+        ):
+            # Disabled while this run was going: the entry stays on hold, as disable does.
+            entry.status = JobStatus.on_hold
         if is_owned and entry.status in scheduling.DONE:
             await scheduling.release_held(session, entry=entry)
     status = JobStatus(entry.status) if is_owned else None

@@ -11,8 +11,10 @@ from sqlmodel import select
 from app.clock import as_utc, utc_now
 from app.db import SessionMaker, session_scope
 from app.models.integration import (
+    ConnectionSetup,
     IntegrationSynchJob,
     IntegrationSynchJobError,
+    JobKind,
     JobQueueEntry,
     JobStatus,
 )
@@ -256,3 +258,22 @@ async def test_a_superseded_run_cannot_record_its_outcome(
     )
     fresh = await _reload(sessionmaker, entry)
     assert (fresh.status, fresh.claimed_by, fresh.run_count) == (JobStatus.in_process, "b:2", 2)
+
+
+async def test_a_crm_entry_that_ends_while_the_connection_is_disabled_stays_on_hold(
+    sessionmaker: SessionMaker, settings: Settings
+) -> None:
+    async with sessionmaker() as session:
+        entry = await create_entry(
+            session, kind=JobKind.mapping_sync, mapping_name="CURRENCY", max_attempts=5
+        )
+    run = await _claim(sessionmaker, entry)
+    assert run is not None
+    # An admin disables the connection while the run is going.
+    async with session_scope(sessionmaker) as session:
+        session.add(ConnectionSetup(is_enabled=False, disable_reason="maintenance"))
+    status = await jobs.run_entry(sessionmaker, settings=settings, run=run, timeout_seconds=30)
+    assert status == JobStatus.on_hold
+    fresh = await _reload(sessionmaker, entry)
+    assert fresh.status == JobStatus.on_hold and fresh.claimed_by == ""
+    assert await _claim(sessionmaker, fresh) is None
