@@ -35,6 +35,7 @@ from app.api.schemas.couplings import (
 from app.auth.deps import AdminUser, IntegrationUser, SessionDep, SessionMakerDep, SettingsDep
 from app.dataverse import DataverseClient
 from app.db import SessionMaker, session_scope
+from app.erp import listing
 from app.errors import ConflictError
 from app.models.integration import ConnectionSetup
 from app.settings import Settings
@@ -60,7 +61,7 @@ async def list_couplings(
     integration_id: uuid.UUID | None = None,
     crm_id: uuid.UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=couplings.MAX_PAGE_SIZE)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=listing.MAX_OFFSET)] = 0,
 ) -> CouplingList:
     filters = couplings.CouplingFilter(
         mapping_name=mapping, table_name=table, crm_table=crm_table, is_skipped=skipped,

@@ -7,16 +7,17 @@ Lists take the ERP API's list options (``$top``/``limit``, ``$skip``/``offset``,
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Path, Request, status
 from pydantic import BaseModel
 from redis.exceptions import RedisError
 from sqlalchemy import ColumnElement
 from sqlmodel import select
 
 from app.api.erp_lists import ListQueryDep, page_body, public_fields
+from app.api.schemas.erp import MAX_INT
 from app.api.schemas.jobs import (
     JobQueueEntryCreate,
     JobQueueEntryList,
@@ -45,6 +46,8 @@ log = get_logger("salesbridge.api.jobs")
 
 ENTRIES = "/job-queue-entries"
 SYNC_JOBS = "/sync-jobs"
+# Bounded like the id column, so a huge id is a 422 rather than a database overflow.
+EntryId = Annotated[int, Path(ge=1, le=MAX_INT)]
 
 
 def _column(model: type[TableBase], name: str) -> ColumnElement[Any]:
@@ -85,13 +88,13 @@ async def create_entry(
 
 
 @router.get(ENTRIES + "/{entry_id}", response_model=JobQueueEntryRead)
-async def get_entry(session: SessionDep, entry_id: int, _user: AdminUser) -> JobQueueEntryRead:
+async def get_entry(session: SessionDep, entry_id: EntryId, _user: AdminUser) -> JobQueueEntryRead:
     return JobQueueEntryRead.model_validate(await job_queue.get_entry_or_raise(session, entry_id))
 
 
 @router.patch(ENTRIES + "/{entry_id}", response_model=JobQueueEntryRead)
 async def update_entry(
-    session: SessionDep, entry_id: int, body: JobQueueEntryUpdate, _user: AdminUser
+    session: SessionDep, entry_id: EntryId, body: JobQueueEntryUpdate, _user: AdminUser
 ) -> JobQueueEntryRead:
     changes = body.model_dump(exclude_unset=True)
     entry = await job_queue.update_entry(session, entry_id=entry_id, changes=changes)
@@ -99,17 +102,19 @@ async def update_entry(
 
 
 @router.delete(ENTRIES + "/{entry_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_entry(session: SessionDep, entry_id: int, _user: AdminUser) -> None:
+async def delete_entry(session: SessionDep, entry_id: EntryId, _user: AdminUser) -> None:
     await job_queue.delete_entry(session, entry_id=entry_id)
 
 
 @router.post(ENTRIES + "/{entry_id}/set-on-hold", response_model=JobQueueEntryRead)
-async def set_on_hold(session: SessionDep, entry_id: int, _user: AdminUser) -> JobQueueEntryRead:
+async def set_on_hold(
+    session: SessionDep, entry_id: EntryId, _user: AdminUser
+) -> JobQueueEntryRead:
     return JobQueueEntryRead.model_validate(await job_queue.set_on_hold(session, entry_id=entry_id))
 
 
 @router.post(ENTRIES + "/{entry_id}/set-ready", response_model=JobQueueEntryRead)
-async def set_ready(session: SessionDep, entry_id: int, _user: AdminUser) -> JobQueueEntryRead:
+async def set_ready(session: SessionDep, entry_id: EntryId, _user: AdminUser) -> JobQueueEntryRead:
     """Ready again with all its attempts (also after an error), at its planned start."""
     return JobQueueEntryRead.model_validate(await job_queue.set_ready(session, entry_id=entry_id))
 
@@ -120,7 +125,7 @@ async def set_ready(session: SessionDep, entry_id: int, _user: AdminUser) -> Job
     status_code=status.HTTP_202_ACCEPTED,
 )
 async def run_now(
-    request: Request, session: SessionDep, entry_id: int, _user: AdminUser
+    request: Request, session: SessionDep, entry_id: EntryId, _user: AdminUser
 ) -> JobQueueEntryRead:
     """Ready now; a worker picks it up at once (or at the next scheduler tick)."""
     entry = await job_queue.run_now(session, entry_id=entry_id)

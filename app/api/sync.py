@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
+from pydantic import Field
 from redis.exceptions import RedisError
 
+from app.api.schemas.erp import MAX_INT
 from app.api.schemas.jobs import JobQueueEntryRead
 from app.api.schemas.sync import (
     DeletedSyncJobs,
@@ -26,6 +28,9 @@ from app.logs import get_logger
 from app.models.integration import JobKind, JobQueueEntry
 from app.sync import log_purge, progress, scheduling
 from workers.queue import enqueue_entry
+
+# Bounded like the id column, so a huge id is a 422 rather than a database overflow.
+EntryId = Annotated[int, Field(ge=1, le=MAX_INT)]
 
 router = APIRouter(prefix="/sync", tags=["sync"])
 log = get_logger("salesbridge.api.sync")
@@ -77,7 +82,7 @@ async def sync_modified(request: Request, session: SessionDep, _user: AdminUser)
 async def sync_progress(
     session: SessionDep,
     _user: IntegrationUser,
-    job_queue_entry_id: Annotated[list[int] | None, Query()] = None,
+    job_queue_entry_id: Annotated[list[EntryId] | None, Query()] = None,
 ) -> SyncProgress:
     """Sync jobs still running (optionally of some entries): records done / total."""
     running = await progress.running_jobs(session, entry_ids=job_queue_entry_id)
