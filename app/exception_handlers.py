@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import SalesbridgeError
@@ -37,6 +37,15 @@ def describe_integrity_error(exc: IntegrityError) -> str:
     if "not null" in text or "null value" in text:
         return "A required field is missing."
     return "The change conflicts with existing data."
+
+
+# PostgreSQL refuses text it cannot store (a NUL character, U+0000, above all): bad input,
+# not our failure. character_not_in_repertoire, untranslatable_character.
+_UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
+
+
+def is_unstorable_text(exc: DBAPIError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) in _UNSTORABLE_TEXT_SQLSTATES
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -68,6 +77,13 @@ def install_exception_handlers(app: FastAPI) -> None:
     @app.exception_handler(IntegrityError)
     async def _integrity(_request: Request, exc: IntegrityError) -> JSONResponse:
         return JSONResponse(error_body("Conflict", describe_integrity_error(exc)), status_code=409)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(_request: Request, exc: DBAPIError) -> JSONResponse:
+        if not is_unstorable_text(exc):
+            raise exc  # unexpected: the plain 500 below
+        detail = "Text may not contain NUL characters (U+0000) or characters it cannot store."
+        return JSONResponse(error_body("InvalidInput", detail), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -23,7 +23,12 @@ def configure_logging(*, level: str = "INFO", fmt: str = "console") -> None:
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(),
+            # Rich tracebacks render every local variable: minutes of CPU on a large one,
+            # blocking the event loop. Plain ones cost microseconds.
+            exception_formatter=structlog.dev.plain_traceback,
+        )
     )
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,

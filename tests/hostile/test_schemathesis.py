@@ -3,8 +3,11 @@
 Cases are drawn first (hypothesis, derandomized, a fixed number per operation and mode) and then
 sent one by one through the real app in the test's event loop, so the run is deterministic and
 uses the suite's app, database and admin token. Positive cases fit the schema; negative ones
-break it on purpose. Every answer must be below 500; the answer's body must match what the
-schema declares for its status (``response_schema_conformance``).
+break it on purpose. Every answer must be below 500, and its body must match what the schema
+declares for its status (``response_schema_conformance``).
+
+Runs on both databases: some inputs (NUL characters) failed on PostgreSQL alone; those found
+are pinned in test_input_bounds.py.
 """
 
 from __future__ import annotations
@@ -12,54 +15,58 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import Case, GenerationMode
 from schemathesis.checks import CheckFunction, not_a_server_error
 from schemathesis.core.failures import FailureGroup
+from schemathesis.core.result import Ok
+from schemathesis.schemas import APIOperation
 from schemathesis.specs.openapi.checks import response_schema_conformance
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tests.factories import bearer_headers, create_user
 
 EXAMPLES_PER_MODE = 6
-# Generated user changes could disable or demote the caller, leaving only 401s to test after.
+# Generated user changes could disable or demote the caller, leaving only 401s to test after;
+# the token endpoint is the login throttle's (tested in tests/auth).
 SKIPPED_PATHS = ("/api/v1/users", "/api/v1/auth/token")
+Operation = APIOperation[Any, Any, Any, Any]
 
 
-def draw_cases(operation: Any, mode: GenerationMode) -> list[Case]:
+def draw_cases(operation: Operation, mode: GenerationMode) -> list[Case[Any]]:
     """A fixed, derandomized sample of cases for one operation."""
-    cases: list[Case] = []
+    cases: list[Case[Any]] = []
 
     @settings(
         max_examples=EXAMPLES_PER_MODE, derandomize=True, database=None, deadline=None,
         phases=[Phase.generate], suppress_health_check=list(HealthCheck),
     )  # fmt: skip
     @given(operation.as_strategy(generation_mode=mode))
-    def collect(case: Case) -> None:
+    def collect(case: Case[Any]) -> None:
         cases.append(case)
 
     try:
         collect()
     except Unsatisfiable:
-        return []  # negative mode on an operation with no input: nothing to break
+        return []  # negative mode on an operation that takes no input: nothing to break
     return cases
 
 
 def checks_for(response: httpx.Response) -> list[CheckFunction]:
     """Zero 5xx always; the body's schema only where the schema is ours.
 
-    A 422 is declared by FastAPI as its own ``HTTPValidationError`` while our handler answers
-    with the house envelope ``{"error", "detail", "errors"}``; that mismatch is known, not found.
+    FastAPI declares every 422 as its own ``HTTPValidationError`` while our handler answers
+    with the house envelope ``{"error", "detail", "errors"}``: a known gap in the generated
+    schema, not something this test should keep finding.
     """
     if response.status_code == 422:
         return [not_a_server_error]
     return [not_a_server_error, response_schema_conformance]
 
 
-def as_httpx_request(case: Case, headers: dict[str, str]) -> dict[str, Any]:
+def as_httpx_request(case: Case[Any], headers: dict[str, str]) -> dict[str, Any]:
     kwargs = case.as_transport_kwargs(base_url="http://testserver", headers=headers)
     request: dict[str, Any] = {
         "method": kwargs["method"], "url": kwargs["url"], "headers": kwargs.get("headers"),
@@ -81,20 +88,25 @@ async def test_no_server_errors_and_answers_match_schema(
     await create_user(session, user_name="admin")
     await session.commit()
     headers = await bearer_headers(client, user_name="admin")
-    schema = schemathesis.openapi.from_dict(client._transport.app.openapi())  # type: ignore[attr-defined]
+    openapi = (await client.get("/openapi.json")).json()
+    schema = schemathesis.openapi.from_dict(openapi)
     failures: list[str] = []
     sent = 0
     for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result  # our own schema always loads
         operation = result.ok()
         if operation.path.startswith(SKIPPED_PATHS):
             continue
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             for case in draw_cases(operation, mode):
-                response = await client.request(**as_httpx_request(case, headers))
+                try:
+                    response = await client.request(**as_httpx_request(case, headers))
+                except httpx.InvalidURL:
+                    continue  # httpx cannot even send it (a query of 64 KiB+); no server sees it
                 sent += 1
                 try:
                     case.validate_response(response, checks=checks_for(response))
                 except FailureGroup as exc:
-                    failures.append(f"{case.operation.label}: {exc}\n{case.as_curl_command()}")
-    print(f"schemathesis: {sent} requests")
-    assert not failures, "\n\n".join(failures[:20])
+                    failures.append(f"{operation.label}: {exc}\n{case.as_curl_command()}")
+    assert sent > 1000  # every operation was reached, not just a few
+    assert not failures, f"{len(failures)} of {sent} failed:\n\n" + "\n\n".join(failures[:20])
