@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
@@ -77,18 +77,18 @@ def _stamp_audit_columns(session: Session, _context: Any, _instances: Any) -> No
             obj.modified_by = actor
     for obj in session.dirty:
         if hasattr(obj, "modified_at") and session.is_modified(obj, include_collections=False):
-            if "created_at" in _changed_keys(obj) or "system_id" in _changed_keys(obj):
+            if _IMMUTABLE & _changed_keys(obj):
                 msg = "system_id and created_at are immutable"
                 raise ValueError(msg)
             obj.modified_at = now
             obj.modified_by = actor
 
 
-def _changed_keys(obj: Any) -> set[str]:
-    from sqlalchemy import inspect
+_IMMUTABLE = frozenset({"system_id", "created_at"})
 
-    state = inspect(obj)
-    return {attr.key for attr in state.attrs if attr.history.has_changes()}
+
+def _changed_keys(obj: Any) -> set[str]:
+    return {attr.key for attr in inspect(obj).attrs if attr.history.has_changes()}
 
 
 def engine_is_sqlite(engine: AsyncEngine | Engine) -> bool:

@@ -26,13 +26,10 @@ JOB_TIMEOUT_SECONDS = 5  # the smallest the settings allow: a killed run is retr
 
 
 @pytest.fixture
-def queue_settings(tmp_path: Path, database_url: str, redis_url: str) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        redis_url=redis_url,
-        scheduler_tick_seconds=1,
-        job_timeout_seconds=JOB_TIMEOUT_SECONDS,
+def queue_settings(settings: Settings) -> Settings:
+    """The suite's settings with a fast tick and the shortest run time."""
+    return settings.model_copy(
+        update={"scheduler_tick_seconds": 1, "job_timeout_seconds": JOB_TIMEOUT_SECONDS}
     )
 
 
