@@ -147,12 +147,16 @@ async def update_connection_setup(
 
 
 async def set_crm_jobs_status(session: AsyncSession, *, enabled: bool) -> int:
-    """Disabling puts every CRM entry on hold; enabling sets held ones ready to run now."""
+    """Disabling puts every CRM entry on hold; enabling sets held ones ready to run now.
+
+    Enabling gives held entries all their attempts again, as "set ready" does: an entry
+    that had used up its attempts before the disable would otherwise fail for good at once.
+    """
     now = utc_now()
     values: dict[str, Any] = {"modified_at": now, "modified_by": current_actor.get()}
     if enabled:
         sources = [JobStatus.on_hold]
-        values.update(status=JobStatus.ready, earliest_start_at=now)
+        values.update(status=JobStatus.ready, earliest_start_at=now, attempt=0)
     else:
         sources = [JobStatus.ready, JobStatus.on_hold_with_inactivity_timeout, JobStatus.error]
         values.update(status=JobStatus.on_hold)

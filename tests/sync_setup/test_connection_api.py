@@ -166,6 +166,10 @@ async def test_enable_and_disable_move_jobs_on_hold_and_back(
         f"{API}/connection", json={"dataverse_connection_enabled": False}, headers=admin
     )
     assert response.status_code == 409
+    customer = next(j for j in jobs if j.mapping_name == "CUSTOMER")
+    customer.status, customer.attempt = JobStatus.error, customer.max_attempts
+    session.add(customer)
+    await session.commit()
     response = await client.post(
         f"{API}/connection/disable", json={"reason": "maintenance"}, headers=admin
     )
@@ -178,6 +182,8 @@ async def test_enable_and_disable_move_jobs_on_hold_and_back(
     session.expire_all()
     jobs = {(j.kind, j.mapping_name): j for j in await session.exec(select(JobQueueEntry))}
     assert jobs[(JobKind.mapping_sync, "CUSTOMER")].status == JobStatus.ready
+    # Enabling gives every held entry its attempts back, like "set ready".
+    assert jobs[(JobKind.mapping_sync, "CUSTOMER")].attempt == 0
     # No runner for customer statistics in this version: no entry that could only fail.
     assert (JobKind.customer_statistics, "") not in jobs
 
