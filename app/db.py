@@ -9,14 +9,16 @@ watermarks and loop prevention depend on them. ``modified_by`` comes from the
 from __future__ import annotations
 
 import contextvars
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event, inspect
+from sqlalchemy import event, func, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.clock import utc_now
@@ -93,3 +95,23 @@ def _changed_keys(obj: Any) -> set[str]:
 
 def engine_is_sqlite(engine: AsyncEngine | Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+async def lock_until_commit(session: AsyncSession, name: str, *, table: type[Any]) -> None:
+    """Serialize writers on ``name`` until this transaction ends.
+
+    Check-then-write code (the next number of a series, "refuse if already queued") is only
+    correct when no other transaction can do the same check in between.
+
+    - PostgreSQL: ``pg_advisory_xact_lock`` on a key derived from ``name``.
+    - SQLite: a write statement on ``table`` that changes nothing takes the database's single
+      write lock (SQLite's ``BEGIN`` is deferred, so a plain read would not), with the same
+      effect for every name.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        key = zlib.crc32(f"salesbridge:{name}".encode())
+        await session.exec(select(func.pg_advisory_xact_lock(key)))
+        return
+    connection = await session.connection()
+    no_op = f'UPDATE "{table.__tablename__}" SET id = id WHERE 1 = 0'  # noqa: S608 - our table
+    await connection.execute(text(no_op))

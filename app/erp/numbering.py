@@ -3,46 +3,31 @@
 Two requests posting at once must never get the same number. Each series is serialised
 for the rest of the transaction before its highest number is read:
 
-- PostgreSQL: ``pg_advisory_xact_lock`` on a key derived from the series name; the lock
-  is held until commit or rollback, so the next poster reads the committed maximum.
-- SQLite: a write statement that changes nothing takes the database's single write lock
-  (SQLite's ``BEGIN`` is deferred, so a plain read would not), with the same effect.
+``app.db.lock_until_commit`` on the series name, so the next poster reads the committed
+maximum.
 """
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
-from sqlalchemy import func, text
+from sqlalchemy import func
 from sqlalchemy.orm import Mapped
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.db import lock_until_commit
 from app.models import erp
 from app.models.base import TableBase
 
 NUMBER_WIDTH = 6
 
 
-async def lock_series(session: AsyncSession, name: str, *, table: type[TableBase]) -> None:
-    """Hold series ``name`` until the transaction ends (SQLite: the write lock, via ``table``)."""
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        key = zlib.crc32(f"salesbridge:{name}".encode())
-        await session.exec(select(func.pg_advisory_xact_lock(key)))
-        return
-    table_name = table.__tablename__
-    connection = await session.connection()
-    no_op = f'UPDATE "{table_name}" SET id = id WHERE 1 = 0'  # noqa: S608 - our table name
-    await connection.execute(text(no_op))
-
-
 async def next_entry_no(
     session: AsyncSession, model: type[erp.ItemLedgerEntry] | type[erp.CustLedgerEntry]
 ) -> int:
     """The next ``entry_no`` of a ledger; call once per transaction, then count up yourself."""
-    await lock_series(session, model.__tablename__, table=model)
+    await lock_until_commit(session, model.__tablename__, table=model)
     highest = (await session.exec(select(func.max(col(model.entry_no))))).one()
     return int(highest or 0) + 1
 
@@ -77,7 +62,7 @@ async def next_document_no(session: AsyncSession, series: DocumentSeries) -> str
     Posted and converted documents are deleted (like BC), so the live table alone would
     hand out a number again; ``used_in`` includes the columns that remember them.
     """
-    await lock_series(session, f"series:{series.prefix}", table=series.table)
+    await lock_until_commit(session, f"series:{series.prefix}", table=series.table)
     highest = 0
     for column in series.used_in:
         highest = max(highest, await _highest_number(session, series, column))

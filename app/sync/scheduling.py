@@ -21,7 +21,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.clock import utc_now
-from app.db import current_actor
+from app.db import current_actor, lock_until_commit
 from app.errors import ConflictError, NotFoundError
 from app.models.integration import IntegrationTableMapping, JobKind, JobQueueEntry, JobStatus
 
@@ -143,7 +143,11 @@ def _one_off(kind: JobKind, mapping: IntegrationTableMapping, **parameters: Any)
 async def request_runs(
     session: AsyncSession, *, kind: JobKind, names: Sequence[str] | None = None
 ) -> list[JobQueueEntry]:
-    """Queue one-off runs (``full_sync`` or ``mapping_sync``) of mappings, in dependency order."""
+    """Queue one-off runs (``full_sync`` or ``mapping_sync``) of mappings, in dependency order.
+
+    Requests are serialized so that two at once cannot both pass the "already queued" check.
+    """
+    await lock_until_commit(session, "request_runs", table=JobQueueEntry)
     mappings = await _synced_mappings(session, names)
     await _refuse_if_pending(session, kind, [m.name for m in mappings])
     created: dict[str, JobQueueEntry] = {}
