@@ -114,14 +114,30 @@ async def _refuse_if_pending(session: AsyncSession, kind: JobKind, names: list[s
 
 
 async def _hold(session: AsyncSession, entry: JobQueueEntry) -> int | None:
-    """Put a recurring entry on hold for a full sync; 409 while it runs."""
+    """Put a recurring entry on hold for a full sync; 409 while it runs.
+
+    The UPDATE is conditional on the state read: a worker may claim the entry in between,
+    and overwriting its ``in_process`` would let the full sync run beside it.
+    """
+    busy = f"{entry.mapping_name} is synchronizing now; start the full synchronization after it."
     if entry.status == JobStatus.in_process:
-        msg = f"{entry.mapping_name} is synchronizing now; start the full synchronization after it."
-        raise ConflictError(msg)
+        raise ConflictError(busy)
     if entry.status == JobStatus.on_hold:
         return None  # held by an administrator: theirs to release
-    entry.status = JobStatus.on_hold
-    session.add(entry)
+    now = utc_now()
+    result = await session.exec(
+        update(JobQueueEntry)
+        .where(
+            col(JobQueueEntry.id) == entry.id,
+            col(JobQueueEntry.status) == entry.status,
+            col(JobQueueEntry.run_count) == entry.run_count,
+        )
+        .values(status=JobStatus.on_hold, modified_at=now, modified_by=current_actor.get())
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:
+        raise ConflictError(busy)
+    await session.refresh(entry)
     return entry.id
 
 

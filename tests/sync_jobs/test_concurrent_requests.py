@@ -6,11 +6,15 @@ import asyncio
 from collections import Counter
 
 import httpx
+import pytest
 from sqlalchemy import delete, update
 from sqlmodel import col
 
-from app.db import SessionMaker
+from app.clock import utc_now
+from app.db import SessionMaker, session_scope
+from app.errors import ConflictError
 from app.models.integration import ConnectionSetup, JobQueueEntry, JobStatus
+from app.sync import jobs, scheduling
 from tests.sync_jobs.conftest import entries
 
 API = "/api/v1/sync"
@@ -36,3 +40,21 @@ async def test_simultaneous_requests_queue_each_run_once(
             await session.exec(delete(JobQueueEntry).where(col(JobQueueEntry.recurring).is_(False)))
             await session.exec(update(JobQueueEntry).values(status=JobStatus.ready))
             await session.commit()
+
+
+async def test_a_claim_between_reading_and_holding_the_recurring_entry_wins(
+    sessionmaker: SessionMaker, connected: ConnectionSetup
+) -> None:
+    """A worker claims the recurring entry after a full sync request read it as ready."""
+    (recurring,) = await entries(sessionmaker, mapping_name="CURRENCY", recurring=True)
+    async with session_scope(sessionmaker) as worker:
+        won = await jobs.claim(worker, entry_id=recurring.id or 0, run_count=recurring.run_count,
+                               worker_id="w:1", now=utc_now(), claim_seconds=60)  # fmt: skip
+    assert won is not None
+    async with sessionmaker() as request:
+        stale = await request.merge(recurring, load=False)  # what the request had read
+        with pytest.raises(ConflictError, match="synchronizing now"):
+            await scheduling._hold(request, stale)
+        await request.rollback()
+    (after,) = await entries(sessionmaker, mapping_name="CURRENCY", recurring=True)
+    assert after.status == JobStatus.in_process and after.claimed_by == "w:1"
