@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -19,6 +20,45 @@ from app.errors import SalesbridgeError
 from app.logs import get_logger
 
 log = get_logger("salesbridge.errors")
+
+
+class ErrorItem(BaseModel):
+    """One problem of a request: the field it concerns (and the row, in bulk changes)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int | None = None
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of the REST API, whatever its status."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: str
+    detail: str
+    errors: list[ErrorItem] | None = None
+
+
+_ERROR_STATUSES = {
+    400: "Bad input: a value the request may not carry, a filter naming an unknown field.",
+    401: "No valid bearer token.",
+    403: "The caller's roles do not allow this.",
+    404: "No such record.",
+    409: "Conflicts with existing data or needs set-up that is missing.",
+    413: "The request body is larger than the configured limit.",
+    414: "The request target (path and query) is longer than the configured limit.",
+    422: "The request does not match the schema (``errors`` lists every problem).",
+    429: "Too many failed sign-in attempts; see ``Retry-After``.",
+    431: "Too many request headers, or headers larger than the configured limit.",
+}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in _ERROR_STATUSES.items()
+}
+"""What the OpenAPI schema declares for every REST route, replacing FastAPI's default 422."""
 
 
 def error_body(kind: str, detail: str, errors: list[dict[str, Any]] | None = None) -> Any:
@@ -48,27 +88,41 @@ def is_unstorable_text(exc: DBAPIError) -> bool:
     return getattr(exc.orig, "sqlstate", None) in _UNSTORABLE_TEXT_SQLSTATES
 
 
-def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+# A hostile body can carry hundreds of thousands of problems (one per unknown key); the
+# answer lists the first ones, so a 6 MB request never becomes a 27 MB response.
+MAX_REPORTED_ERRORS = 50
+_MAX_FIELD_CHARS = 200
+
+
+def _validation_errors(exc: RequestValidationError) -> tuple[list[dict[str, Any]], int]:
+    """The first ``MAX_REPORTED_ERRORS`` problems, and how many there were in all."""
+    found = exc.errors()
     out = []
-    for err in exc.errors():
-        location = ".".join(str(part) for part in err.get("loc", ()))
+    for err in found[:MAX_REPORTED_ERRORS]:
+        location = ".".join(str(part) for part in err.get("loc", ()))[:_MAX_FIELD_CHARS]
         out.append({"field": location, "message": str(err.get("msg", "invalid value"))})
-    return out
+    return out, len(found)
 
 
 def install_exception_handlers(app: FastAPI) -> None:
     @app.exception_handler(SalesbridgeError)
     async def _salesbridge_error(_request: Request, exc: SalesbridgeError) -> JSONResponse:
         return JSONResponse(
-            error_body(type(exc).__name__.removesuffix("Error") or "Error", exc.detail, exc.errors),
+            error_body(
+                type(exc).__name__.removesuffix("Error") or "Error",
+                exc.detail,
+                exc.errors[:MAX_REPORTED_ERRORS] if exc.errors else None,
+            ),
             status_code=exc.status_code,
             headers=exc.headers,
         )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = _validation_errors(exc)
+        errors, total = _validation_errors(exc)
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        if total > len(errors):
+            summary += f" (and {total - len(errors)} more problems not listed)"
         return JSONResponse(
             error_body("InvalidRequest", f"The request is not valid: {summary}", errors),
             status_code=422,

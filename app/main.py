@@ -10,9 +10,13 @@ from fastapi import FastAPI
 from app.api import health
 from app.api.router import api_router
 from app.db import create_engine, create_sessionmaker
-from app.exception_handlers import install_exception_handlers
+from app.exception_handlers import ERROR_RESPONSES, install_exception_handlers
 from app.logs import get_logger
-from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from app.middleware import (
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+    RequestHeadLimitMiddleware,
+)
 from app.migrations import upgrade_engine
 from app.odata.asgi import ODataDispatchMiddleware
 from app.odata.asgi import router as odata_router
@@ -56,8 +60,14 @@ def create_app(settings: Settings | None = None, *, should_migrate: bool = True)
     install_exception_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(ODataDispatchMiddleware)  # outermost: /odata/ skips the REST stack
+    app.add_middleware(ODataDispatchMiddleware)  # /odata/ skips the REST stack
+    app.add_middleware(  # outermost: an oversized head is refused before anything reads it
+        RequestHeadLimitMiddleware,
+        max_url_bytes=settings.max_url_bytes,
+        max_header_bytes=settings.max_header_bytes,
+        max_header_count=settings.max_header_count,
+    )
     app.include_router(odata_router)  # first: its catch-all only matches /odata/, hot path
     app.include_router(health.router)
-    app.include_router(api_router)
+    app.include_router(api_router, responses=ERROR_RESPONSES)  # our error body, not FastAPI's
     return app

@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request ids and access log, body size cap, cache headers, metrics."""
+"""Pure ASGI middleware: request ids and access log, size caps, cache headers, metrics."""
 
 from __future__ import annotations
 
@@ -72,8 +72,54 @@ class RequestContextMiddleware:
             structlog.contextvars.unbind_contextvars("request_id")
 
 
+class RequestHeadLimitMiddleware:
+    """Refuse an oversized request head before anything reads it: 414 or 431.
+
+    uvicorn's default httptools parser takes any number of headers of any size (h11 caps
+    the whole head at 16 KiB, httptools the target near 64 KiB); these caps are ours and
+    the same under either. Added outermost in ``create_app``, so it guards ``/odata/`` too.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, max_url_bytes: int, max_header_bytes: int, max_header_count: int
+    ) -> None:
+        self.app = app
+        self.max_url_bytes = max_url_bytes
+        self.max_header_bytes = max_header_bytes
+        self.max_header_count = max_header_count
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = scope["headers"]
+        target = len(scope.get("raw_path") or scope["path"]) + len(scope.get("query_string", b""))
+        if target > self.max_url_bytes:
+            detail = f"The request target is longer than the limit of {self.max_url_bytes} bytes."
+            await _reject(send, scope, 414, "URITooLong", detail)
+            return
+        if len(headers) > self.max_header_count:
+            detail = f"The request has more than {self.max_header_count} headers."
+            await _reject(send, scope, 431, "HeadersTooLarge", detail)
+            return
+        size = 0
+        for name, value in headers:
+            size += len(name) + len(value)
+        if size > self.max_header_bytes:
+            limit = self.max_header_bytes
+            detail = f"The request headers are larger than the limit of {limit} bytes."
+            await _reject(send, scope, 431, "HeadersTooLarge", detail)
+            return
+        await self.app(scope, receive, send)
+
+
 class BodySizeLimitMiddleware:
-    """Refuse bodies over the limit with 413 before they are read into memory."""
+    """Refuse bodies over the limit with 413 before they are read into memory.
+
+    A declared ``Content-Length`` over the limit is refused unread. A chunked body is
+    counted as it arrives; the app's body parser turns the abort into its own 400, so the
+    response is swapped for the 413 on its way out.
+    """
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
@@ -85,10 +131,11 @@ class BodySizeLimitMiddleware:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
-            await _reject(send, self.max_body_bytes)
+            await _reject_body(send, scope, self.max_body_bytes)
             return
         received = 0
         too_large = False
+        replied = False
 
         async def limited_receive() -> Message:
             nonlocal received, too_large
@@ -101,30 +148,41 @@ class BodySizeLimitMiddleware:
                     raise _BodyTooLargeError(msg)
             return message
 
+        async def guarded_send(message: Message) -> None:
+            nonlocal replied
+            if not too_large:
+                await send(message)
+                return
+            if not replied:  # whatever the app made of the aborted body, the answer is 413
+                replied = True
+                await _reject_body(send, scope, self.max_body_bytes)
+
         try:
-            await self.app(scope, limited_receive, send)
+            await self.app(scope, limited_receive, guarded_send)
         except _BodyTooLargeError:
-            await _reject(send, self.max_body_bytes)
+            if not replied:
+                await _reject_body(send, scope, self.max_body_bytes)
 
 
 class _BodyTooLargeError(Exception):
     pass
 
 
-async def _reject(send: Send, limit: int) -> None:
-    body: dict[str, Any] = {
-        "error": "PayloadTooLarge",
-        "detail": f"The request body is larger than the limit of {limit} bytes.",
-    }
+async def _reject_body(send: Send, scope: Scope, limit: int) -> None:
+    detail = f"The request body is larger than the limit of {limit} bytes."
+    await _reject(send, scope, 413, "PayloadTooLarge", detail)
+
+
+async def _reject(send: Send, scope: Scope, status: int, kind: str, detail: str) -> None:
+    """The house error body, or the OData one under ``/odata/`` (its clients parse that)."""
+    body: dict[str, Any]
+    headers = [(b"content-type", b"application/json"), (b"cache-control", b"private, no-store")]
+    if scope["path"].startswith("/odata"):
+        body = {"error": {"code": f"BadRequest_{kind}", "message": detail}}
+        headers.append((b"odata-version", b"4.0"))
+    else:
+        body = {"error": kind, "detail": detail}
     payload = orjson.dumps(body)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-            ],
-        }
-    )
+    headers.append((b"content-length", str(len(payload)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})

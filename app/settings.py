@@ -58,10 +58,17 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=10, ge=1)
     login_window_seconds: int = Field(default=300, ge=1)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_url_bytes: int = Field(default=16 * 1024, ge=1024)  # path + query; $filter caps at 4096
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024)  # all names + values together
+    max_header_count: int = Field(default=100, ge=10)
     trusted_proxies: str = ""
     embedded_worker: bool = True
     scheduler_tick_seconds: int = Field(default=5, ge=1, le=60)
     job_timeout_seconds: int = Field(default=300, ge=5)
+    # BC's Sales & Receivables "Write-in Product Type/No.": the ERP item or resource that a
+    # CRM order line without a product (a write-in) becomes; empty = such lines fail.
+    write_in_product_type: Literal["item", "resource"] = "item"
+    write_in_product_no: str = Field(default="", max_length=20)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -13,6 +13,7 @@ from typing import Any
 
 from arq import cron, func
 from arq.worker import Worker
+from redis.exceptions import RedisError
 
 from app.db import create_engine, create_sessionmaker
 from app.logs import get_logger
@@ -24,6 +25,7 @@ log = get_logger("salesbridge.worker")
 
 TICK_TIMEOUT_SECONDS = 20
 HEALTH_CHECK_SECONDS = 60
+REDIS_RETRY_SECONDS = 2
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -80,17 +82,37 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
     return Worker(**{**worker_options(settings), **overrides})
 
 
-async def run_worker(settings: Settings, **overrides: Any) -> None:
-    """Run a worker until a signal stops it (or this coroutine is cancelled)."""
-    worker = create_worker(settings, **overrides)
+async def _close(worker: Worker) -> None:
+    """Close a worker; with Redis gone arq's close fails before its shutdown hook, which
+    must still run: an undisposed engine keeps the process from exiting."""
     try:
-        await worker.async_run()
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
-    finally:
         await worker.close()
+    except (RedisError, OSError):
+        await shutdown(worker.ctx)
+
+
+async def run_worker(settings: Settings, **overrides: Any) -> None:
+    """Run a worker until a signal stops it (or this coroutine is cancelled).
+
+    Losing Redis (a restart, a failover) ends arq's loop with a connection error; the
+    worker is then closed and started again after a pause, so Redis can restart under
+    running workers. What Redis lost, the next tick enqueues again from the database.
+    """
+    while True:
+        worker = create_worker(settings, **overrides)
+        try:
+            await worker.async_run()
+            return
+        except (RedisError, OSError) as exc:
+            log.warning("redis_lost", error=str(exc), retry_in_seconds=REDIS_RETRY_SECONDS)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            return
+        finally:
+            await _close(worker)
+        await asyncio.sleep(REDIS_RETRY_SECONDS)
 
 
 def __getattr__(name: str) -> Any:

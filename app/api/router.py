@@ -2,8 +2,20 @@
 
 from fastapi import APIRouter
 
-from app.api import auth, connection, couplings, erp, jobs, mappings, sync, users
+from app.api import (
+    auth,
+    connection,
+    couplings,
+    customer_statistics,
+    erp,
+    jobs,
+    mappings,
+    sales_integration,
+    sync,
+    users,
+)
 
 api_router = APIRouter(prefix="/api/v1")
-for module in (auth, users, erp, connection, mappings, couplings, jobs, sync):
+for module in (auth, users, erp, connection, mappings, couplings, jobs, sync, sales_integration,
+               customer_statistics):  # fmt: skip
     api_router.include_router(module.router)

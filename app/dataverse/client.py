@@ -29,7 +29,7 @@ from app.dataverse.entities import primary_key_for
 from app.dataverse.errors import DuplicateRecordError, NotFoundError
 from app.dataverse.retry import RetryPolicy
 from app.dataverse.sender import Exchange, GatedTransport, Sender, SendStats
-from app.dataverse.throttle import DATAVERSE_MAX_CONCURRENCY, AdaptiveLimiter, RetryAfterGate
+from app.dataverse.throttle import DATAVERSE_MAX_CONCURRENCY, AdaptiveLimiter, gate_for_user
 
 STANDARD_HEADERS = {
     "Accept": "application/json",
@@ -85,7 +85,7 @@ class DataverseClient:
         inner = transport or httpx.AsyncHTTPTransport(
             limits=httpx.Limits(max_connections=max_concurrency)
         )
-        gate = RetryAfterGate()
+        gate = gate_for_user(self.server_url, credentials.client_id if credentials else None)
         http = httpx.AsyncClient(
             base_url=self.api_url,
             auth=self.auth,

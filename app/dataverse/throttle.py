@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -35,6 +36,28 @@ class RetryAfterGate:
         # early; the caller sends right after this returns, with no await in between.
         while (remaining := self.remaining_seconds) > 0:
             await asyncio.sleep(remaining)
+
+
+_USER_GATES: weakref.WeakValueDictionary[tuple[str, str], RetryAfterGate] = (
+    weakref.WeakValueDictionary()
+)
+
+
+def gate_for_user(server_url: str, client_id: str | None) -> RetryAfterGate:
+    """The gate of one CRM user in this process, shared by all its clients.
+
+    Concurrent sync runs each have their own client; a Retry-After one of them is told
+    binds the user, so the others must wait it out as well (the sandbox counts their
+    requests as early otherwise). Without a known user the client keeps its own gate.
+    """
+    if client_id is None:
+        return RetryAfterGate()
+    key = (server_url, client_id)
+    gate = _USER_GATES.get(key)
+    if gate is None:
+        gate = RetryAfterGate()
+        _USER_GATES[key] = gate
+    return gate
 
 
 class AdaptiveLimiter:

@@ -38,6 +38,7 @@ from app.models.erp import (
     SalesLine,
     SalesLineType,
 )
+from app.sync import order_events
 
 PARTY_FIELDS = set(PartyFields.model_fields) - {
     "id",
@@ -190,6 +191,7 @@ async def post_order(
         open=invoice.amount_including_vat != 0,
     )
     is_deleted = await _finish_order(session, order, lines, pairs, posting_date, discount, invoice)
+    await order_events.record_posted(session, order, is_fully_invoiced=is_deleted)
     return PostedOrder(invoice=invoice, lines=invoice_lines, is_order_deleted=is_deleted)
 
 

@@ -38,6 +38,7 @@ from app.models.erp import (
     Salesperson,
     UnitOfMeasure,
 )
+from app.sync import order_events
 
 CENT = Decimal("0.01")
 # Amounts are Numeric(20, 5): 15 integer digits. Lines stay two digits below, so totals
@@ -280,6 +281,7 @@ async def update_document(
 
 async def delete_document(session: AsyncSession, header: SalesHeader) -> None:
     require_open(header)
+    await order_events.record_deleted(session, header)
     await discard_document(session, header)
 
 

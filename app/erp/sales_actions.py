@@ -17,6 +17,7 @@ from app.erp import numbering, sales
 from app.erp.rows import row_values
 from app.errors import ConflictError
 from app.models.erp import Note, SalesDocumentStatus, SalesDocumentType, SalesHeader, SalesLine
+from app.sync import order_events
 
 HEADER_COPY_EXCLUDE = {"id", "system_id", "created_at", "modified_at", "modified_by"}
 LINE_COPY_EXCLUDE = HEADER_COPY_EXCLUDE | {"document_type", "document_no"}
@@ -32,6 +33,7 @@ async def release(session: AsyncSession, header: SalesHeader) -> SalesHeader:
     header.status = SalesDocumentStatus.released
     session.add(header)
     await session.flush()
+    await order_events.record_released(session, header)
     return header
 
 

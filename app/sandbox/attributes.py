@@ -143,7 +143,7 @@ OWN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
         "subject", "notetext", "isdocument", "filename", "mimetype", "documentbody",
         "filesize", "objecttypecode", "langid",
     ),
-    "posts": ("text", "source", "type"),
+    "posts": ("text", "largetext", "source", "type", "regardingobjecttypecode"),
     "roles": ("name", "ismanaged"),
     "solutions": (
         "uniquename", "friendlyname", "version", "description", "ismanaged", "isvisible",

@@ -313,7 +313,8 @@ ENTITIES: tuple[EntityType, ...] = (
         "organization",
         _lookups(("regardingobjectid", _NOTE_TARGETS)),
         is_updatable=False,
-        choices={"source": frozenset({1, 2}), "type": frozenset(range(1, 9))},
+        # PAD post.md: source 1 Auto / 2 Manual / 3 ActionHub; type 1 Check-in .. 7 Status.
+        choices={"source": frozenset({1, 2, 3}), "type": frozenset(range(1, 8))},
     ),
     EntityType("roles", "role", "name", "businessunit", _lookups(("parentroleid", "roles"))),
     EntityType("solutions", "solution", "friendlyname", "none"),

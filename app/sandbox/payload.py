@@ -218,6 +218,10 @@ def computed_columns(entity: EntityType, doc: dict[str, Any]) -> None:
         target = doc.get("_objectid_value" + LOGICAL_ANNOTATION)
         if target:
             doc["objecttypecode"] = target
+    if entity.set_name == "posts":
+        regarding = doc.get("_regardingobjectid_value" + LOGICAL_ANNOTATION)
+        if regarding:
+            doc["regardingobjecttypecode"] = regarding
     if entity.parent in ("quoteid", "salesorderid", "invoiceid"):
         _line_amounts(doc)
 

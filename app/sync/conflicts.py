@@ -57,10 +57,12 @@ def decide_missing_destination(
     )
 
 
-def _conflict_message(pairs: Sequence[tuple[str, str]], table: str, entity: str) -> str:
+def _conflict_message(
+    pairs: Sequence[tuple[str, str]], table: str, entity: str, *, destination: str
+) -> str:
     erp_field, crm_field = pairs[0]
     return (
-        f"Cannot update a record in the {entity} table. The mapping between the {erp_field} "
+        f"Cannot update a record in the {destination} table. The mapping between the {erp_field} "
         f"field on the {table} table and the {crm_field} field on the {entity} table is "
         "bi-directional, and one or both values have changed since the last synchronization."
     )
@@ -88,7 +90,9 @@ def decide_update(
     )
     if is_conflict:
         if resolution == UpdateConflictResolution.none:
-            return Decision(SyncAction.fail, _conflict_message(facts.conflicting, table, entity))
+            destination = entity if facts.direction == Direction.to_crm else table
+            message = _conflict_message(facts.conflicting, table, entity, destination=destination)
+            return Decision(SyncAction.fail, message)
         winner = (
             Direction.from_crm
             if resolution == UpdateConflictResolution.get_update_from_crm

@@ -200,3 +200,15 @@ def product_follow_ups(
 def price_list_insert_values(values: dict[str, Any], context: CrmContext) -> dict[str, Any]:
     """A price list from a customer price group is in LCY."""
     return {**values, "transactioncurrencyid": context.base_currency_id}
+
+
+ACCOUNT_TYPE_CUSTOMER = 3  # account.customertypecode "Customer"
+
+
+def account_insert_values(values: dict[str, Any]) -> dict[str, Any]:
+    """A new account from a customer is a Customer (BC's CRM template BCICUSTOME).
+
+    The CUSTOMER mapping reads only ``customertypecode eq 3`` back: without it, a CRM
+    change to an account the sync created would never reach the ERP.
+    """
+    return {"customertypecode": ACCOUNT_TYPE_CUSTOMER, **values}

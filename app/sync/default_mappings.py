@@ -280,6 +280,9 @@ POSTEDSALESINV_INV = MappingDefault(
         f("work_description", "description", TO, validate_field=False),
     ),
     dependency_filter="ITEM-PRODUCT|RESOURCE-PRODUCT|OPPORTUNITY",
+    # BC says only coupled; then no posted invoice would ever reach the CRM by this job,
+    # while spec/sync.md §1 has it create them (a missing dependency: a per-record error).
+    synch_only_coupled_records=False,
     job=JobDefault(30, 1440),
 )  # fmt: skip
 

@@ -287,7 +287,7 @@ def _line(pk: str, parent: str, *extra: dict[str, FieldInfo]) -> dict[str, Field
         _attrs("ispriceoverridden", "isproductoverridden", kind=B),
         _attrs("lineitemnumber", "sequencenumber", kind=INT),
         _attrs("producttypecode", kind=C),
-        _lookup(parent, parent),
+        _lookup(parent, parent.removesuffix("id")),  # invoiceid -> the invoice entity
         _lookup("productid", "product"),
         _lookup("uomid", "uom"),
         _CURRENCY,

@@ -26,7 +26,7 @@ from app.dataverse.errors import DataverseError
 from app.db import session_scope
 from app.erp import numbering
 from app.models.integration import Direction, IntegrationRecord, SynchResult
-from app.sync import erp_tables, log, transfer, watermarks
+from app.sync import erp_tables, log, order_sync, transfer, watermarks
 from app.sync.conflicts import SyncAction, UpdateFacts, decide_missing_destination, decide_update
 from app.sync.errors import from_dataverse
 from app.sync.transfer import CrmRef
@@ -35,7 +35,9 @@ if TYPE_CHECKING:
     from app.sync.runner import SyncPass
 
 CRM_IDS_PER_QUERY = 50
-NUMBER_PREFIXES = {"customer": "CU", "contact": "CT", "item": "IT", "resource": "RS"}
+NUMBER_PREFIXES = {
+    "customer": "CU", "contact": "CT", "item": "IT", "resource": "RS", "opportunity": "OP",
+}  # fmt: skip
 
 
 @dataclass
@@ -114,8 +116,11 @@ async def _attach(session: AsyncSession, run: SyncPass, works: Sequence[Work]) -
 # --- deciding and writing ----------------------------------------------------------------
 
 
-async def _resolve(session: AsyncSession, works: Sequence[Work]) -> None:
-    """Replace every ``CrmRef`` by the coupled ERP code, or fail the record."""
+async def _resolve(session: AsyncSession, run: SyncPass, works: Sequence[Work]) -> None:
+    """Replace every ``CrmRef`` by the coupled ERP code, or fail the record.
+
+    The base currency is the ERP's blank currency code (LCY), as ERP -> CRM sends it.
+    """
     wanted: dict[str, set[uuid.UUID]] = {}
     for work in works:
         for value in work.values.values():
@@ -127,7 +132,8 @@ async def _resolve(session: AsyncSession, works: Sequence[Work]) -> None:
         for name, value in list(work.values.items()):
             if isinstance(value, CrmRef):
                 code = found[value.table].get(value.crm_id)
-                if code is None:
+                is_lcy = value.table == "currency" and value.crm_id == run.context.base_currency_id
+                if code is None and not is_lcy:
                     work.action = SyncAction.fail
                     work.message = (
                         f"The CRM row {value.crm_id} in field {name} is not coupled to a "
@@ -141,6 +147,9 @@ def _decide(run: SyncPass, work: Work) -> None:
 
     if work.coupling is not None and work.coupling.skipped:
         work.action = SyncAction.skip
+        return
+    if order_sync.is_new_crm_line(run, work.coupling):
+        work.action = SyncAction.ignore
         return
     if work.row is None:
         decision = decide_missing_destination(
@@ -196,6 +205,11 @@ async def _write(session: AsyncSession, run: SyncPass, work: Work) -> None:
                     setattr(work.row, name, value)
             await session.flush()
     except (SQLAlchemyError, ValueError, TypeError) as exc:
+        # The savepoint's rollback expired the row: reload it (a refused insert has none).
+        if work.action == SyncAction.insert:
+            work.row = None
+        else:
+            await session.refresh(work.row)
         work.action = SyncAction.fail
         work.message = f"The ERP refused the values: {str(exc).splitlines()[0][:500]}"
 
@@ -216,6 +230,15 @@ async def _record(session: AsyncSession, run: SyncPass, work: Work) -> None:
         )  # fmt: skip
     elif work.action == SyncAction.uncouple and work.coupling is not None:
         await session.delete(work.coupling)
+    elif (
+        work.action == SyncAction.unchanged
+        and work.coupling is not None
+        and work.coupling.last_synch_result == SynchResult.failure
+    ):  # retried and found in agreement: no longer a failed record
+        log.mark_succeeded(
+            work.coupling, direction=Direction.from_crm, job_id=run.job_id,
+            erp_modified_at=None, crm_modified_on=_modified_on(work.record),
+        )  # fmt: skip
     elif work.action == SyncAction.fail:
         message = f"CRM {run.entity} {work.crm_id}: {work.message}"
         log.log_error(session, job_id=run.job_id, error=log.RecordError(
@@ -241,7 +264,8 @@ async def _process(
         work.values = transfer.from_crm_values(
             run.rules, work.record, entity=run.entity, table=run.mapping.table_name
         )
-    await _resolve(session, works)
+    order_sync.shape_erp_values(run, works)
+    await _resolve(session, run, works)
     counters = log.Counters()
     for work in works:
         if work.action != SyncAction.fail:

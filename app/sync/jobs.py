@@ -36,15 +36,33 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.clock import utc_now
 from app.db import SessionMaker, current_actor, session_scope
 from app.logs import get_logger
-from app.models.integration import ConnectionSetup, JobKind, JobQueueEntry, JobStatus
+from app.models.integration import (
+    ConnectionSetup,
+    IntegrationSynchJob,
+    JobKind,
+    JobQueueEntry,
+    JobStatus,
+)
 from app.settings import Settings
-from app.sync import log_purge, scheduling
+from app.sync import (
+    customer_statistics,
+    item_availability,
+    log_purge,
+    notes_sync,
+    order_status,
+    sales_jobs,
+    scheduling,
+)
 
 log = get_logger("salesbridge.jobs")
 
 ABANDONED_MESSAGE = (
     "The worker running this entry stopped (killed or timed out) before it finished, "
     "and its attempts are used up. Set it to ready to try again."
+)
+INTERRUPTED_MESSAGE = (
+    "Interrupted: the worker running this sync stopped (killed or timed out) before it "
+    "finished. What it committed stays; the entry's next run went on from there."
 )
 WAITING_STATUSES = (JobStatus.ready, JobStatus.on_hold_with_inactivity_timeout)
 
@@ -129,14 +147,31 @@ def _released(now: datetime) -> dict[str, Any]:
     return {"claimed_by": "", "claimed_until": None, "last_finished_at": now, **_audit(now)}
 
 
+async def _close_interrupted_jobs(
+    session: AsyncSession, entries: ColumnElement[bool], *, now: datetime
+) -> None:
+    """Sync jobs a dead run left open would read as running forever: say they stopped."""
+    statement = (
+        update(IntegrationSynchJob)
+        .where(
+            col(IntegrationSynchJob.finished_at).is_(None),
+            col(IntegrationSynchJob.job_queue_entry_id).in_(select(JobQueueEntry.id).where(entries)),
+        )
+        .values(finished_at=now, message=INTERRUPTED_MESSAGE, **_audit(now))
+        .execution_options(synchronize_session=False)
+    )
+    await session.exec(statement)
+
+
 async def give_up_abandoned(session: AsyncSession, *, now: datetime) -> int:
     """Entries whose worker died on their last attempt go to ``error``; returns how many."""
+    abandoned = and_(
+        _claim_expired(now), col(JobQueueEntry.attempt) >= col(JobQueueEntry.max_attempts)
+    )
+    await _close_interrupted_jobs(session, abandoned, now=now)
     statement = (
         update(JobQueueEntry)
-        .where(
-            _claim_expired(now),
-            col(JobQueueEntry.attempt) >= col(JobQueueEntry.max_attempts),
-        )
+        .where(abandoned)
         .values(status=JobStatus.error, last_error=ABANDONED_MESSAGE, **_released(now))
         .execution_options(synchronize_session=False)
     )
@@ -189,6 +224,8 @@ async def claim(
     )
     if (await session.exec(statement)).rowcount != 1:
         return None
+    # No run of this entry is alive now, so its open sync jobs belong to one that died.
+    await _close_interrupted_jobs(session, col(JobQueueEntry.id) == entry_id, now=now)
     return Claim(entry_id=entry_id, run_count=run_count + 1, worker_id=worker_id)
 
 
@@ -308,6 +345,12 @@ RUNNERS: dict[str, Runner] = {
     JobKind.purge_sync_log: _run_purge,
     JobKind.mapping_sync: _run_mapping,
     JobKind.full_sync: _run_mapping,
+    JobKind.customer_statistics: customer_statistics.run_job,
+    JobKind.auto_create_sales_orders: sales_jobs.run_auto_create_sales_orders,
+    JobKind.auto_process_sales_quotes: sales_jobs.run_auto_process_sales_quotes,
+    JobKind.order_status: order_status.run,
+    JobKind.notes: notes_sync.run,
+    JobKind.item_availability: item_availability.run,
 }
 
 

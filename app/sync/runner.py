@@ -34,7 +34,7 @@ from app.models.integration import (
     IntegrationTableMapping,
 )
 from app.settings import Settings
-from app.sync import crm_rules, log, progress, transfer, watermarks
+from app.sync import crm_rules, log, order_sync, posted_invoices, progress, transfer, watermarks
 from app.sync.crm_client import build_crm_client
 from app.sync.errors import FatalSyncError, SyncError
 from app.sync.field_catalog import entity_set_for
@@ -83,6 +83,7 @@ class SyncPass:
     crm_watermark: datetime | None = None
     newest_erp: datetime | None = None
     newest_crm: datetime | None = None
+    order_states: dict[uuid.UUID, int] = field(default_factory=dict)  # app.sync.order_sync
 
     @property
     def entity(self) -> str:
@@ -257,6 +258,13 @@ async def run_mapping(
             )  # fmt: skip
             result.job_ids[direction] = job.system_id
             result.counters[direction] = await _run_direction(run)
+        if mapping.name == posted_invoices.HEADER_MAPPING and Direction.to_crm in result.job_ids:
+            # The lines have no job: the header's run syncs them (reference §1.2).
+            await posted_invoices.after_header_run(
+                sessionmaker, crm, options=options, result=result
+            )
+        if mapping.name == order_sync.HEADER_MAPPING:  # its lines have no job either
+            await order_sync.after_header_run(sessionmaker, crm, options=options, result=result)
         logger.info("mapping_synchronized", mapping=mapping_name, activity=result.activity)
         return result
     finally:

@@ -43,7 +43,7 @@ from app.models.integration import (
     IntegrationTableMapping,
     SynchResult,
 )
-from app.sync import crm_rules, erp_tables, log, transfer, watermarks
+from app.sync import crm_rules, erp_tables, log, order_sync, posted_invoices, transfer, watermarks
 from app.sync.conflicts import SyncAction, UpdateFacts, decide_missing_destination, decide_update
 from app.sync.errors import FatalSyncError, from_dataverse, not_coupled
 from app.sync.transfer import ErpRef
@@ -217,6 +217,8 @@ def _plan_insert(run: SyncPass, work: Work) -> None:
         values = crm_rules.product_insert_values(values, run.context)
     elif run.entity == "pricelevel":
         values = crm_rules.price_list_insert_values(values, run.context)
+    elif run.entity == "account" and run.mapping.table_name == "customer":
+        values = crm_rules.account_insert_values(values)
     body = transfer.crm_payload(values, entity=run.entity)
     op = create_op(run.entity_set, body, id=crm_id)
     work.ops = [op]
@@ -225,6 +227,8 @@ def _plan_insert(run: SyncPass, work: Work) -> None:
             crm_id, values, run.context, is_insert=True,
             is_blocked=bool(work.row.blocked), current_state=None,
         )  # fmt: skip
+    work.ops += posted_invoices.insert_follow_ups(run, work)
+    work.ops = order_sync.unlocked(run, work, work.ops, None)
     work.ops[-1] = _with_representation(work.ops[-1])
 
 
@@ -272,6 +276,7 @@ def _plan_update(run: SyncPass, work: Work, current: dict[str, Any]) -> None:
     if decision.action == SyncAction.modify:
         body = transfer.crm_payload(changes, entity=run.entity)
         work.ops = ([update_op(run.entity_set, crm_id, body)] if body else []) + follow_ups
+        work.ops = order_sync.unlocked(run, work, work.ops, current.get("statecode"))
         if work.ops:
             work.ops[-1] = _with_representation(work.ops[-1])
 
@@ -294,8 +299,11 @@ async def _plan(session: AsyncSession, run: SyncPass, works: list[Work]) -> None
             work.values = transfer.product_values(
                 work.values, table=run.mapping.table_name, is_insert=work.coupling is None
             )
+    await order_sync.shape(session, run, works)
     await _resolve_lookups(session, run, works)
-    live = [w for w in works if w.action != SyncAction.fail]
+    if run.mapping.table_name in posted_invoices.TABLES:
+        await posted_invoices.shape(session, run, works)
+    live = [w for w in works if w.action not in (SyncAction.fail, SyncAction.skip)]
     if run.is_product:
         schedules = [w.values.get("defaultuomscheduleid") for w in live]
         await crm_rules.load_base_units(run.crm, run.context, [s for s in schedules if s])
@@ -475,6 +483,16 @@ async def _record(
             states.append(_coupling_state(coupling, now))
         elif work.action == SyncAction.uncouple and coupling is not None:
             gone.append(coupling.system_id)
+        elif (
+            work.action == SyncAction.unchanged
+            and coupling is not None
+            and coupling.last_synch_crm_result == SynchResult.failure
+        ):  # retried and found in agreement: no longer a failed record
+            log.mark_succeeded(
+                coupling, direction=Direction.to_crm, job_id=run.job_id,
+                erp_modified_at=work.row.modified_at, crm_modified_on=None,
+            )  # fmt: skip
+            states.append(_coupling_state(coupling, now))
         elif work.action == SyncAction.fail:
             _log_failure(session, run, work)
             if coupling is not None:

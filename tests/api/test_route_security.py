@@ -100,6 +100,7 @@ ROUTE_ROLES: tuple[Rule, ...] = (
     Rule("/api/v1/job-queue-entries", ADMIN_ONLY),
     Rule("/api/v1/sync", ADMIN_ONLY),  # sync actions, deleting old sync jobs
     Rule("/api/v1/sync", ERP_USERS, READS),  # progress
+    Rule("/api/v1/customer-statistics", ERP_USERS, READS),
 )
 
 

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from arq.connections import ArqRedis
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth.encryption import encrypt_secret
-from app.db import SessionMaker
+from app.clock import utc_now
+from app.dataverse import DataverseClient
+from app.db import SessionMaker, session_scope
 from app.models.integration import ConnectionSetup, JobQueueEntry
 from app.models.security import Role
 from app.settings import Settings
 from app.sync.defaults import recreate_default_setup
 from tests.factories import bearer_headers, create_user
 from tests.fixtures.sandbox import RunningSandbox
+from tests.sync.conftest import sandbox_client
 from tests.workers.conftest import run_burst_worker
 from workers import tasks
 from workers.queue import create_queue_pool
@@ -94,3 +99,27 @@ async def entries(sessionmaker: SessionMaker, **where: Any) -> list[JobQueueEntr
 @pytest.fixture
 async def reader(admin: dict[str, str], client: httpx.AsyncClient) -> dict[str, str]:
     return await bearer_headers(client, user_name="reader")
+
+
+@pytest.fixture
+async def crm(sandbox: RunningSandbox) -> AsyncIterator[DataverseClient]:
+    """The sandbox over HTTP, as the integration user: to look at and delete CRM rows."""
+    async with sandbox_client(sandbox) as client:
+        yield client
+
+
+async def full_sync(client: httpx.AsyncClient, admin: dict[str, str], *names: str) -> None:
+    """Queue a full synchronization of each mapping over REST."""
+    for name in names:
+        response = await client.post(f"/api/v1/sync/mappings/{name}/run?full=true", headers=admin)
+        assert response.status_code == 202, response.text
+
+
+async def make_due(sessionmaker: SessionMaker, mapping: str) -> None:
+    """The recurring entry's planned start has come (as if its interval had passed)."""
+    async with session_scope(sessionmaker) as session:
+        await session.exec(
+            update(JobQueueEntry)
+            .where(col(JobQueueEntry.mapping_name) == mapping, col(JobQueueEntry.recurring))
+            .values(earliest_start_at=utc_now() - timedelta(seconds=1))
+        )

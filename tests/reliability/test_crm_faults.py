@@ -1,0 +1,53 @@
+"""A full sync against a CRM that throttles, fails, lags and drops connections.
+
+The sandbox answers 429 (with Retry-After) or 503 to about 30% of Web API requests, adds
+latency to every one and drops some connections after the request ran (the write landed,
+the client never hears). The sync must still end with every record, none twice, and the
+sandbox must count no request sent before a Retry-After it had given ran out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.db import SessionMaker
+from app.models.integration import ConnectionSetup
+from app.settings import Settings
+from tests.fixtures.sandbox import RunningSandbox
+from tests.reliability import company, consistency
+from tests.reliability.conftest import (
+    assert_consistent,
+    counters,
+    is_at_rest,
+    new_seed,
+    queue_full_sync,
+    set_faults,
+)
+from tests.sync_jobs.conftest import drive
+
+SIZE = company.Size(items=150, customers=30)
+FAULTS = {"throttle_rate": 0.15, "error_rate": 0.15, "error_statuses": [503],
+          "latency_ms": 15, "drop_rate": 0.05}  # fmt: skip
+
+
+async def test_full_sync_through_throttling_errors_and_drops_loses_and_doubles_nothing(
+    sessionmaker: SessionMaker, sandbox: RunningSandbox, connected: ConnectionSetup,
+    tick_ctx: dict[str, Any], queue_settings: Settings,
+) -> None:  # fmt: skip
+    await company.seed(sessionmaker, SIZE)
+    baseline = consistency.baseline_of(sandbox)
+    seed = new_seed()
+    print(f"CRM faults: seed {seed}")  # noqa: T201 - replay a failing run
+    await set_faults(sandbox, **FAULTS, seed=seed)
+    entry_ids = await queue_full_sync(sessionmaker)
+    await drive(tick_ctx, queue_settings)
+    assert await is_at_rest(sessionmaker, entry_ids)
+
+    seen = await counters(sandbox)
+    print(f"CRM faults: {seen}")  # noqa: T201 - the figures in docs/reliability.md
+    assert seen["early_requests"] == 0, seen
+    assert seen["throttled"] > 0 and seen["errors_injected"] > 0, seen
+    assert seen["drops_injected"] > 0, seen
+    await set_faults(sandbox, throttle_rate=0, error_rate=0, latency_ms=0, drop_rate=0)
+    snap = await consistency.snapshot(sessionmaker, sandbox)
+    assert_consistent(consistency.problems_at_rest(snap, baseline=baseline), f"seed {seed}")
