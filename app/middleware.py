@@ -175,6 +175,8 @@ async def _reject_body(send: Send, scope: Scope, limit: int) -> None:
 
 async def _reject(send: Send, scope: Scope, status: int, kind: str, detail: str) -> None:
     """The house error body, or the OData one under ``/odata/`` (its clients parse that)."""
+    # Refused before the access log's middleware sees the request: logged here, path only.
+    log.info("request_refused", method=scope["method"], path=scope["path"][:200], status=status)
     body: dict[str, Any]
     headers = [(b"content-type", b"application/json"), (b"cache-control", b"private, no-store")]
     if scope["path"].startswith("/odata"):

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -45,7 +46,7 @@ from app.models import erp  # noqa: E402
 from app.models.integration import ConnectionSetup  # noqa: E402
 from app.sync.defaults import recreate_default_setup  # noqa: E402
 from app.sync.runner import RunOptions, run_mapping  # noqa: E402
-from bench.dataverse import raw_ingest  # noqa: E402
+from bench.dataverse import cpu_seconds, raw_ingest  # noqa: E402
 from bench.dataverse_limits import _free_port, _start_sandbox  # noqa: E402
 
 UNITS = ("PCS", "BOX", "KG", "L", "SET")
@@ -128,10 +129,11 @@ async def _with_sandbox(items: int, knobs: Knobs, *, limits: bool) -> dict[str, 
             sessionmaker = create_sessionmaker(engine)
             await _seed(sessionmaker, base_url, items)
             async with _client(base_url) as crm:
+                cpu = _Cpu(psutil.Process(sandbox.pid))
                 if limits:
-                    figures = await _run_limited(sessionmaker, crm, base_url, knobs)
+                    figures = await _run_limited(sessionmaker, crm, base_url, knobs, cpu)
                 else:
-                    figures = await _run(engine, sessionmaker, crm, knobs)
+                    figures = await _run(engine, sessionmaker, crm, knobs, cpu)
             await engine.dispose()
     finally:
         sandbox.terminate()
@@ -146,6 +148,7 @@ async def _raw(items: int, knobs: Knobs) -> dict[str, Any]:
         return await raw_ingest(
             f"http://127.0.0.1:{port}", products=items,
             batch_size=knobs.batch_size, concurrency=knobs.concurrency,
+            sandbox_pid=sandbox.pid,
         )  # fmt: skip
     finally:
         sandbox.terminate()
@@ -166,19 +169,34 @@ async def main(items: int, knobs: Knobs, *, limits: bool) -> dict[str, Any]:
     return {"bench": "sync", **settings, **figures, **raw, "ratio_to_raw": round(ratio, 3)}
 
 
-async def _full(sessionmaker: Any, crm: Any, knobs: Knobs) -> dict[str, Any]:
+@dataclasses.dataclass
+class _Cpu:
+    """CPU seconds spent by the sandbox's process and this one (the engine) so far."""
+
+    sandbox: psutil.Process
+    client: psutil.Process = dataclasses.field(default_factory=psutil.Process)
+
+    def now(self) -> tuple[float, float]:
+        return cpu_seconds(self.sandbox), cpu_seconds(self.client)
+
+
+async def _full(sessionmaker: Any, crm: Any, knobs: Knobs, cpu: _Cpu) -> dict[str, Any]:
     full_seconds = 0.0
     full_records = 0
     figures: dict[str, Any] = {}
     for name in FULL_SYNC:
+        before = cpu.now()
         seconds, records = await _timed(
             sessionmaker, crm, name, is_full=name != "SALESPRC-PRODPRICE", knobs=knobs
         )
         full_seconds += seconds
         full_records += records
         if name == "ITEM-PRODUCT":
+            sandbox_cpu, client_cpu = (b - a for a, b in zip(before, cpu.now(), strict=True))
             figures["products_seconds"] = round(seconds, 2)
             figures["products_per_second"] = round(records / seconds, 1)
+            figures["products_sandbox_cpu_ms_per_record"] = round(1000 * sandbox_cpu / records, 3)
+            figures["products_engine_cpu_ms_per_record"] = round(1000 * client_cpu / records, 3)
     return {
         "full_records": full_records,
         "full_seconds": round(full_seconds, 2),
@@ -188,8 +206,8 @@ async def _full(sessionmaker: Any, crm: Any, knobs: Knobs) -> dict[str, Any]:
     }
 
 
-async def _run(engine: Any, sessionmaker: Any, crm: Any, knobs: Knobs) -> dict[str, Any]:
-    figures = await _full(sessionmaker, crm, knobs)
+async def _run(engine: Any, sessionmaker: Any, crm: Any, knobs: Knobs, cpu: _Cpu) -> dict[str, Any]:
+    figures = await _full(sessionmaker, crm, knobs, cpu)
     full_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     # The first run after a full sync still reads every product the full sync wrote (they
     # are newer than its signpost); from then on a run starts where the last one ended.
@@ -223,13 +241,15 @@ async def _run(engine: Any, sessionmaker: Any, crm: Any, knobs: Knobs) -> dict[s
     }
 
 
-async def _run_limited(sessionmaker: Any, crm: Any, base_url: str, knobs: Knobs) -> dict[str, Any]:
+async def _run_limited(
+    sessionmaker: Any, crm: Any, base_url: str, knobs: Knobs, cpu: _Cpu
+) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=f"{base_url}/_sandbox") as control:
         (await control.put("/limits", json=LIMITS_SCALED_100X)).raise_for_status()
         await crm.whoami()  # sign in before the clock starts
         (await control.post("/reset")).raise_for_status()  # counters only, not the rows
         started = time.perf_counter()
-        figures = await _full(sessionmaker, crm, knobs)
+        figures = await _full(sessionmaker, crm, knobs, cpu)
         elapsed = time.perf_counter() - started
         counters = (await control.get("/counters")).json()
     allowed = LIMITS_SCALED_100X["max_requests_per_window"] / LIMITS_SCALED_100X["window_seconds"]

@@ -103,7 +103,7 @@ async def create_erp_order(
         if record is None:
             msg = f"There is no CRM order {crm_id}."
             raise NotFoundError(msg)
-        context = await sales_jobs.base_currency(sessionmaker, crm, setup, settings)
+        context = await sales_jobs.crm_context(sessionmaker, crm, setup, settings)
         (result,) = await sales_orders.create_chosen(
             sessionmaker, crm, [record], settings=settings,
             base_currency_id=context.base_currency_id,

@@ -164,7 +164,7 @@ class BatchRunner:
         if request.op.method == "GET":
             error = SandboxError(400, "0x0", "GET requests are not allowed inside a change set.")
             raise _ChangesetFailedError(error_outcome(error), request.content_id)
-        outcome = self.webapi.execute(request.op, call)
+        outcome = self.webapi.execute(request.op, call, in_changeset=True)
         if not outcome.is_success:
             raise _ChangesetFailedError(outcome, request.content_id)
         if request.content_id and outcome.entity_url:

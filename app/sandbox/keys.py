@@ -40,6 +40,8 @@ def split_segment(segment: str) -> tuple[str, str | None]:
 
 def split_path(path: str) -> list[str]:
     """Split on ``/`` outside quotes, so a key value may contain one."""
+    if "'" not in path:  # nothing quoted: the common case, without the scan
+        return [segment for segment in path.split("/") if segment != ""]
     segments: list[str] = []
     current: list[str] = []
     quoted = False
@@ -56,6 +58,8 @@ def split_path(path: str) -> list[str]:
 
 
 def _key_parts(text: str) -> list[str]:
+    if "'" not in text:
+        return [part.strip() for part in text.split(",")]
     parts: list[str] = []
     current: list[str] = []
     quoted = False

@@ -67,8 +67,12 @@ class WebApi:
         )
         return Records(self.store, self.identity, context)
 
-    def execute(self, op: Operation, call: CallContext) -> Outcome:
+    def execute(self, op: Operation, call: CallContext, *, in_changeset: bool = False) -> Outcome:
+        """Run one operation atomically; in a change set, the change set's transaction is
+        the unit (its first failure rolls all of it back), so no savepoint of its own."""
         try:
+            if in_changeset:
+                return self._dispatch(op, call)
             with self.store.transaction():
                 return self._dispatch(op, call)
         except SandboxError as error:

@@ -170,6 +170,9 @@ CONTACT = MappingDefault(
         f("phone", "telephone1", BI),
         const_from("person", "type"),
         const_to("account", "parentcustomeridtype"),
+        # BC resolves the parent in a subscriber; here a field mapping that
+        # app.sync.contact_rules resolves (the company contact of customer X is contact X).
+        f("company_no", "parentcustomerid", BI),
     ),
     table_filter="type eq 'person' and company_no ne ''",
     integration_table_filter="_parentcustomerid_value ne null and statecode eq 0",

@@ -26,7 +26,7 @@ from app.dataverse.errors import DataverseError
 from app.db import session_scope
 from app.erp import numbering
 from app.models.integration import Direction, IntegrationRecord, SynchResult
-from app.sync import erp_tables, log, order_sync, transfer, watermarks
+from app.sync import contact_rules, erp_tables, log, order_sync, transfer, watermarks
 from app.sync.conflicts import SyncAction, UpdateFacts, decide_missing_destination, decide_update
 from app.sync.errors import from_dataverse
 from app.sync.transfer import CrmRef
@@ -265,10 +265,11 @@ async def _process(
             run.rules, work.record, entity=run.entity, table=run.mapping.table_name
         )
     order_sync.shape_erp_values(run, works)
+    await contact_rules.parents_from_crm(session, run, works)
     await _resolve(session, run, works)
     counters = log.Counters()
     for work in works:
-        if work.action != SyncAction.fail:
+        if work.action not in (SyncAction.fail, SyncAction.ignore):
             _decide(run, work)
         if work.action in (SyncAction.insert, SyncAction.modify):
             await _write(session, run, work)

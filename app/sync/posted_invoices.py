@@ -41,7 +41,7 @@ from app.models.erp import Item, Resource, SalesInvoiceHeader, SalesInvoiceLine,
 from app.models.integration import ConnectionSetup, Direction, IntegrationRecord, SynchResult
 from app.sync import crm_rules, erp_tables, invoice_status
 from app.sync.conflicts import SyncAction
-from app.sync.errors import from_dataverse, not_coupled
+from app.sync.errors import FatalSyncError, from_dataverse, not_coupled
 
 if TYPE_CHECKING:
     from app.sync.runner import MappingRunResult, RunOptions, SyncPass
@@ -111,7 +111,7 @@ async def _price_list_for(
             ).first()
             if setup is None:  # the run loaded it a moment ago; only a reset removes it
                 msg = "The Dynamics 365 Sales connection is not set up."
-                raise LookupError(msg)
+                raise FatalSyncError(msg)
             found = await crm_rules.ensure_default_price_list(
                 run.crm, setup, company_name=run.options.company_name, currency_id=currency_id
             )

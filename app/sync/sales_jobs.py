@@ -35,9 +35,10 @@ async def _setup(sessionmaker: SessionMaker) -> ConnectionSetup:
     return setup
 
 
-async def base_currency(
+async def crm_context(
     sessionmaker: SessionMaker, crm: DataverseClient, setup: ConnectionSetup, settings: Settings
 ) -> crm_rules.CrmContext:
+    """The integration user and the CRM base currency (found once, kept in the setup)."""
     async with session_scope(sessionmaker) as session:
         stored = await session.get(ConnectionSetup, setup.id)
         assert stored is not None  # noqa: S101 - read a moment ago; setups are never deleted
@@ -55,7 +56,7 @@ async def run_auto_create_sales_orders(
     try:
         setup = await _setup(sessionmaker)
         async with build_crm_client(settings, setup, interactive=False) as crm:
-            context = await base_currency(sessionmaker, crm, setup, settings)
+            context = await crm_context(sessionmaker, crm, setup, settings)
             results = await sales_orders.create_all(
                 sessionmaker, crm, settings=settings, base_currency_id=context.base_currency_id,
                 job_queue_entry_id=entry.id,
@@ -76,7 +77,7 @@ async def run_auto_process_sales_quotes(
     try:
         setup = await _setup(sessionmaker)
         async with build_crm_client(settings, setup, interactive=False) as crm:
-            context = await base_currency(sessionmaker, crm, setup, settings)
+            context = await crm_context(sessionmaker, crm, setup, settings)
             counters = await sales_quotes.process_all(
                 sessionmaker, crm, settings=settings, base_currency_id=context.base_currency_id,
                 job_queue_entry_id=entry.id,

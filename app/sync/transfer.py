@@ -20,6 +20,7 @@ precision, negative price and inventory -> 0, blocked -> retired).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -188,6 +189,7 @@ def to_json(value: Any) -> Any:
 # --- ERP -> CRM --------------------------------------------------------------------------
 
 
+@functools.cache  # the catalog is fixed at import; asked per field of every record
 def crm_lookup_target(entity: str, crm_field: str) -> str | None:
     """The entity a CRM lookup attribute points at (first target if polymorphic)."""
     info = crm_fields(entity).get(crm_field)

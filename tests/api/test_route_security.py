@@ -101,6 +101,8 @@ ROUTE_ROLES: tuple[Rule, ...] = (
     Rule("/api/v1/sync", ADMIN_ONLY),  # sync actions, deleting old sync jobs
     Rule("/api/v1/sync", ERP_USERS, READS),  # progress
     Rule("/api/v1/customer-statistics", ERP_USERS, READS),
+    Rule("/api/v1/sales-integration", ADMIN_ONLY),  # create the ERP order of a CRM order
+    Rule("/api/v1/sales-integration", ERP_USERS, READS),  # submitted CRM orders
 )
 
 

@@ -37,7 +37,7 @@ def serve(settings: Settings, *, http: str = "httptools") -> Iterator[int]:
         log_level="warning",
         access_log=False,
         lifespan="on",
-        http=http,  # type: ignore[arg-type]
+        http=http,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

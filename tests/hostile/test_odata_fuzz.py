@@ -13,7 +13,7 @@ one adds real HTTP, raw bytes, keys, paths and the other options.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -27,6 +27,7 @@ from app.settings import Settings
 from tests.hostile.live import serve
 from tests.odata import factories
 
+T = TypeVar("T")
 ROOT = "/odata/v4"
 SETS = ["ItemAvailability", "ItemAvailabilityByLocation", "ProductItemAvailability"]
 PROPERTIES = ["ItemNo", "LocationCode", "Description", "Inventory", "QtyOnSalesOrder",
@@ -36,16 +37,16 @@ ALLOWED_ERRORS = {400, 404, 406, 501}
 EXAMPLES = 150
 
 
-def draw(strategy: st.SearchStrategy[str], count: int = EXAMPLES) -> list[str]:
+def draw(strategy: st.SearchStrategy[T], count: int = EXAMPLES) -> list[T]:
     """A fixed, derandomized sample: the same cases on every run and both databases."""
-    found: list[str] = []
+    found: list[T] = []
 
     @settings(
         max_examples=count, derandomize=True, database=None, deadline=None,
         phases=[Phase.generate], suppress_health_check=list(HealthCheck),
     )  # fmt: skip
     @given(strategy)
-    def collect(value: str) -> None:
+    def collect(value: T) -> None:
         found.append(value)
 
     collect()
@@ -151,9 +152,9 @@ _functions = st.sampled_from(
 def _expression(draw_: st.DrawFn, depth: int = 0) -> str:
     choice = draw_(st.integers(0, 8 if depth < 4 else 1))
     if choice == 0:
-        return draw_(_names)
+        return str(draw_(_names))
     if choice == 1:
-        return draw_(_literals)
+        return str(draw_(_literals))
     left = draw_(_expression(depth + 1))
     if choice == 2:
         return f"{left} {draw_(_operators)} {draw_(_expression(depth + 1))}"

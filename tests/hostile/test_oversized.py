@@ -14,6 +14,7 @@ import httpx
 import pytest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.main import create_app
 from app.settings import Settings
 from tests.factories import bearer_headers, create_user
 from tests.hostile.live import raw_request, request_head, serve
@@ -163,3 +164,22 @@ async def test_hostile_json_within_the_size_cap_is_a_clear_4xx(
         bulk = await raw_request(port, _json_post(path, bearer, len(rows)), rows)
         assert bulk.status in (400, 422), bulk.body[:200]
         assert len(bulk.body) < 10_000  # 15,000 row problems, the first few listed
+
+
+async def test_the_caps_are_settings(settings: Settings) -> None:
+    """Lower caps from the settings take effect, on the REST API and the OData service alike."""
+    strict = settings.model_copy(
+        update={"max_url_bytes": 1024, "max_header_bytes": 2048, "max_header_count": 10,
+                "max_body_bytes": 1024}
+    )  # fmt: skip
+    application = create_app(strict, should_migrate=False)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            long_target = await client.get(f"{ITEMS}?q={'x' * 1100}")
+            big_header = await client.get(ITEMS, headers={"X-Big": "a" * 2100})
+            many = await client.get(ITEMS, headers={f"X-H{n}": "v" for n in range(11)})
+            body = await client.post(ITEMS, content=b"{" + b" " * 1100 + b"}")
+            fits = await client.get(f"{ODATA}?$top={'1' * 3}", headers={"X-Small": "a" * 500})
+    assert [r.status_code for r in (long_target, big_header, many, body)] == [414, 431, 431, 413]
+    assert fits.status_code == 401  # under every cap: on to authentication

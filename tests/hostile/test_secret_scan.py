@@ -14,11 +14,13 @@ tests/sync_setup/test_connection_api.py scan their own areas; this is the whole 
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from arq.connections import ArqRedis
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from sqlmodel import SQLModel, select
@@ -127,7 +129,7 @@ async def _sync(
 
 async def _read_everything(flow: Flow, app: FastAPI, admin: dict[str, str]) -> None:
     for route in app.routes:
-        if not isinstance(route, APIRoute) or "GET" not in route.methods:
+        if not isinstance(route, APIRoute) or "GET" not in (route.methods or set()):
             continue
         if "{" not in route.path and route.include_in_schema and route.path != "/metrics":
             await flow.call("GET", route.path, headers=admin)
@@ -160,21 +162,22 @@ async def _sync_log_text(session: AsyncSession) -> str:
     return "\n".join(parts)
 
 
+async def _redis_value(pool: ArqRedis, name: str, kind: str) -> Any:
+    reads: dict[str, Callable[[str], Any]] = {
+        "string": pool.get,
+        "zset": lambda key: pool.zrange(key, 0, -1),
+        "hash": pool.hgetall,
+        "list": lambda key: pool.lrange(key, 0, -1),
+    }
+    return await cast(Awaitable[Any], reads[kind](name)) if kind in reads else kind
+
+
 async def _redis_text(settings: Settings) -> str:
     pool = await create_queue_pool(settings)
     try:
         parts = []
         async for name in pool.scan_iter():
-            kind = (await pool.type(name)).decode()
-            value: Any = None
-            if kind == "string":
-                value = await pool.get(name)
-            elif kind == "zset":
-                value = await pool.zrange(name, 0, -1)
-            elif kind == "hash":
-                value = await pool.hgetall(name)
-            elif kind == "list":
-                value = await pool.lrange(name, 0, -1)
+            value = await _redis_value(pool, name.decode(), (await pool.type(name)).decode())
             parts.append(f"{name!r} {value!r}")
         return "\n".join(parts)
     finally:

@@ -131,7 +131,6 @@ async def counters(sandbox: RunningSandbox) -> dict[str, Any]:
         return result
 
 
-
 class OwnRedis:
     """A redis-server of this test alone, on a fixed port, so it can be restarted in place."""
 
@@ -143,8 +142,9 @@ class OwnRedis:
         self.start()
 
     def start(self) -> None:
-        command = [services._redis_server_binary(), "--port", str(self.port),  # noqa: SLF001
-                   "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.dir]  # fmt: skip
+        binary = services._redis_server_binary()  # noqa: SLF001
+        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                   "--save", "", "--appendonly", "no", "--dir", self.dir]  # fmt: skip
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )

@@ -137,7 +137,9 @@ def problems_at_any_instant(snap: Snapshot, *, baseline: dict[str, set[str]]) ->
     return found
 
 
-def _watermark_problems(pair: Pair, snap: Snapshot, by_erp: dict[str, IntegrationRecord]) -> list[str]:
+def _watermark_problems(
+    pair: Pair, snap: Snapshot, by_erp: dict[str, IntegrationRecord]
+) -> list[str]:
     """Every ERP row at or before the ERP watermark reached the CRM, and its coupling says so."""
     mapping = snap.mappings[pair.mapping]
     if mapping.erp_modified_watermark is None:

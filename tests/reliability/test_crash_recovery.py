@@ -1,10 +1,11 @@
 """Worker processes killed with SIGKILL at random points of full syncs, then restarted.
 
-Ten rounds over one company of a few thousand items (with units, prices, customers and
-contacts): each round changes some ERP rows, queues a full sync, kills the worker after a
-random number of CRM requests, checks what must hold at any instant, starts a new worker
-(alternately ``salesbridge worker`` and ``arq``) and checks, once the queue rests, that
-the CRM holds exactly one row per ERP row and the sync log shows the interruption.
+Ten rounds (four on SQLite) over one company of a few thousand items (with units, prices,
+customers and contacts): each round changes some ERP rows, queues a full sync, kills the
+worker after a random number of CRM requests, checks what must hold at any instant,
+starts a new worker (alternately ``salesbridge worker`` and ``arq``) and checks, once the
+queue rests, that the CRM holds exactly one row per ERP row and the sync log shows the
+interruption.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ from tests.reliability.conftest import (
 )
 from tests.workers.conftest import ARQ_WORKER, SALESBRIDGE_WORKER, WorkerProcess, wait_for
 
-ROUNDS = int(os.environ.get("CRASH_ROUNDS", "10"))
-SIZE = company.Size(items=3000, customers=300)
+# Ten rounds on PostgreSQL (production's database), four on SQLite, to fit the slow step.
+ROUNDS = {"postgresql": 10, "sqlite": 4}
+SIZE = company.Size(items=2000, customers=200)
 NEW_ITEMS_PER_ROUND = 100
 STARTED = {"salesbridge": "worker_started", "arq": "Starting worker"}
 COMMANDS = (("salesbridge", SALESBRIDGE_WORKER), ("arq", ARQ_WORKER))
@@ -61,7 +63,9 @@ async def test_killed_workers_leave_one_crm_row_per_erp_row(
     sandbox: RunningSandbox,
     connected: ConnectionSetup,
     start_worker: Callable[[list[str]], WorkerProcess],
+    database_url: str,
 ) -> None:
+    rounds = int(os.environ.get("CRASH_ROUNDS", ROUNDS[database_url.split("+")[0]]))
     await company.seed(sessionmaker, SIZE)
     baseline = consistency.baseline_of(sandbox)
     started: list[WorkerProcess] = []
@@ -79,7 +83,7 @@ async def test_killed_workers_leave_one_crm_row_per_erp_row(
     worker: WorkerProcess | None = None
     budget = SIZE.items // 100  # CRM requests before the first kill: fewer than a full sync
     interrupted_runs = 0
-    for round_no in range(ROUNDS):
+    for round_no in range(rounds):
         seed = new_seed()
         print(f"crash round {round_no}: seed {seed}")  # noqa: T201 - replay a failing round
         rng = random.Random(seed)
@@ -123,5 +127,5 @@ async def test_killed_workers_leave_one_crm_row_per_erp_row(
             assert after[entry_id].run_count > run_count, context  # it ran again
         interrupted_runs += bool(cut_entries)
         budget = max(2, sandbox.state.counters.total_requests - requests_before)
-    print(f"crash rounds: {ROUNDS}, runs cut mid-way: {interrupted_runs}")  # noqa: T201
-    assert interrupted_runs >= ROUNDS // 2  # most kills landed inside a run
+    print(f"crash rounds: {rounds}, runs cut mid-way: {interrupted_runs}")  # noqa: T201
+    assert interrupted_runs >= rounds // 2  # most kills landed inside a run

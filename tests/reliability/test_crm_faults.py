@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from app.db import SessionMaker
 from app.models.integration import ConnectionSetup
 from app.settings import Settings
@@ -30,6 +32,7 @@ FAULTS = {"throttle_rate": 0.15, "error_rate": 0.15, "error_statuses": [503],
           "latency_ms": 15, "drop_rate": 0.05}  # fmt: skip
 
 
+@pytest.mark.slow  # Retry-After waits of a second each: ~30 s per database
 async def test_full_sync_through_throttling_errors_and_drops_loses_and_doubles_nothing(
     sessionmaker: SessionMaker, sandbox: RunningSandbox, connected: ConnectionSetup,
     tick_ctx: dict[str, Any], queue_settings: Settings,

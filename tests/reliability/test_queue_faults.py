@@ -8,9 +8,11 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from arq.connections import ArqRedis
 from sqlmodel import func, select
 
+from app.clock import utc_now
 from app.db import SessionMaker, session_scope
 from app.models.integration import (
     ConnectionSetup,
@@ -21,7 +23,6 @@ from app.models.integration import (
 )
 from app.settings import Settings
 from app.sync import jobs, scheduling
-from app.clock import utc_now
 from tests.fixtures.sandbox import RunningSandbox
 from tests.reliability import company, consistency
 from tests.reliability.conftest import (
@@ -35,7 +36,7 @@ from tests.workers.conftest import SALESBRIDGE_WORKER, WorkerProcess, wait_for
 from workers import tasks
 from workers.queue import QUEUE_NAME, create_queue_pool, entry_job_id
 
-SIZE = company.Size(items=400, customers=40)
+SIZE = company.Size(items=200, customers=20)
 
 
 async def _queued_ids(pool: ArqRedis) -> set[str]:
@@ -49,9 +50,7 @@ async def _startable_due(sessionmaker: SessionMaker) -> set[str]:
     return {entry_job_id(d.entry_id, d.run_count) for d in due if d.entry_id in startable}
 
 
-async def _one_tick_requeues_what_is_due(
-    sessionmaker: SessionMaker, pool: ArqRedis
-) -> set[str]:
+async def _one_tick_requeues_what_is_due(sessionmaker: SessionMaker, pool: ArqRedis) -> set[str]:
     """After Redis lost everything: one tick puts back a trigger for every due entry.
 
     The worker goes on meanwhile, so an entry due before the tick may already have been
@@ -92,6 +91,7 @@ async def test_redis_flushed_mid_run_loses_nothing(
     assert_consistent(consistency.problems_at_rest(snap, baseline=baseline), "after a flush")
 
 
+@pytest.mark.slow
 async def test_redis_restarted_mid_run_loses_nothing(
     sessionmaker: SessionMaker, sandbox: RunningSandbox, connected: ConnectionSetup,
     queue_settings: Settings, own_redis: OwnRedis,

@@ -33,8 +33,8 @@ from tests.workers.conftest import SALESBRIDGE_WORKER, WorkerProcess, wait_for
 from workers.queue import QUEUE_NAME
 
 WORKERS = 3
-WAVES = 3
-SIZE = company.Size(items=1500, customers=150)
+WAVES = 2
+SIZE = company.Size(items=800, customers=80)
 
 Interval = tuple[datetime, datetime]
 

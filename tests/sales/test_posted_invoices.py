@@ -18,6 +18,7 @@ from app.erp import ledger
 from app.models import erp
 from app.models.integration import (
     ConnectionSetup,
+    Direction,
     IntegrationRecord,
     IntegrationSynchJob,
     IntegrationSynchJobError,
@@ -25,6 +26,7 @@ from app.models.integration import (
 )
 from app.settings import Settings
 from app.sync import invoice_status
+from app.sync.runner import run_mapping
 from tests.fixtures.sandbox import RunningSandbox
 from tests.sales.posted_company import coupled_company, post_order, run_entry_now
 from tests.sync import factories as f
@@ -238,3 +240,33 @@ async def test_an_invoice_waits_for_its_customer_and_syncs_now_with_its_lines(
     assert (settled["statecode"], settled["statuscode"]) == (2, 100001)
     assert len(_details(sandbox, settled["invoiceid"])) == 1
     assert uuid.UUID(created["_customerid_value"]) == account
+
+
+async def test_a_failed_line_is_retried_by_the_next_header_run(
+    session: AsyncSession, sessionmaker: SessionMaker, sandbox: RunningSandbox,
+    crm: DataverseClient, connected: ConnectionSetup,
+) -> None:  # fmt: skip
+    await coupled_company(session, sessionmaker, sandbox, crm)
+    box = f.unit("BOX")
+    await f.add(session, box)
+    invoice = await post_order(session, "SO1", [("1000", "2", "25")])
+    line = (await session.exec(select(erp.SalesInvoiceLine))).one()
+    line.unit_of_measure_code = "BOX"  # a unit the CRM does not know yet
+    await session.commit()
+
+    first = await run_mapping(sessionmaker, crm, mapping_name=HEADERS)
+    assert first.counters[Direction.to_crm].inserted == 1
+    crm_invoice = _invoice(sandbox, invoice.no)
+    assert _details(sandbox, crm_invoice["invoiceid"]) == []
+    (line_job,) = await _jobs(sessionmaker, "POSTEDSALESLINE-INV")
+    assert line_job.failed == 1
+
+    group = await crm.create("uomschedules", {"name": "BOX", "baseuomname": "BOX"})
+    await f.add(session, f.coupling("unit_of_measure", box.system_id, "uomschedule", group))
+    await session.commit()
+    # The header is unchanged; its run still picks up the line the watermark has passed.
+    second = await run_mapping(sessionmaker, crm, mapping_name=HEADERS)
+    assert second.activity == 1  # the line: the run's activity counts its lines
+    (detail,) = _details(sandbox, crm_invoice["invoiceid"])
+    assert detail["quantity"] == 2 and detail["_uomid_value"] is not None
+    assert (await _jobs(sessionmaker, "POSTEDSALESLINE-INV"))[-1].inserted == 1

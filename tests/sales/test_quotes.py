@@ -86,7 +86,7 @@ async def test_active_and_won_quotes_become_erp_quotes_once_and_revisions_replac
     await activate_quote(crm, revised.crm_id)
     await run_job(QUOTES, sessionmaker, tick_ctx, worker_settings)
     current = [q for q in await quotes(sessionmaker) if q.your_reference == "QUO-1"]
-    assert len(current) == 1 and current[0].no != quote_1.no
+    assert len(current) == 1 and current[0].system_id != quote_1.system_id  # a new ERP quote
     assert [(x.no, x.quantity) for x in await lines_of(sessionmaker, current[0])] == [("1000", 5)]
     assert (await couplings(sessionmaker, "sales_header"))[current[0].system_id] == revised.crm_id
 

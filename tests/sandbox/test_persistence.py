@@ -35,3 +35,21 @@ async def test_rows_survive_a_restart(tmp_path: Path) -> None:
             assert newer.json()["versionnumber"] > version
         assert second.state.count("systemusers") == 1  # seeded once, not again
     assert db.exists()
+
+
+async def test_in_memory_sandboxes_are_private_and_throwaway() -> None:
+    """Two in-memory sandboxes in one process never share rows, and a restart starts empty
+    (the store lives in SQLite's memdb VFS, one private database per sandbox)."""
+    with start_sandbox() as first, start_sandbox() as second:
+        async with await api_client(first) as api:
+            created = await api.post("products", json={"name": "Mine", "productnumber": "M-1"})
+            assert created.status_code == 204
+        async with await api_client(second) as api:
+            assert (await api.get("products(productnumber='M-1')")).status_code == 404
+            other = await api.post("products", json={"name": "Theirs", "productnumber": "M-1"})
+            assert other.status_code == 204  # no key clash with the first sandbox's row
+        assert first.state.count("products") == second.state.count("products") == 1
+        assert first.config.db_path is None
+    with start_sandbox() as fresh:
+        assert fresh.state.count("products") == 0
+        assert fresh.state.count("systemusers") == 1  # seeded anew

@@ -208,4 +208,5 @@ def test_other_jobs_are_wanted_only_when_they_can_run() -> None:
     setup = ConnectionSetup(auto_create_sales_orders=True, item_availability_enabled=True)
     for job in OTHER_JOBS:
         assert is_other_job_wanted(job.kind, setup) is False or jobs_module.can_run(job.kind)
-    assert not jobs_module.can_run(JobKind.customer_statistics)
+    assert jobs_module.can_run(JobKind.customer_statistics)
+    assert is_other_job_wanted(JobKind.customer_statistics, setup)  # always, as in BC

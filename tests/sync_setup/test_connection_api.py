@@ -184,8 +184,8 @@ async def test_enable_and_disable_move_jobs_on_hold_and_back(
     assert jobs[(JobKind.mapping_sync, "CUSTOMER")].status == JobStatus.ready
     # Enabling gives every held entry its attempts back, like "set ready".
     assert jobs[(JobKind.mapping_sync, "CUSTOMER")].attempt == 0
-    # No runner for customer statistics in this version: no entry that could only fail.
-    assert (JobKind.customer_statistics, "") not in jobs
+    # Customer statistics is always wanted; enabling sets it ready like the others.
+    assert jobs[(JobKind.customer_statistics, "")].status == JobStatus.ready
 
 
 async def test_switching_features_on_an_enabled_connection_adds_their_jobs(

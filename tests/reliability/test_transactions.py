@@ -1,0 +1,156 @@
+"""A failure halfway through a multi-row change leaves nothing of it behind.
+
+The failure is real, not mocked: a database trigger refuses one row of the change (the
+third line of a sales order; the watermark write of a sync page), so the statement fails
+inside our transaction as a lost connection or a constraint would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, func, select
+
+from app.dataverse import DataverseClient
+from app.db import SessionMaker
+from app.models import erp
+from app.models.integration import (
+    ConnectionSetup,
+    IntegrationRecord,
+    IntegrationSynchJob,
+    IntegrationTableMapping,
+)
+from app.sync.errors import SyncError
+from app.sync.runner import RunOptions, run_mapping
+from tests.erp.conftest import api  # noqa: F401 - a fixture used here
+from tests.fixtures.sandbox import RunningSandbox
+from tests.reliability import company, consistency
+from tests.reliability.conftest import assert_consistent
+from tests.sync.conftest import sandbox_client
+from tests.sync_jobs.conftest import connected  # noqa: F401 - a fixture used here
+
+INJECTED = "injected failure"
+
+
+@asynccontextmanager
+async def refusing(engine: AsyncEngine, table: str, event: str, when: str) -> AsyncIterator[None]:
+    """A trigger that fails the statement touching ``table`` when ``when`` holds."""
+    if engine.dialect.name == "postgresql":
+        create = [
+            f"CREATE FUNCTION refuse_{table}() RETURNS trigger AS $$ BEGIN "
+            f"RAISE EXCEPTION '{INJECTED}'; END $$ LANGUAGE plpgsql",
+            f"CREATE TRIGGER refuse_{table} BEFORE {event} ON {table} FOR EACH ROW "
+            f"WHEN ({when}) EXECUTE FUNCTION refuse_{table}()",
+        ]
+        drop = [f"DROP TRIGGER refuse_{table} ON {table}", f"DROP FUNCTION refuse_{table}()"]
+    else:
+        create = [f"CREATE TRIGGER refuse_{table} BEFORE {event} ON {table} FOR EACH ROW "
+                  f"WHEN {when} BEGIN SELECT RAISE(ABORT, '{INJECTED}'); END"]  # fmt: skip
+        drop = [f"DROP TRIGGER refuse_{table}"]
+    async with engine.begin() as connection:
+        for statement in create:
+            await connection.execute(text(statement))
+    try:
+        yield
+    finally:
+        async with engine.begin() as connection:
+            for statement in drop:
+                await connection.execute(text(statement))
+
+
+async def _count(sessionmaker: SessionMaker, model: Any) -> int:
+    async with sessionmaker() as session:
+        return (await session.exec(select(func.count()).select_from(model))).one()
+
+
+ORDER = {
+    "sell_to_customer_no": "C1",
+    "lines": [
+        {"no": "1000", "quantity": "2"},
+        {"no": "1001", "quantity": "1"},
+        {"type": "resource", "no": "R1", "quantity": "3"},
+    ],
+}
+
+
+async def test_an_order_whose_third_line_fails_leaves_no_header_lines_or_number(
+    api: httpx.AsyncClient,  # noqa: F811 - the fixture imported above
+    engine: AsyncEngine,
+    sessionmaker: SessionMaker,
+) -> None:
+    async with refusing(engine, "sales_line", "INSERT", "NEW.no = 'R1'"):
+        response = await api.post("/api/v1/sales-orders", json=ORDER)
+    assert response.status_code >= 400, response.text  # 409 or 500, per how the DB fails
+    assert INJECTED not in response.text  # no database detail leaks out
+    assert await _count(sessionmaker, erp.SalesHeader) == 0
+    assert await _count(sessionmaker, erp.SalesLine) == 0
+    created = await api.post("/api/v1/sales-orders", json=ORDER)
+    assert created.status_code == 201, created.text
+    assert created.json()["no"] == "SO000001"  # the number taken by the failed try came back
+    assert await _count(sessionmaker, erp.SalesLine) == 3
+
+
+async def _jobs(sessionmaker: SessionMaker) -> list[IntegrationSynchJob]:
+    async with sessionmaker() as session:
+        statement = select(IntegrationSynchJob).where(
+            col(IntegrationSynchJob.mapping_name) == "ITEM-PRODUCT"
+        )
+        return list(await session.exec(statement))
+
+
+async def _item_state(sessionmaker: SessionMaker) -> tuple[Any, list[IntegrationRecord]]:
+    async with sessionmaker() as session:
+        mapping = (
+            await session.exec(
+                select(IntegrationTableMapping).where(
+                    col(IntegrationTableMapping.name) == "ITEM-PRODUCT"
+                )
+            )
+        ).one()
+        couplings = list(
+            await session.exec(
+                select(IntegrationRecord).where(col(IntegrationRecord.table_name) == "item")
+            )
+        )
+    return mapping.erp_modified_watermark, couplings
+
+
+async def test_a_sync_page_whose_commit_fails_leaves_nothing_half_recorded(
+    engine: AsyncEngine, sessionmaker: SessionMaker, sandbox: RunningSandbox,
+    connected: ConnectionSetup,  # noqa: F811 - the fixture imported above
+) -> None:  # fmt: skip
+    await company.seed(sessionmaker, company.Size(items=120, customers=0, price_every=1000))
+    baseline = consistency.baseline_of(sandbox)
+    options = RunOptions(is_full=True, page_size=50, batch_size=20)
+    crm: DataverseClient
+    async with sandbox_client(sandbox) as crm:
+        await run_mapping(sessionmaker, crm, mapping_name="UNIT OF MEASURE", options=options)
+        # The second page's commit (couplings, counters, watermark together) fails on
+        # the watermark, the last write of the page, after its CRM rows were written.
+        pages_done = {"count": 0}
+        when = "NEW.name = 'ITEM-PRODUCT' AND NEW.erp_modified_watermark IS NOT NULL"
+        async with refusing(engine, "integration_table_mapping", "UPDATE", when):
+            try:
+                await run_mapping(sessionmaker, crm, mapping_name="ITEM-PRODUCT", options=options)
+            except (SyncError, Exception) as exc:  # noqa: BLE001 - any failure will do
+                pages_done["error"] = str(exc)
+        assert "error" in pages_done, "the injected failure did not stop the run"
+        watermark, couplings = await _item_state(sessionmaker)
+        assert watermark is None  # no page's progress was recorded
+        # Couplings are made (pending) before the CRM write, so a redo finds the rows it
+        # wrote; none of them may say the write was confirmed, as that commit failed.
+        assert all(c.last_synch_crm_modified_on is None for c in couplings)
+        jobs = await _jobs(sessionmaker)
+        assert sum(j.inserted + j.modified + j.unchanged for j in jobs) == 0
+        assert sandbox.state.count("products") > 0  # the CRM did receive the first writes
+
+        await run_mapping(sessionmaker, crm, mapping_name="ITEM-PRODUCT", options=options)
+    snap = await consistency.snapshot(sessionmaker, sandbox)
+    problems = [p for p in consistency.problems_at_rest(snap, baseline=baseline)
+                if p.startswith(("products", "item", "ITEM-PRODUCT"))]  # fmt: skip
+    assert_consistent(problems, "after the redo")
