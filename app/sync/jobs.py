@@ -155,7 +155,9 @@ async def _close_interrupted_jobs(
         update(IntegrationSynchJob)
         .where(
             col(IntegrationSynchJob.finished_at).is_(None),
-            col(IntegrationSynchJob.job_queue_entry_id).in_(select(JobQueueEntry.id).where(entries)),
+            col(IntegrationSynchJob.job_queue_entry_id).in_(
+                select(JobQueueEntry.id).where(entries)
+            ),
         )
         .values(finished_at=now, message=INTERRUPTED_MESSAGE, **_audit(now))
         .execution_options(synchronize_session=False)

@@ -483,7 +483,8 @@ async def _reserve_couplings(session: AsyncSession, run: SyncPass, works: Sequen
             work.coupling.crm_id = work.crm_id
             work.coupling.last_synch_crm_modified_on = None
     if fresh:
-        rows = [{name: getattr(c, name) for name in _COUPLING_COLUMNS} for c in fresh]
+        # Straight from the instance dicts (never expired: made above, not loaded).
+        rows = [{name: vars(c)[name] for name in _COUPLING_COLUMNS} for c in fresh]
         await session.execute(sa.insert(_COUPLINGS), rows)
     await session.commit()
 

@@ -155,11 +155,11 @@ def _watermark_problems(
             behind.append(f"{pair.erp_key(row)} (not coupled)")
         elif coupling.last_synch_crm_result == SynchResult.failure and not coupling.skipped:
             continue  # recorded as failed: the next run retries it before anything else
+        elif coupling.last_synch_crm_modified_on is None:
+            behind.append(f"{pair.erp_key(row)} (pending: its write was never confirmed)")
         elif coupling.last_synch_crm_result != SynchResult.success:
             behind.append(f"{pair.erp_key(row)} (last result {coupling.last_synch_crm_result})")
-        elif coupling.last_synch_modified_on is None or as_utc(
-            coupling.last_synch_modified_on
-        ) < as_utc(row.modified_at):
+        elif _is_stale(coupling, row, crm.get(str(coupling.crm_id))):
             behind.append(f"{pair.erp_key(row)} (synced {coupling.last_synch_modified_on}, "
                           f"modified {row.modified_at})")  # fmt: skip
         elif str(coupling.crm_id) not in crm:
@@ -167,6 +167,22 @@ def _watermark_problems(
     if not behind:
         return []
     return [f"{pair.mapping}: watermark {mark} ahead of uncommitted rows {behind[:5]}"]
+
+
+def _is_stale(coupling: IntegrationRecord, row: Any, crm_row: dict[str, Any] | None) -> bool:
+    """The ERP row changed after the CRM row was last written.
+
+    The coupling's timestamp says when a run last confirmed the row; a run killed after
+    its write landed but before its commit leaves that behind, and the redo then finds
+    nothing to change (the CRM already holds it). The CRM row's own ``modifiedon`` (whole
+    seconds) tells that case apart from a change that never reached the CRM.
+    """
+    changed = as_utc(row.modified_at)
+    synced = coupling.last_synch_modified_on
+    if synced is not None and as_utc(synced) >= changed:
+        return False
+    written = str((crm_row or {}).get("modifiedon") or "")
+    return written < changed.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def problems_at_rest(snap: Snapshot, *, baseline: dict[str, set[str]]) -> list[str]:

@@ -1,6 +1,6 @@
 """Worker processes killed with SIGKILL at random points of full syncs, then restarted.
 
-Ten rounds (four on SQLite) over one company of a few thousand items (with units, prices,
+Ten rounds (three on SQLite) over one company of a few thousand items (with units, prices,
 customers and contacts): each round changes some ERP rows, queues a full sync, kills the
 worker after a random number of CRM requests, checks what must hold at any instant,
 starts a new worker (alternately ``salesbridge worker`` and ``arq``) and checks, once the
@@ -35,8 +35,8 @@ from tests.reliability.conftest import (
 )
 from tests.workers.conftest import ARQ_WORKER, SALESBRIDGE_WORKER, WorkerProcess, wait_for
 
-# Ten rounds on PostgreSQL (production's database), four on SQLite, to fit the slow step.
-ROUNDS = {"postgresql": 10, "sqlite": 4}
+# Ten rounds on PostgreSQL (production's database), three on SQLite, to fit the slow step.
+ROUNDS = {"postgresql": 10, "sqlite": 3}
 SIZE = company.Size(items=2000, customers=200)
 NEW_ITEMS_PER_ROUND = 100
 STARTED = {"salesbridge": "worker_started", "arq": "Starting worker"}

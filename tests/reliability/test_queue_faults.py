@@ -142,6 +142,7 @@ async def test_a_sync_delivered_twice_changes_nothing_the_second_time(
             session, kind=JobKind.full_sync, names=["UNIT OF MEASURE"]
         )
         await session.flush()
+        assert entry.id is not None
         entry_id, run_count = entry.id, entry.run_count
     ctx = {"settings": queue_settings, "sessionmaker": sessionmaker, "worker_id": "test:1"}
     # arq at-least-once: the same trigger delivered twice at once, then once more later.

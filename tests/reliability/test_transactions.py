@@ -25,7 +25,6 @@ from app.models.integration import (
     IntegrationSynchJob,
     IntegrationTableMapping,
 )
-from app.sync.errors import SyncError
 from app.sync.runner import RunOptions, run_mapping
 from tests.erp.conftest import api  # noqa: F401 - a fixture used here
 from tests.fixtures.sandbox import RunningSandbox
@@ -43,7 +42,8 @@ async def refusing(engine: AsyncEngine, table: str, event: str, when: str) -> As
     if engine.dialect.name == "postgresql":
         create = [
             f"CREATE FUNCTION refuse_{table}() RETURNS trigger AS $$ BEGIN "
-            f"RAISE EXCEPTION '{INJECTED}'; END $$ LANGUAGE plpgsql",
+            f"RAISE EXCEPTION '{INJECTED}' USING ERRCODE = 'check_violation'; END $$ "
+            "LANGUAGE plpgsql",
             f"CREATE TRIGGER refuse_{table} BEFORE {event} ON {table} FOR EACH ROW "
             f"WHEN ({when}) EXECUTE FUNCTION refuse_{table}()",
         ]
@@ -130,24 +130,28 @@ async def test_a_sync_page_whose_commit_fails_leaves_nothing_half_recorded(
     crm: DataverseClient
     async with sandbox_client(sandbox) as crm:
         await run_mapping(sessionmaker, crm, mapping_name="UNIT OF MEASURE", options=options)
-        # The second page's commit (couplings, counters, watermark together) fails on
-        # the watermark, the last write of the page, after its CRM rows were written.
-        pages_done = {"count": 0}
-        when = "NEW.name = 'ITEM-PRODUCT' AND NEW.erp_modified_watermark IS NOT NULL"
-        async with refusing(engine, "integration_table_mapping", "UPDATE", when):
+        # The second page's commit (couplings, counters, watermark together) fails on its
+        # counters, after its CRM rows were written and while the third page is planned.
+        when = "NEW.mapping_name = 'ITEM-PRODUCT' AND NEW.inserted > 60"
+        failure = ""
+        async with refusing(engine, "integration_synch_job", "UPDATE", when):
             try:
                 await run_mapping(sessionmaker, crm, mapping_name="ITEM-PRODUCT", options=options)
-            except (SyncError, Exception) as exc:  # noqa: BLE001 - any failure will do
-                pages_done["error"] = str(exc)
-        assert "error" in pages_done, "the injected failure did not stop the run"
+            except Exception as exc:  # noqa: BLE001 - any failure will do
+                failure = str(exc)
+        assert INJECTED in failure, "the injected failure did not stop the run"
+        assert sandbox.state.count("products") > 50  # the CRM got the second page's rows
+        # Only the first page is recorded: its couplings, counters and watermark; of the
+        # second, nothing (its couplings stay pending), and the watermark is not past it.
         watermark, couplings = await _item_state(sessionmaker)
-        assert watermark is None  # no page's progress was recorded
-        # Couplings are made (pending) before the CRM write, so a redo finds the rows it
-        # wrote; none of them may say the write was confirmed, as that commit failed.
-        assert all(c.last_synch_crm_modified_on is None for c in couplings)
-        jobs = await _jobs(sessionmaker)
-        assert sum(j.inserted + j.modified + j.unchanged for j in jobs) == 0
-        assert sandbox.state.count("products") > 0  # the CRM did receive the first writes
+        confirmed = [c for c in couplings if c.last_synch_crm_modified_on is not None]
+        assert len(confirmed) == 50
+        print("DEBUG", len(couplings), watermark, {(c.last_synch_crm_result, c.skipped, c.last_synch_modified_on) for c in couplings if c.last_synch_crm_modified_on is None})
+        (job,) = await _jobs(sessionmaker)
+        assert (job.inserted, job.finished_at is not None) == (50, True)
+        snap = await consistency.snapshot(sessionmaker, sandbox)
+        problems = consistency.problems_at_any_instant(snap, baseline=baseline)
+        assert_consistent([p for p in problems if p.startswith(("products", "item", "ITEM"))])
 
         await run_mapping(sessionmaker, crm, mapping_name="ITEM-PRODUCT", options=options)
     snap = await consistency.snapshot(sessionmaker, sandbox)
