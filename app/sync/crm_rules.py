@@ -59,9 +59,12 @@ async def _base_currency(crm: DataverseClient, setup: ConnectionSetup) -> uuid.U
             filter=f"isocurrencycode eq '{code}'",
         )  # fmt: skip
     else:  # the org's base currency is the first one it was created with
+        # createdon has whole seconds: versionnumber (always increasing) breaks a tie with
+        # a currency added in the same second.
         found = await _first_id(
-            crm, "transactioncurrencies", "transactioncurrencyid", orderby="createdon asc"
-        )
+            crm, "transactioncurrencies", "transactioncurrencyid",
+            orderby=["createdon asc", "versionnumber asc"],
+        )  # fmt: skip
     if found is None:
         msg = (
             f"The CRM has no currency {setup.base_currency_code or '(base)'}; set the base "

@@ -4,8 +4,9 @@ The field mappings carry the plain values; what BC's subscribers add before an i
 added here, through hooks the ERP -> CRM pass calls (``to_crm``):
 
 - header (``UpdateCRMInvoiceBeforeInsertRecord``): when a CRM salesorder's ``ordernumber``
-  equals the invoice's "your reference", the invoice takes that order's ``salesorderid``,
-  ``opportunityid``, ``pricelevelid``, ``name``, customer and owner (and fails when the
+  equals the invoice's "your reference" (or, failing that, its order no.), the invoice
+  takes that order's ``salesorderid``, ``opportunityid``, ``pricelevelid``, ``name``,
+  customer and owner (and fails when the
   order belongs to another customer); otherwise ``name`` = the invoice no., the customer
   is the account coupled to the sell-to customer and the price list is the one of the
   invoice's currency (the default price list for LCY, created as needed). A new invoice
@@ -147,6 +148,19 @@ async def _foreign_price_list(run: SyncPass, currency_id: uuid.UUID) -> uuid.UUI
     return price_list_id
 
 
+def _order_of(orders: dict[str, dict[str, Any]], row: SalesInvoiceHeader) -> dict[str, Any] | None:
+    """The CRM order by "your reference" (BC's rule), else by the ERP order no.
+
+    The legacy SALESORDER-ORDER mapping writes the ERP order's "No." into ``ordernumber``
+    once the order is released, so by the time its invoice is posted the CRM order carries
+    that number, not the one "your reference" kept; BC would leave such an invoice unlinked.
+    """
+    for number in (row.your_reference, row.order_no):
+        if number and (order := orders.get(number.lower())) is not None:
+            return order
+    return None
+
+
 async def _shape_headers(session: AsyncSession, run: SyncPass, works: Sequence[Work]) -> None:
     todo = [w for w in works if _needs_insert(w)]
     if not todo:
@@ -155,7 +169,8 @@ async def _shape_headers(session: AsyncSession, run: SyncPass, works: Sequence[W
         session, table="customer", codes=[w.row.sell_to_customer_no for w in todo]
     )
     uncoupled = await _uncoupled_products(session, {w.row.no for w in todo})
-    orders = await _orders_by_number(run, {w.row.your_reference for w in todo})
+    numbers = {w.row.your_reference for w in todo} | {w.row.order_no for w in todo}
+    orders = await _orders_by_number(run, numbers)
     price_lists: dict[uuid.UUID, uuid.UUID] = {}
     for work in todo:
         row: SalesInvoiceHeader = work.row
@@ -168,7 +183,7 @@ async def _shape_headers(session: AsyncSession, run: SyncPass, works: Sequence[W
             kind, no = uncoupled[row.no]
             work.action, work.message = SyncAction.fail, not_coupled(kind, no).message
             continue
-        order = orders.get(row.your_reference.lower()) if row.your_reference else None
+        order = _order_of(orders, row)
         if order is not None:
             _copy_order(work, order, account)
         else:

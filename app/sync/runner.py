@@ -200,14 +200,18 @@ async def _run_direction(run: SyncPass) -> log.Counters:
 
     runner = to_crm.run_pass if run.direction == Direction.to_crm else from_crm.run_pass
     message = ""
+    is_complete = False
     try:
         counters = await runner(run)
+        is_complete = True
     except SyncError as exc:
         message = exc.admin_message
         raise
     finally:
         async with session_scope(run.sessionmaker) as session:
-            if not message:
+            # Only a pass that ended may move the watermark to the newest row it read: one
+            # cut short (timeout, cancel, database error) read pages it never recorded.
+            if is_complete:
                 column = (
                     "erp_modified_watermark"
                     if run.direction == Direction.to_crm
