@@ -7,7 +7,9 @@ then an incremental run after 10 item changes. Prints one JSON line; asserts not
 The sandbox runs in its own process (as the CRM would be elsewhere); the ERP database is
 a fresh SQLite file migrated with Alembic. In the same run, ``bench/dataverse.py``'s raw
 ``$batch`` ingest of as many products (same batch size and concurrency, a fresh sandbox)
-gives the ceiling: ``ratio_to_raw`` is the engine's product rate over it.
+gives the ceiling: ``ratio_to_raw`` is the engine's product rate over it. Both parts also
+report CPU milliseconds per product of the sandbox's process and of this one (the engine,
+or the raw client): on a shared machine the wall rates follow the load, those do not.
 
 ``--limits`` turns on the sandbox's service protection limits scaled down 100x (6,000
 requests / 300 s -> 60 / 3 s) and small batches, so the run is bound by the request rate:

@@ -155,8 +155,6 @@ def _watermark_problems(
             behind.append(f"{pair.erp_key(row)} (not coupled)")
         elif coupling.last_synch_crm_result == SynchResult.failure and not coupling.skipped:
             continue  # recorded as failed: the next run retries it before anything else
-        elif coupling.last_synch_crm_modified_on is None:
-            behind.append(f"{pair.erp_key(row)} (pending: its write was never confirmed)")
         elif coupling.last_synch_crm_result != SynchResult.success:
             behind.append(f"{pair.erp_key(row)} (last result {coupling.last_synch_crm_result})")
         elif _is_stale(coupling, row, crm.get(str(coupling.crm_id))):
