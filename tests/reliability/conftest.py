@@ -7,6 +7,7 @@ queue to come to rest, failing with the workers' logs when it does not.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import shutil
@@ -24,6 +25,7 @@ from sqlmodel import col, select
 
 from app.clock import utc_now
 from app.db import SessionMaker, session_scope
+from app.errors import ConflictError
 from app.models.integration import JobKind, JobQueueEntry, JobStatus
 from app.settings import Settings
 from app.sync import jobs, scheduling
@@ -55,12 +57,23 @@ def new_seed() -> int:
     return int(fixed) if fixed else random.SystemRandom().randrange(2**32)
 
 
-async def queue_full_sync(sessionmaker: SessionMaker) -> list[int]:
-    """What ``POST /api/v1/sync/full`` queues: every mapping, each after its dependencies."""
-    async with session_scope(sessionmaker) as session:
-        entries = await scheduling.request_runs(session, kind=JobKind.full_sync)
-        await session.flush()
-        return [entry.id for entry in entries if entry.id is not None]
+async def queue_full_sync(sessionmaker: SessionMaker, *, timeout: float = 120) -> list[int]:
+    """What ``POST /api/v1/sync/full`` queues: every mapping, each after its dependencies.
+
+    A running recurring entry (woken by the round's ERP edits) refuses the request with
+    409 and queues nothing; as a person would, ask again once it has ended.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            async with session_scope(sessionmaker) as session:
+                entries = await scheduling.request_runs(session, kind=JobKind.full_sync)
+                await session.flush()
+                return [entry.id for entry in entries if entry.id is not None]
+        except ConflictError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 async def all_entries(sessionmaker: SessionMaker) -> list[JobQueueEntry]:
