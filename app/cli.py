@@ -51,6 +51,10 @@ cli.add_typer(sync_cli, name="sync")
 
 FIRST_ADMIN = "admin"
 SANDBOX_PORT = 8100
+DEMO_HINT = (
+    "New here? `salesbridge demo` (or `bin/serve demo`) runs the service beside a sandbox CRM "
+    "with a sample company and a first full sync; see docs/demo.md.\n"
+)
 
 
 def main() -> None:
@@ -184,14 +188,50 @@ def serve(
     password = run(create_first_admin(settings))
     if password is not None:
         announce_first_admin(settings, FIRST_ADMIN, password)
+        say(DEMO_HINT)
     with contextlib.ExitStack() as stack:
-        if settings.uses_embedded_redis:
-            try:
-                embedded = stack.enter_context(EmbeddedRedis(settings.data_dir))
-            except EmbeddedRedisError as exc:
-                fail(str(exc))
-            settings = settings.model_copy(update={"redis_url": embedded.url})
+        settings = with_embedded_redis(stack, settings)
         asyncio.run(run_service(settings, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile))
+
+
+def with_embedded_redis(stack: contextlib.ExitStack, settings: Settings) -> Settings:
+    """Without SALESBRIDGE_REDIS_URL: start the embedded Redis (stopped with ``stack``)."""
+    if not settings.uses_embedded_redis:
+        return settings
+    try:
+        embedded = stack.enter_context(EmbeddedRedis(settings.data_dir))
+    except EmbeddedRedisError as exc:
+        fail(str(exc))
+    return settings.model_copy(update={"redis_url": embedded.url})
+
+
+@cli.command()
+def demo(
+    host: Annotated[str | None, typer.Option(help="Address of the service [127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port of the service [8000].")] = None,
+    sandbox_port: Annotated[int, typer.Option(help="Port of the sandbox CRM.")] = SANDBOX_PORT,
+    *,
+    sandbox_memory: Annotated[
+        bool, typer.Option("--sandbox-memory", help="Keep the sandbox CRM's data in memory only.")
+    ] = False,
+) -> None:
+    """Try it: serve beside a sandbox CRM with a sample company and a first full sync."""
+    from app.demo.run import DemoOptions, demo_settings, run_demo
+
+    overrides: dict[str, Any] = {"host": host, "port": port}
+    settings = demo_settings(
+        Settings(**{name: value for name, value in overrides.items() if value is not None})
+    )
+    configure(settings)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # as in serve: unwind, stop Redis
+    upgrade_or_fail(settings)
+    password = run(create_first_admin(settings))
+    if password is not None:
+        announce_first_admin(settings, FIRST_ADMIN, password)
+    sandbox_db = None if sandbox_memory else settings.data_dir / "sandbox.db"
+    with contextlib.ExitStack() as stack:
+        settings = with_embedded_redis(stack, settings)
+        run(run_demo(settings, DemoOptions(sandbox_port=sandbox_port, sandbox_db=sandbox_db)))
 
 
 @cli.command()

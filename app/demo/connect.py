@@ -1,0 +1,136 @@
+"""Connect the demo's service to its sandbox CRM the way an admin would.
+
+The assisted setup (``app.sync.assisted_setup``) with the sandbox's client credentials,
+publishing item availability with the OData user ``crm``; then the first of its next
+steps: the salespeople coupled to CRM users. A second run reuses an enabled connection
+to the same sandbox and only adds what is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.auth import users
+from app.auth.service import get_user_by_name
+from app.dataverse import DataverseClient
+from app.db import SessionMaker, session_scope
+from app.demo.sample_company import SALESPEOPLE
+from app.demo.sandbox_thread import RunningSandbox, local_url
+from app.errors import ConflictError
+from app.models.integration import IntegrationRecord
+from app.models.security import Role
+from app.settings import Settings
+from app.sync import assisted_setup, connection, matching
+from app.sync.crm_client import build_crm_client, crm_errors
+
+ODATA_USER = "crm"
+
+
+@dataclass(frozen=True)
+class Connected:
+    is_reused: bool
+
+
+async def ensure_odata_user(session: AsyncSession) -> None:
+    """The CRM's reader of item availability: product-availability, access keys only."""
+    if await get_user_by_name(session, ODATA_USER) is None:
+        await users.create_user(
+            session,
+            user_name=ODATA_USER,
+            roles=[Role.product_availability],
+            full_name="Dynamics 365 Sales (item availability)",
+        )
+
+
+def service_url(settings: Settings) -> str:
+    """The service's base URL as this machine (and so the sandbox) reaches it: the public
+    URL when one is configured, else the listening address (loopback for 0.0.0.0)."""
+    derived = f"http://{settings.host}:{settings.port}"  # what Settings fills in when unset
+    if settings.public_url.rstrip("/") != derived:
+        return settings.public_url.rstrip("/")
+    return local_url(settings.host, settings.port)
+
+
+def _steps(settings: Settings, sandbox: RunningSandbox) -> list[tuple[str, dict[str, Any]]]:
+    config = sandbox.config
+    return [
+        ("crm_url", {"server_address": sandbox.base_url}),
+        ("credentials", {
+            "authentication_type": "oauth_client_secret", "client_id": config.client_id,
+            "client_secret": config.client_secret, "token_url": sandbox.token_url,
+        }),
+        ("options", {
+            "import_solution": True, "publish_item_availability": True,
+            "odata_url": f"{service_url(settings)}/odata/v4", "odata_user_name": ODATA_USER,
+            "issue_odata_access_key": True,
+            "enable_dataverse_connection": True, "api_version": config.api_version,
+        }),
+    ]  # fmt: skip
+
+
+async def connect(
+    sessionmaker: SessionMaker, settings: Settings, sandbox: RunningSandbox
+) -> Connected:
+    """Run the assisted setup against the sandbox unless already connected to it."""
+    async with session_scope(sessionmaker) as session:
+        await ensure_odata_user(session)
+        setup = await connection.get_connection_setup(session, settings)
+        # The same sandbox: same URL and the same org (an in-memory one is new each run).
+        same_org = str(setup.integration_user_id) == sandbox.user_id
+        if setup.is_enabled and setup.server_address == sandbox.base_url and same_org:
+            return Connected(is_reused=True)
+        if setup.integration_user_id is not None and not same_org:
+            await _refuse_if_coupled_elsewhere(session)
+        await assisted_setup.start(session, settings)
+        for step, answers in _steps(settings, sandbox):
+            await assisted_setup.put_step(session, settings, step=step, answers=answers)
+        await assisted_setup.finish(session, settings)
+    return Connected(is_reused=False)
+
+
+async def _refuse_if_coupled_elsewhere(session: AsyncSession) -> None:
+    """Couplings to another CRM org would point at rows this sandbox never had."""
+    if (await session.exec(select(IntegrationRecord.id).limit(1))).first() is not None:
+        msg = (
+            "This data dir's records are coupled to another CRM org (an earlier sandbox, in "
+            "memory or deleted): run the demo with a fresh SALESBRIDGE_DATA_DIR, or without "
+            "--sandbox-memory to keep the sandbox's data in <data dir>/sandbox.db."
+        )
+        raise ConflictError(msg)
+
+
+async def _ensure_crm_users(crm: DataverseClient) -> int:
+    """A CRM user per sample salesperson (in a real org they exist already)."""
+    created = 0
+    for person in SALESPEOPLE:
+        email = person.email.replace("'", "''")
+        found = crm.query("systemusers", select=["systemuserid"],
+                          filter=f"internalemailaddress eq '{email}'", top=1)  # fmt: skip
+        if [row async for row in found]:
+            continue
+        first_name, _, last_name = person.name.partition(" ")
+        await crm.create("systemusers", {
+            "firstname": first_name, "lastname": last_name, "internalemailaddress": person.email,
+            "mobilephone": person.phone, "isdisabled": False,
+        })  # fmt: skip
+        created += 1
+    return created
+
+
+async def couple_salespeople(sessionmaker: SessionMaker, settings: Settings) -> int:
+    """Match-based coupling of SALESPEOPLE by e-mail; returns how many were coupled now."""
+    async with session_scope(sessionmaker) as session:
+        setup = await connection.get_connection_setup(session, settings)
+        await matching.prepare(session, mapping_name="SALESPEOPLE")
+        async with build_crm_client(settings, setup) as crm:
+            with crm_errors("create the sample salespeople's CRM users"):
+                await _ensure_crm_users(crm)
+            with crm_errors("couple the salespeople"):
+                report = await matching.match_and_couple(
+                    session, mapping_name="SALESPEOPLE", crm=crm
+                )
+    return report.count(matching.MatchOutcome.coupled)
