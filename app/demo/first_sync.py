@@ -49,23 +49,38 @@ class Queued:
     refused: str = ""  # why nothing could be queued or followed (a mapping still busy)
 
 
+BUSY_WAIT_SECONDS = 60.0
+
+
 async def queue_full_sync(sessionmaker: SessionMaker) -> Queued:
-    """Queue a full synchronization of every scheduled mapping, or follow a pending one."""
-    try:
-        async with session_scope(sessionmaker) as session:
-            entries = await scheduling.request_runs(session, kind=JobKind.full_sync)
-            return Queued([entry.id for entry in entries if entry.id is not None], is_new=True)
-    except ConflictError as exc:
-        async with session_scope(sessionmaker) as session:
-            pending = await session.exec(
-                select(JobQueueEntry.id).where(
-                    col(JobQueueEntry.kind) == JobKind.full_sync,
-                    col(JobQueueEntry.recurring).is_(False),
-                    col(JobQueueEntry.status).not_in(scheduling.DONE),
+    """Queue a full synchronization of every scheduled mapping, or follow a pending one.
+
+    Enabling the connection makes the recurring entries due at once, so the embedded
+    worker may be running one when the demo asks: then it asks again once that run ended
+    (a full sync refuses to start beside its mapping's run), for up to a minute.
+    """
+    deadline = asyncio.get_running_loop().time() + BUSY_WAIT_SECONDS
+    while True:
+        try:
+            async with session_scope(sessionmaker) as session:
+                entries = await scheduling.request_runs(session, kind=JobKind.full_sync)
+                ids = [entry.id for entry in entries if entry.id is not None]
+                return Queued(ids, is_new=True)
+        except ConflictError as exc:
+            async with session_scope(sessionmaker) as session:
+                pending = await session.exec(
+                    select(JobQueueEntry.id).where(
+                        col(JobQueueEntry.kind) == JobKind.full_sync,
+                        col(JobQueueEntry.recurring).is_(False),
+                        col(JobQueueEntry.status).not_in(scheduling.DONE),
+                    )
                 )
-            )
-            ids = [entry_id for entry_id in pending if entry_id is not None]
-        return Queued(ids, is_new=False, refused="" if ids else exc.detail)
+                ids = [entry_id for entry_id in pending if entry_id is not None]
+            if ids:
+                return Queued(ids, is_new=False)
+            if asyncio.get_running_loop().time() > deadline:
+                return Queued([], is_new=False, refused=exc.detail)
+            await asyncio.sleep(POLL_SECONDS)
 
 
 @dataclass(frozen=True)
