@@ -38,7 +38,7 @@ from app.logs import get_logger
 from app.models.erp import SalesDocumentType, SalesHeader
 from app.models.integration import Direction, IntegrationRecord
 from app.settings import Settings
-from app.sync import crm_documents, log
+from app.sync import crm_documents, crm_jobs, log
 from app.sync.crm_documents import ORDER, DocumentError
 from app.sync.errors import SkippableRecordError, from_dataverse
 
@@ -217,38 +217,29 @@ async def create_chosen(
     job_queue_entry_id: int | None = None,
 ) -> list[OrderResult]:
     """Create the ERP orders of these CRM orders, each on its own; one job row."""
-    async with session_scope(sessionmaker) as session:
-        job = await log.start_job(
-            session, mapping_name=JOB_NAME, direction=Direction.from_crm, started_at=utc_now(),
-            job_queue_entry_id=job_queue_entry_id,
-        )  # fmt: skip
-        job_id = job.system_id
     results: list[OrderResult] = []
-    message = ""
-    try:
-        for record in records:
-            results.append(
-                await _create_one(
-                    sessionmaker,
-                    crm,
-                    record,
-                    settings=settings,
-                    base_currency_id=base_currency_id,
-                    job_id=job_id,
-                )  # fmt: skip
-            )
-    except Exception as exc:
-        message = str(getattr(exc, "admin_message", exc))
-        raise
-    finally:
-        async with session_scope(sessionmaker) as session:
-            counters = log.Counters(
-                inserted=sum(r.outcome == Outcome.created for r in results),
-                modified=sum(r.outcome == Outcome.already_created for r in results),
-                failed=sum(r.outcome == Outcome.failed for r in results),
-            )
-            await log.add_counters(session, job_id=job_id, counters=counters)
-            await log.finish_job(session, job_id=job_id, finished_at=utc_now(), message=message)
+    async with crm_jobs.logged_run(
+        sessionmaker, name=JOB_NAME, direction=Direction.from_crm, entry_id=job_queue_entry_id
+    ) as joblog:
+        try:
+            for record in records:
+                results.append(
+                    await _create_one(
+                        sessionmaker,
+                        crm,
+                        record,
+                        settings=settings,
+                        base_currency_id=base_currency_id,
+                        job_id=joblog.job_id,
+                    )  # fmt: skip
+                )
+        finally:  # what was done counts, also when a CRM failure stops the run
+            async with session_scope(sessionmaker) as session:
+                await joblog.add(session, log.Counters(
+                    inserted=sum(r.outcome == Outcome.created for r in results),
+                    modified=sum(r.outcome == Outcome.already_created for r in results),
+                    failed=sum(r.outcome == Outcome.failed for r in results),
+                ))  # fmt: skip
     return results
 
 

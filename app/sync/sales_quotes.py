@@ -24,7 +24,6 @@ from sqlalchemy import delete
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.clock import utc_now
 from app.dataverse import DataverseClient
 from app.dataverse.errors import DataverseError
 from app.db import SessionMaker, session_scope
@@ -33,7 +32,7 @@ from app.logs import get_logger
 from app.models.erp import Note, SalesDocumentType, SalesHeader, SalesLine
 from app.models.integration import Direction, IntegrationRecord
 from app.settings import Settings
-from app.sync import crm_documents, log
+from app.sync import crm_documents, crm_jobs, log
 from app.sync.crm_documents import QUOTE, DocumentError
 from app.sync.errors import SkippableRecordError, from_dataverse
 
@@ -138,35 +137,27 @@ async def process_all(
     job_queue_entry_id: int | None = None,
 ) -> log.Counters:
     """One run of the job; one ``integration_synch_job`` row with its errors."""
-    async with session_scope(sessionmaker) as session:
-        job = await log.start_job(
-            session, mapping_name=JOB_NAME, direction=Direction.from_crm, started_at=utc_now(),
-            job_queue_entry_id=job_queue_entry_id,
-        )  # fmt: skip
-        job_id = job.system_id
     counters = log.Counters()
-    message = ""
-    try:
-        records = await quotes_to_process(crm)
-        async with sessionmaker() as session:
-            done = await crm_documents.coupled_ids(
-                session, QUOTE, [uuid.UUID(str(r[QUOTE.pk])) for r in records]
-            )
-        for record in records:
-            if uuid.UUID(str(record[QUOTE.pk])) in done:
-                counters.unchanged += 1
-                continue
-            await _process_one(
-                sessionmaker, crm, record, settings=settings, base_currency_id=base_currency_id,
-                job_id=job_id, counters=counters,
-            )  # fmt: skip
-    except Exception as exc:
-        message = str(getattr(exc, "admin_message", exc))
-        raise
-    finally:
-        async with session_scope(sessionmaker) as session:
-            await log.add_counters(session, job_id=job_id, counters=counters)
-            await log.finish_job(session, job_id=job_id, finished_at=utc_now(), message=message)
+    async with crm_jobs.logged_run(
+        sessionmaker, name=JOB_NAME, direction=Direction.from_crm, entry_id=job_queue_entry_id
+    ) as joblog:
+        try:
+            records = await quotes_to_process(crm)
+            async with sessionmaker() as session:
+                done = await crm_documents.coupled_ids(
+                    session, QUOTE, [uuid.UUID(str(r[QUOTE.pk])) for r in records]
+                )
+            for record in records:
+                if uuid.UUID(str(record[QUOTE.pk])) in done:
+                    counters.unchanged += 1
+                    continue
+                await _process_one(
+                    sessionmaker, crm, record, settings=settings,
+                    base_currency_id=base_currency_id, job_id=joblog.job_id, counters=counters,
+                )  # fmt: skip
+        finally:  # what was done counts, also when a CRM failure stops the run
+            async with session_scope(sessionmaker) as session:
+                await joblog.add(session, counters)
     return counters
 
 
