@@ -7,12 +7,11 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.clock import as_utc, utc_now
-from app.db import SessionMaker, session_scope
+from app.db import SessionMaker
 from app.models import erp
 from app.models.integration import (
     ConnectionSetup,
@@ -27,7 +26,7 @@ from app.models.integration import (
 from app.settings import Settings
 from tests.fixtures.sandbox import RunningSandbox
 from tests.sync import factories as f
-from tests.sync_jobs.conftest import drive, entries
+from tests.sync_jobs.conftest import drive, entries, full_sync, make_due
 from workers import tasks
 
 MASTER_DATA = (
@@ -63,22 +62,6 @@ async def _jobs(sessionmaker: SessionMaker, mapping: str) -> list[IntegrationSyn
 async def _recurring(sessionmaker: SessionMaker, mapping: str) -> JobQueueEntry:
     (entry,) = await entries(sessionmaker, mapping_name=mapping, recurring=True)
     return entry
-
-
-async def _full_sync(client: httpx.AsyncClient, admin: dict[str, str], *names: str) -> None:
-    for name in names:
-        response = await client.post(f"/api/v1/sync/mappings/{name}/run?full=true", headers=admin)
-        assert response.status_code == 202, response.text
-
-
-async def _make_due(sessionmaker: SessionMaker, mapping: str) -> None:
-    """The recurring entry's planned start has come (as if its interval had passed)."""
-    async with session_scope(sessionmaker) as session:
-        await session.exec(
-            update(JobQueueEntry)
-            .where(col(JobQueueEntry.mapping_name) == mapping, col(JobQueueEntry.recurring))
-            .values(earliest_start_at=utc_now() - timedelta(seconds=1))
-        )
 
 
 async def _ran(sessionmaker: SessionMaker, ctx: dict[str, Any], settings: Settings) -> set[str]:
@@ -152,9 +135,9 @@ async def _items_on_the_queue(
     await f.add(session, f.unit("PCS"))
     await f.add(session, f.item("1000"), f.item("1001"))
     await session.commit()
-    await _full_sync(client, admin, "UNIT OF MEASURE")
+    await full_sync(client, admin, "UNIT OF MEASURE")
     await drive(tick_ctx, settings)
-    await _full_sync(client, admin, "ITEM-PRODUCT")
+    await full_sync(client, admin, "ITEM-PRODUCT")
     await drive(tick_ctx, settings)
 
 
@@ -199,7 +182,7 @@ async def test_edits_flow_each_way_wake_the_entry_and_are_not_echoed(
 
     # The sync's own ERP write neither wakes the entry nor goes back to the CRM.
     assert await tasks.tick(tick_ctx) == 0
-    await _make_due(sessionmaker, "ITEM-PRODUCT")
+    await make_due(sessionmaker, "ITEM-PRODUCT")
     assert await _ran(sessionmaker, tick_ctx, worker_settings) == {"ITEM-PRODUCT"}
     idle = (await _jobs(sessionmaker, "ITEM-PRODUCT"))[-2:]
     assert all(j.inserted + j.modified + j.failed == 0 for j in idle)
@@ -215,7 +198,7 @@ async def test_same_error_twice_is_skipped_until_restored(
     await f.add(session, f.unit("BOX"))
     await f.add(session, f.item("2000", base_unit_of_measure="BOX"))
     await session.commit()
-    await _full_sync(client, admin, "ITEM-PRODUCT")
+    await full_sync(client, admin, "ITEM-PRODUCT")
     await drive(tick_ctx, worker_settings)  # the full run, then the recurring entry once
     first, second = [j for j in await _jobs(sessionmaker, "ITEM-PRODUCT")
                      if j.direction == Direction.to_crm]  # fmt: skip
@@ -228,7 +211,7 @@ async def test_same_error_twice_is_skipped_until_restored(
     entry = await _recurring(sessionmaker, "ITEM-PRODUCT")
     assert entry.status == JobStatus.ready  # a failed record is activity: no inactivity hold
 
-    await _make_due(sessionmaker, "ITEM-PRODUCT")
+    await make_due(sessionmaker, "ITEM-PRODUCT")
     await drive(tick_ctx, worker_settings)
     skipped = (await _jobs(sessionmaker, "ITEM-PRODUCT"))[-2:]
     assert sum(j.failed for j in skipped) == 0
@@ -236,7 +219,7 @@ async def test_same_error_twice_is_skipped_until_restored(
     restored = await client.post("/api/v1/couplings/restore-skipped", headers=admin,
                                  json={"mapping_name": "ITEM-PRODUCT"})  # fmt: skip
     assert restored.status_code == 200 and restored.json()["count"] == 1
-    await _full_sync(client, admin, "UNIT OF MEASURE")
+    await full_sync(client, admin, "UNIT OF MEASURE")
     await drive(tick_ctx, worker_settings)
     modified = await client.post("/api/v1/sync/modified", headers=admin)
     assert modified.status_code == 202
