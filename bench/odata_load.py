@@ -269,6 +269,25 @@ def stop_processes(processes: Sequence[subprocess.Popen[bytes]]) -> None:
             process.wait(timeout=5)
 
 
+async def queue_full_sync(api: Any, bearer: str, *, timeout: float = 120) -> list[int]:
+    """``POST /api/v1/sync/full``; the job queue entry ids it queued.
+
+    Enabling the connection makes the recurring entries due at once, and a full sync
+    refuses (409) to start beside a running one of its mapping: ask again, as a person
+    would, until it is accepted.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        queued = await api.post("/api/v1/sync/full", headers={"Authorization": bearer})
+        if queued.status_code != 409 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    if queued.status_code != 202:
+        msg = f"the full sync was not queued: {queued.status_code} {queued.text}"
+        raise RuntimeError(msg)
+    return [entry["id"] for entry in queued.json()["entries"]]
+
+
 async def load_during_sync(
     port: int,
     bearer: str,
@@ -427,8 +446,7 @@ async def _during_sync_mode(args: argparse.Namespace) -> dict[str, Any]:
                 await api.post("/api/v1/users/crm/keys", headers={"Authorization": bearer})
             ).json()["key"]
             basic = "Basic " + base64.b64encode(f"crm:{key}".encode()).decode()
-            queued = await api.post("/api/v1/sync/full", headers={"Authorization": bearer})
-            entry_ids = [entry["id"] for entry in queued.json()["entries"]]
+            entry_ids = await queue_full_sync(api, bearer)
         numbers = [f"{n:07d}" for n in range(args.during_sync)]
         figures = await load_during_sync(
             port, bearer, basic, numbers, entry_ids, clients=args.clients, timeout=args.seconds_max

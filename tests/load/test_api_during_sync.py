@@ -23,7 +23,13 @@ from app.db import SessionMaker
 from app.models.integration import ConnectionSetup
 from app.models.security import Role
 from app.settings import Settings
-from bench.odata_load import environment, load_during_sync, start_processes, stop_processes
+from bench.odata_load import (
+    environment,
+    load_during_sync,
+    queue_full_sync,
+    start_processes,
+    stop_processes,
+)
 from bench.sync import _seed as seed_items_and_mappings
 from tests.factories import PASSWORD, create_access_key, create_user
 from tests.fixtures.sandbox import RunningSandbox
@@ -82,9 +88,7 @@ async def _full_sync_under_reads(port: int, key: str) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as api:
         token = await api.post("/api/v1/auth/token", data={"username": "ops", "password": PASSWORD})
         bearer = f"Bearer {token.json()['access_token']}"
-        queued = await api.post("/api/v1/sync/full", headers={"Authorization": bearer})
-        assert queued.status_code == 202, queued.text
-        entry_ids = [entry["id"] for entry in queued.json()["entries"]]
+        entry_ids = await queue_full_sync(api, bearer)
 
     return await load_during_sync(
         port,
