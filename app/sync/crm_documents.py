@@ -142,6 +142,9 @@ def describe(exc: SalesbridgeError) -> str:
     return " ".join([exc.detail, *[p for p in problems if p and p not in exc.detail]])
 
 
+DOCUMENTS_PER_PAGE = 200
+
+
 # --- reading the CRM ---------------------------------------------------------------------
 
 
@@ -163,6 +166,16 @@ async def _query(
         return [record async for record in crm.query(entity_set, **options)]
     except DataverseError as exc:
         raise from_dataverse(exc, action=action) from exc
+
+
+async def read_documents(
+    crm: DataverseClient, kind: DocumentKind, *, filter: str, action: str
+) -> list[dict[str, Any]]:
+    """The documents a job works through, oldest change first (the order runs resume in)."""
+    return await _query(
+        crm, kind.entity_set, action=action, select=kind.select, filter=filter,
+        orderby=["modifiedon asc", f"{kind.pk} asc"], page_size=DOCUMENTS_PER_PAGE,
+    )  # fmt: skip
 
 
 async def read_lines(

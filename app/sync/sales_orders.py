@@ -48,7 +48,6 @@ JOB_NAME = "AUTO CREATE SALES ORDERS"
 PENDING_FILTER = "statecode eq 1 and lastbackofficesubmit eq null"
 SUBMITTED = {"statecode": 1, "statuscode": 3}  # Submitted / In Progress
 ACTIVE = {"statecode": 0, "statuscode": 1}  # Active / New
-PAGE_SIZE = 200
 
 
 class Outcome(StrEnum):
@@ -68,19 +67,9 @@ class OrderResult:
 
 async def pending_orders(crm: DataverseClient) -> list[dict[str, Any]]:
     """Submitted CRM orders not yet created in the ERP, oldest change first."""
-    try:
-        return [
-            record
-            async for record in crm.query(
-                ORDER.entity_set,
-                select=ORDER.select,
-                filter=PENDING_FILTER,
-                orderby=["modifiedon asc", "salesorderid asc"],
-                page_size=PAGE_SIZE,
-            )  # fmt: skip
-        ]
-    except DataverseError as exc:
-        raise from_dataverse(exc, action="read the submitted CRM orders") from exc
+    return await crm_documents.read_documents(
+        crm, ORDER, filter=PENDING_FILTER, action="read the submitted CRM orders"
+    )
 
 
 async def _mark_created(crm: DataverseClient, order_id: uuid.UUID, erp_no: str) -> None:

@@ -25,7 +25,6 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.dataverse import DataverseClient
-from app.dataverse.errors import DataverseError
 from app.db import SessionMaker, session_scope
 from app.erp import sales
 from app.logs import get_logger
@@ -34,29 +33,18 @@ from app.models.integration import Direction, IntegrationRecord
 from app.settings import Settings
 from app.sync import crm_documents, crm_jobs, log
 from app.sync.crm_documents import QUOTE, DocumentError
-from app.sync.errors import SkippableRecordError, from_dataverse
+from app.sync.errors import SkippableRecordError
 
 logger = get_logger("salesbridge.sync.sales_quotes")
 
 JOB_NAME = "AUTO PROCESS SALES QUOTES"
 PROCESS_FILTER = "statecode eq 1 or statecode eq 2"  # Active, Won
-PAGE_SIZE = 200
 
 
 async def quotes_to_process(crm: DataverseClient) -> list[dict[str, Any]]:
-    try:
-        return [
-            record
-            async for record in crm.query(
-                QUOTE.entity_set,
-                select=QUOTE.select,
-                filter=PROCESS_FILTER,
-                orderby=["modifiedon asc", "quoteid asc"],
-                page_size=PAGE_SIZE,
-            )  # fmt: skip
-        ]
-    except DataverseError as exc:
-        raise from_dataverse(exc, action="read the active CRM quotes") from exc
+    return await crm_documents.read_documents(
+        crm, QUOTE, filter=PROCESS_FILTER, action="read the active CRM quotes"
+    )
 
 
 async def _replace_earlier_revision(
