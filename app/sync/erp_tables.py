@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.models import erp
 from app.models.base import TableBase
-from app.models.integration import IntegrationRecord
+from app.models.integration import IntegrationRecord, SynchResult
 from app.odata.errors import ODataFilterError
 from app.odata.filters import compile_filter
 from app.sync.errors import FatalSyncError
@@ -93,6 +93,24 @@ async def computed_values(
         for no, system_id in by_no.items():
             found[system_id]["inventory"] = Decimal(str(totals.get(no) or 0))
     return found
+
+
+def failed_to_crm(coupling: Any = IntegrationRecord) -> ColumnElement[bool]:
+    """The coupling's last ERP -> CRM sync failed and it is not skipped: retried first."""
+    return sa.and_(
+        col(coupling.last_synch_crm_result) == SynchResult.failure,
+        col(coupling.skipped).is_(False),
+    )
+
+
+def unsent_to_crm(coupling: Any, modified_at: Any) -> ColumnElement[bool]:
+    """The ERP row (outer-joined to ``coupling``) is not in the CRM as it is now: not
+    coupled, failed, or changed since its last sync."""
+    return sa.or_(
+        col(coupling.id).is_(None),
+        failed_to_crm(coupling),
+        modified_at > col(coupling.last_synch_modified_on),
+    )
 
 
 async def coupled_crm_ids(

@@ -40,7 +40,6 @@ from app.models.integration import (
     Direction,
     IntegrationRecord,
     IntegrationTableMapping,
-    SynchResult,
 )
 from app.sync import erp_tables
 from app.sync.conflicts import SyncAction
@@ -213,14 +212,7 @@ async def pending_line_ids(session: AsyncSession) -> list[uuid.UUID]:
         )
         .where(
             col(SalesLine.document_type) == "order",
-            sa.or_(
-                col(line_coupling.id).is_(None),
-                sa.and_(
-                    col(line_coupling.last_synch_crm_result) == SynchResult.failure,
-                    col(line_coupling.skipped).is_(False),
-                ),
-                col(SalesLine.modified_at) > col(line_coupling.last_synch_modified_on),
-            ),
+            erp_tables.unsent_to_crm(line_coupling, col(SalesLine.modified_at)),
         )
         .order_by(col(SalesLine.id))
     )

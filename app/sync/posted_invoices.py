@@ -357,13 +357,8 @@ async def pending_line_ids(
         )
         .where(
             sa.or_(
-                col(line_coupling.id).is_(None),
+                erp_tables.unsent_to_crm(line_coupling, col(SalesInvoiceLine.modified_at)),
                 col(line_coupling.last_synch_crm_modified_on).is_(None),
-                sa.and_(
-                    col(line_coupling.last_synch_crm_result) == SynchResult.failure,
-                    col(line_coupling.skipped).is_(False),
-                ),
-                col(SalesInvoiceLine.modified_at) > col(line_coupling.last_synch_modified_on),
             )
         )
         .order_by(col(SalesInvoiceLine.id))

@@ -24,7 +24,6 @@ from app.models.integration import (
     IntegrationTableMapping,
     JobQueueEntry,
     JobStatus,
-    SynchResult,
 )
 from app.sync import erp_tables, watermarks
 
@@ -50,10 +49,7 @@ async def count_erp_candidates(
         statement = statement.where(clause)
     if only_coupled:
         statement = statement.where(col(IntegrationRecord.id).is_not(None))
-    failed = statement.where(
-        col(IntegrationRecord.last_synch_crm_result) == SynchResult.failure,
-        col(IntegrationRecord.skipped).is_(False),
-    )
+    failed = statement.where(erp_tables.failed_to_crm())
     lower = watermarks.read_from(watermark)
     if lower is not None:
         statement = statement.where(erp_tables.column(model, "modified_at") > lower)

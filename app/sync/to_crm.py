@@ -118,8 +118,7 @@ async def _failed_page(
     statement = (
         _base_query(run.mapping, only_coupled=True)
         .where(
-            col(IntegrationRecord.last_synch_crm_result) == SynchResult.failure,
-            col(IntegrationRecord.skipped).is_(False),
+            erp_tables.failed_to_crm(),
             col(IntegrationRecord.id) > after_id,
         )
         .order_by(col(IntegrationRecord.id))
