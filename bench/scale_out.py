@@ -30,7 +30,9 @@ from sqlalchemy import func  # noqa: E402
 from sqlmodel import col, select  # noqa: E402
 
 from app.auth.encryption import encrypt_secret  # noqa: E402
+from app.connection.defaults import recreate_default_setup  # noqa: E402
 from app.db import create_engine, create_sessionmaker, session_scope  # noqa: E402
+from app.jobs import scheduling  # noqa: E402
 from app.migrations import upgrade_database  # noqa: E402
 from app.models.integration import (  # noqa: E402
     ConnectionSetup,
@@ -40,8 +42,6 @@ from app.models.integration import (  # noqa: E402
     JobStatus,
 )
 from app.settings import Settings  # noqa: E402
-from app.sync import scheduling  # noqa: E402
-from app.sync.defaults import recreate_default_setup  # noqa: E402
 from bench.dataverse_limits import _free_port, _start_sandbox  # noqa: E402
 from tests.fixtures import services  # noqa: E402
 from tests.reliability import company  # noqa: E402

@@ -40,14 +40,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import event, insert, update  # noqa: E402
 from sqlmodel import col  # noqa: E402
 
+from app.catalog import run_mapping  # noqa: E402
 from app.clock import utc_now  # noqa: E402
+from app.connection.defaults import recreate_default_setup  # noqa: E402
 from app.dataverse import client_from_connection  # noqa: E402
 from app.db import create_engine, create_sessionmaker, session_scope  # noqa: E402
 from app.migrations import upgrade_database  # noqa: E402
 from app.models import erp  # noqa: E402
 from app.models.integration import ConnectionSetup  # noqa: E402
-from app.sync.defaults import recreate_default_setup  # noqa: E402
-from app.sync.runner import RunOptions, run_mapping  # noqa: E402
+from app.sync.sync_pass import RunOptions  # noqa: E402
 from bench.dataverse import cpu_seconds, raw_ingest  # noqa: E402
 from bench.dataverse_limits import _free_port, _start_sandbox  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""arq tasks: thin edges that resolve a job queue entry and call ``app.sync.jobs``.
+"""arq tasks: thin edges that resolve a job queue entry and call ``app.jobs.queue``.
 
 Both are idempotent; each says why in its docstring. Payloads are ids only.
 """
@@ -7,16 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from app import catalog
 from app.clock import utc_now
 from app.db import SessionMaker, session_scope
+from app.jobs import queue, scheduling, wakeup
 from app.logs import get_logger
 from app.settings import Settings
-from app.sync import jobs, scheduling, wakeup
 from workers.queue import enqueue_entry
 
 log = get_logger("salesbridge.tasks")
 
-# arq's own timeout is a backstop behind ours (jobs.run_entry records a timeout itself), and
+# arq's own timeout is a backstop behind ours (catalog.run_entry records a timeout itself), and
 # a claim outlives both, so no claim expires while its run may still be going.
 ARQ_TIMEOUT_MARGIN_SECONDS = 2
 CLAIM_MARGIN_SECONDS = 5
@@ -38,12 +39,12 @@ async def tick(ctx: dict[str, Any]) -> int:
     sessionmaker: SessionMaker = ctx["sessionmaker"]
     now = utc_now()
     async with session_scope(sessionmaker) as session:
-        await jobs.give_up_abandoned(session, now=now)
+        await queue.give_up_abandoned(session, now=now)
         await wakeup.wake_changed_entries(
             session, now=now, delay_seconds=ctx.get("wake_up_delay_seconds", WAKE_UP_DELAY)
         )
     async with session_scope(sessionmaker) as session:
-        due = await jobs.find_due(session, now=now)
+        due = await queue.find_due(session, now=now)
         startable = await scheduling.startable(session, [entry.entry_id for entry in due])
     due = [entry for entry in due if entry.entry_id in startable]
     enqueued = 0
@@ -67,7 +68,7 @@ async def run_entry(ctx: dict[str, Any], entry_id: int, run_count: int) -> str:
     settings: Settings = ctx["settings"]
     sessionmaker: SessionMaker = ctx["sessionmaker"]
     async with session_scope(sessionmaker) as session:
-        run = await jobs.claim(
+        run = await queue.claim(
             session,
             entry_id=entry_id,
             run_count=run_count,
@@ -78,7 +79,7 @@ async def run_entry(ctx: dict[str, Any], entry_id: int, run_count: int) -> str:
     if run is None:
         log.info("entry_not_claimed", entry_id=entry_id, run_count=run_count)
         return "not claimed"
-    status = await jobs.run_entry(
+    status = await catalog.run_entry(
         sessionmaker, run=run, settings=settings, timeout_seconds=settings.job_timeout_seconds
     )
     return status.value if status else "superseded"

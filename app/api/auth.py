@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 
+from app.api.deps import CurrentUser, SessionDep, SessionMakerDep, SettingsDep
 from app.api.schemas.auth import MeResponse, TokenResponse
 from app.auth import throttle, tokens
-from app.auth.deps import CurrentUser, SessionDep, SessionMakerDep, SettingsDep
 from app.auth.service import authenticate
 
 router = APIRouter(prefix="/auth", tags=["auth"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app.api.deps import AdminUser, IntegrationUser, SessionDep, SettingsDep
 from app.api.schemas.connection import (
     AssistedSetupRead,
     CheckStepRead,
@@ -20,8 +21,7 @@ from app.api.schemas.connection import (
     OptionsStep,
     RoleRead,
 )
-from app.auth.deps import AdminUser, IntegrationUser, SessionDep, SettingsDep
-from app.sync import assisted_setup, connection, connection_check, solution
+from app.connection import assisted_setup, connection_check, connection_setup, solution
 
 router = APIRouter(tags=["connection"])
 
@@ -30,7 +30,7 @@ router = APIRouter(tags=["connection"])
 async def get_connection(
     session: SessionDep, settings: SettingsDep, _user: IntegrationUser
 ) -> ConnectionRead:
-    setup = await connection.get_connection_setup(session, settings)
+    setup = await connection_setup.get_connection_setup(session, settings)
     return ConnectionRead.from_setup(settings, setup)
 
 
@@ -39,7 +39,7 @@ async def update_connection(
     session: SessionDep, settings: SettingsDep, _user: AdminUser, body: ConnectionUpdate
 ) -> ConnectionRead:
     changes = body.model_dump(exclude_unset=True)
-    setup = await connection.update_connection_setup(session, settings, changes=changes)
+    setup = await connection_setup.update_connection_setup(session, settings, changes=changes)
     return ConnectionRead.from_setup(settings, setup)
 
 
@@ -70,7 +70,7 @@ async def disable_connection(
     session: SessionDep, settings: SettingsDep, _user: AdminUser, body: DisableRequest | None = None
 ) -> ConnectionRead:
     reason = body.reason if body is not None else ""
-    setup = await connection.disable_connection(session, settings, reason=reason)
+    setup = await connection_setup.disable_connection(session, settings, reason=reason)
     return ConnectionRead.from_setup(settings, setup)
 
 

@@ -2,7 +2,7 @@
 synchronize chosen records now, create chosen records in the CRM or in the ERP.
 
 The last three run the sync engine inside the request for at most 100 records, with a
-deadline (``app.sync.record_sync``); bigger sets belong to the mapping's job.
+deadline (``app.couplings.record_sync``); bigger sets belong to the mapping's job.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from app.api.deps import AdminUser, IntegrationUser, SessionDep, SessionMakerDep, SettingsDep
 from app.api.schemas.couplings import (
     MAX_IDS,
     CountRead,
@@ -32,15 +33,14 @@ from app.api.schemas.couplings import (
     StaleRead,
     SynchronizeNowRequest,
 )
-from app.auth.deps import AdminUser, IntegrationUser, SessionDep, SessionMakerDep, SettingsDep
+from app.connection.connection_setup import get_connection_setup
+from app.couplings import matching, record_sync, records
 from app.dataverse import DataverseClient
 from app.db import SessionMaker, session_scope
 from app.erp import listing
 from app.errors import ConflictError
 from app.models.integration import ConnectionSetup
 from app.settings import Settings
-from app.sync import couplings, matching, record_sync
-from app.sync.connection import get_connection_setup
 from app.sync.crm_client import build_crm_client
 
 router = APIRouter(prefix="/couplings", tags=["couplings"])
@@ -60,16 +60,14 @@ async def list_couplings(
     failed: bool | None = None,
     integration_id: uuid.UUID | None = None,
     crm_id: uuid.UUID | None = None,
-    limit: Annotated[int, Query(ge=1, le=couplings.MAX_PAGE_SIZE)] = 100,
+    limit: Annotated[int, Query(ge=1, le=records.MAX_PAGE_SIZE)] = 100,
     offset: Annotated[int, Query(ge=0, le=listing.MAX_OFFSET)] = 0,
 ) -> CouplingList:
-    filters = couplings.CouplingFilter(
+    filters = records.CouplingFilter(
         mapping_name=mapping, table_name=table, crm_table=crm_table, is_skipped=skipped,
         is_failed=failed, integration_id=integration_id, crm_id=crm_id,
     )  # fmt: skip
-    rows, total = await couplings.list_couplings(
-        session, filters=filters, limit=limit, offset=offset
-    )
+    rows, total = await records.list_couplings(session, filters=filters, limit=limit, offset=offset)
     items = [CouplingRead.from_row(row) for row in rows]
     return CouplingList(total=total, limit=limit, offset=offset, items=items)
 
@@ -80,9 +78,9 @@ async def couple(
 ) -> CoupleRead:
     """Couple an ERP record to an existing CRM row (checked in the CRM)."""
     setup = await get_connection_setup(session, settings)
-    await couplings.get_erp_record_or_raise(session, body.mapping_name, body.integration_id)
+    await records.get_erp_record_or_raise(session, body.mapping_name, body.integration_id)
     async with build_crm_client(settings, setup) as crm:
-        result = await couplings.couple(
+        result = await records.couple(
             session,
             mapping_name=body.mapping_name,
             integration_id=body.integration_id,
@@ -99,12 +97,12 @@ async def couple(
 
 @router.delete("/by-mapping/{name}", response_model=CountRead)
 async def uncouple_mapping(session: SessionDep, _user: AdminUser, name: str) -> CountRead:
-    return CountRead(count=await couplings.uncouple_mapping(session, mapping_name=name))
+    return CountRead(count=await records.uncouple_mapping(session, mapping_name=name))
 
 
 @router.delete("/{coupling_id}", response_model=CountRead)
 async def uncouple_one(session: SessionDep, _user: AdminUser, coupling_id: uuid.UUID) -> CountRead:
-    return CountRead(count=await couplings.uncouple(session, coupling_ids=[coupling_id]))
+    return CountRead(count=await records.uncouple(session, coupling_ids=[coupling_id]))
 
 
 @router.delete("", response_model=CountRead)
@@ -113,7 +111,7 @@ async def uncouple_many(
     _user: AdminUser,
     ids: Annotated[list[uuid.UUID], Query(min_length=1, max_length=MAX_IDS)],
 ) -> CountRead:
-    return CountRead(count=await couplings.uncouple(session, coupling_ids=ids))
+    return CountRead(count=await records.uncouple(session, coupling_ids=ids))
 
 
 @router.post("/match", response_model=MatchRead)
@@ -173,7 +171,7 @@ async def _after_matching(
 async def restore_skipped(
     session: SessionDep, _user: AdminUser, body: RestoreSkippedRequest
 ) -> CountRead:
-    count = await couplings.restore_skipped(
+    count = await records.restore_skipped(
         session, coupling_ids=body.coupling_ids, mapping_name=body.mapping_name
     )
     return CountRead(count=count)
@@ -187,7 +185,7 @@ async def _stale(
         setup = await get_connection_setup(session, settings)
         crm = build_crm_client(settings, setup)
     try:
-        action = couplings.remove_stale_couplings if remove else couplings.find_stale_couplings
+        action = records.remove_stale_couplings if remove else records.find_stale_couplings
         stale = await action(session, mapping_name=name, crm=crm)
     finally:
         if crm is not None:

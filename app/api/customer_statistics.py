@@ -16,12 +16,12 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel
 from sqlmodel import select
 
-from app.auth.deps import IntegrationUser, SessionDep
+from app.api.deps import IntegrationUser, SessionDep
 from app.clock import utc_now
 from app.errors import NotFoundError
 from app.models.erp import Customer
 from app.models.integration import IntegrationRecord
-from app.sync import customer_statistics
+from app.sales import customer_statistics
 
 router = APIRouter(prefix="/customer-statistics", tags=["customer statistics"])
 

@@ -26,10 +26,10 @@ from sqlmodel import select
 
 from app.api import ledger as ledger_api
 from app.api import sales as sales_api
+from app.api.deps import SessionDep, require_roles
 from app.api.erp_bodies import validate_rows, with_body
 from app.api.erp_lists import ListQueryDep, page_body, public_fields
 from app.api.schemas import erp as schemas
-from app.auth.deps import SessionDep, require_roles
 from app.erp import listing, resources, tables
 from app.erp.resources import ErpTable
 from app.models.security import Role

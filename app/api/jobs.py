@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import ColumnElement
 from sqlmodel import select
 
+from app.api.deps import AdminUser, IntegrationUser, SessionDep
 from app.api.erp_lists import ListQueryDep, page_body, public_fields
 from app.api.schemas.erp import MAX_INT
 from app.api.schemas.jobs import (
@@ -28,9 +29,9 @@ from app.api.schemas.jobs import (
     SyncJobList,
     SyncJobRead,
 )
-from app.auth.deps import AdminUser, IntegrationUser, SessionDep
 from app.erp import listing
 from app.errors import NotFoundError
+from app.jobs import entries
 from app.logs import get_logger
 from app.models.base import TableBase
 from app.models.integration import (
@@ -38,7 +39,6 @@ from app.models.integration import (
     IntegrationSynchJobError,
     JobQueueEntry,
 )
-from app.sync import job_queue
 from workers.queue import enqueue_entry
 
 router = APIRouter(tags=["jobs"])
@@ -83,13 +83,13 @@ async def list_entries(
 async def create_entry(
     session: SessionDep, body: JobQueueEntryCreate, _user: AdminUser
 ) -> JobQueueEntryRead:
-    entry = await job_queue.create_entry(session, values=body.model_dump())
+    entry = await entries.create_entry(session, values=body.model_dump())
     return JobQueueEntryRead.model_validate(entry)
 
 
 @router.get(ENTRIES + "/{entry_id}", response_model=JobQueueEntryRead)
 async def get_entry(session: SessionDep, entry_id: EntryId, _user: AdminUser) -> JobQueueEntryRead:
-    return JobQueueEntryRead.model_validate(await job_queue.get_entry_or_raise(session, entry_id))
+    return JobQueueEntryRead.model_validate(await entries.get_entry_or_raise(session, entry_id))
 
 
 @router.patch(ENTRIES + "/{entry_id}", response_model=JobQueueEntryRead)
@@ -97,26 +97,26 @@ async def update_entry(
     session: SessionDep, entry_id: EntryId, body: JobQueueEntryUpdate, _user: AdminUser
 ) -> JobQueueEntryRead:
     changes = body.model_dump(exclude_unset=True)
-    entry = await job_queue.update_entry(session, entry_id=entry_id, changes=changes)
+    entry = await entries.update_entry(session, entry_id=entry_id, changes=changes)
     return JobQueueEntryRead.model_validate(entry)
 
 
 @router.delete(ENTRIES + "/{entry_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_entry(session: SessionDep, entry_id: EntryId, _user: AdminUser) -> None:
-    await job_queue.delete_entry(session, entry_id=entry_id)
+    await entries.delete_entry(session, entry_id=entry_id)
 
 
 @router.post(ENTRIES + "/{entry_id}/set-on-hold", response_model=JobQueueEntryRead)
 async def set_on_hold(
     session: SessionDep, entry_id: EntryId, _user: AdminUser
 ) -> JobQueueEntryRead:
-    return JobQueueEntryRead.model_validate(await job_queue.set_on_hold(session, entry_id=entry_id))
+    return JobQueueEntryRead.model_validate(await entries.set_on_hold(session, entry_id=entry_id))
 
 
 @router.post(ENTRIES + "/{entry_id}/set-ready", response_model=JobQueueEntryRead)
 async def set_ready(session: SessionDep, entry_id: EntryId, _user: AdminUser) -> JobQueueEntryRead:
     """Ready again with all its attempts (also after an error), at its planned start."""
-    return JobQueueEntryRead.model_validate(await job_queue.set_ready(session, entry_id=entry_id))
+    return JobQueueEntryRead.model_validate(await entries.set_ready(session, entry_id=entry_id))
 
 
 @router.post(
@@ -128,7 +128,7 @@ async def run_now(
     request: Request, session: SessionDep, entry_id: EntryId, _user: AdminUser
 ) -> JobQueueEntryRead:
     """Ready now; a worker picks it up at once (or at the next scheduler tick)."""
-    entry = await job_queue.run_now(session, entry_id=entry_id)
+    entry = await entries.run_now(session, entry_id=entry_id)
     await session.commit()  # the worker must find the committed row
     pool = request.app.state.queue
     if pool is not None and entry.id is not None:

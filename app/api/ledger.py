@@ -12,11 +12,11 @@ from fastapi import APIRouter, Path, Request, status
 from pydantic import BaseModel
 from sqlmodel import select
 
+from app.api.deps import SessionDep
 from app.api.erp_bodies import with_body
 from app.api.erp_lists import ListQueryDep, page_body, public_fields
 from app.api.schemas import erp as schemas
 from app.api.schemas.erp import MAX_INT
-from app.auth.deps import SessionDep
 from app.erp import ledger, listing
 from app.models.base import TableBase
 from app.models.erp import CustLedgerEntry, ItemLedgerEntry

@@ -6,6 +6,7 @@ import uuid
 
 from fastapi import APIRouter
 
+from app.api.deps import AdminUser, IntegrationUser, SessionDep, SettingsDep
 from app.api.schemas.mappings import (
     FieldMappingRead,
     FieldMappingUpdate,
@@ -15,16 +16,16 @@ from app.api.schemas.mappings import (
     MappingUpdate,
     ResetDefaultsRead,
 )
-from app.auth.deps import AdminUser, IntegrationUser, SessionDep, SettingsDep
-from app.sync import defaults, mappings
-from app.sync.connection import get_connection_setup
+from app.connection import defaults
+from app.connection.connection_setup import get_connection_setup
+from app.mappings import table_mappings
 
 router = APIRouter(prefix="/mappings", tags=["mappings"])
 
 
 @router.get("", response_model=list[MappingRead])
 async def list_mappings(session: SessionDep, _user: IntegrationUser) -> list[MappingRead]:
-    return [MappingRead.from_row(row) for row in await mappings.list_mappings(session)]
+    return [MappingRead.from_row(row) for row in await table_mappings.list_mappings(session)]
 
 
 @router.post("/reset-defaults", response_model=ResetDefaultsRead)
@@ -39,7 +40,7 @@ async def reset_defaults(
 
 @router.get("/{name}", response_model=MappingRead)
 async def get_mapping(session: SessionDep, _user: IntegrationUser, name: str) -> MappingRead:
-    return MappingRead.from_row(await mappings.get_mapping_or_raise(session, name))
+    return MappingRead.from_row(await table_mappings.get_mapping_or_raise(session, name))
 
 
 @router.patch("/{name}", response_model=MappingRead)
@@ -47,14 +48,16 @@ async def update_mapping(
     session: SessionDep, _user: AdminUser, name: str, body: MappingUpdate
 ) -> MappingRead:
     changes = body.model_dump(exclude_unset=True)
-    return MappingRead.from_row(await mappings.update_mapping(session, name=name, changes=changes))
+    return MappingRead.from_row(
+        await table_mappings.update_mapping(session, name=name, changes=changes)
+    )
 
 
 @router.get("/{name}/fields", response_model=list[FieldMappingRead])
 async def list_field_mappings(
     session: SessionDep, _user: IntegrationUser, name: str
 ) -> list[FieldMappingRead]:
-    rows = await mappings.list_field_mappings(session, name=name)
+    rows = await table_mappings.list_field_mappings(session, name=name)
     return [FieldMappingRead.from_row(row) for row in rows]
 
 
@@ -62,7 +65,7 @@ async def list_field_mappings(
 async def get_field_mapping(
     session: SessionDep, _user: IntegrationUser, name: str, field_id: uuid.UUID
 ) -> FieldMappingRead:
-    row = await mappings.get_field_mapping_or_raise(session, name=name, field_id=field_id)
+    row = await table_mappings.get_field_mapping_or_raise(session, name=name, field_id=field_id)
     return FieldMappingRead.from_row(row)
 
 
@@ -71,7 +74,7 @@ async def update_field_mapping(
     session: SessionDep, _user: AdminUser, name: str, field_id: uuid.UUID, body: FieldMappingUpdate
 ) -> FieldMappingRead:
     changes = body.model_dump(exclude_unset=True)
-    row = await mappings.update_field_mapping(
+    row = await table_mappings.update_field_mapping(
         session, name=name, field_id=field_id, changes=changes
     )
     return FieldMappingRead.from_row(row)
@@ -81,8 +84,8 @@ async def update_field_mapping(
 async def integration_fields(
     session: SessionDep, _user: IntegrationUser, name: str
 ) -> IntegrationFieldsRead:
-    mapping = await mappings.get_mapping_or_raise(session, name)
-    erp, crm = mappings.integration_fields(mapping)
+    mapping = await table_mappings.get_mapping_or_raise(session, name)
+    erp, crm = table_mappings.integration_fields(mapping)
     return IntegrationFieldsRead(
         mapping_name=mapping.name,
         table_name=mapping.table_name,

@@ -19,11 +19,11 @@ from pydantic import BaseModel
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.api.deps import SessionDep
 from app.api.erp_bodies import with_body
 from app.api.erp_lists import ListQueryDep, page_body, public_fields
 from app.api.schemas import sales as schemas
 from app.api.schemas.erp import MAX_INT
-from app.auth.deps import SessionDep
 from app.clock import utc_now
 from app.erp import listing, notes, posting, sales, sales_actions
 from app.models.erp import SalesDocumentType, SalesHeader, SalesInvoiceHeader, SalesInvoiceLine

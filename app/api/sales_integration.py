@@ -14,21 +14,22 @@ from decimal import Decimal
 
 from fastapi import APIRouter
 
+from app.api.deps import AdminUser, IntegrationUser, SessionDep, SessionMakerDep, SettingsDep
 from app.api.schemas.sales_integration import (
     CreatedOrderRead,
     SubmittedOrderList,
     SubmittedOrderRead,
 )
-from app.auth.deps import AdminUser, IntegrationUser, SessionDep, SessionMakerDep, SettingsDep
+from app.connection.connection_setup import get_connection_setup
 from app.dataverse import DataverseClient
 from app.errors import ConflictError, NotConfiguredError, NotFoundError
 from app.models.integration import ConnectionSetup
-from app.sync import crm_documents, erp_tables, sales_jobs, sales_orders
-from app.sync.connection import get_connection_setup
+from app.sales import crm_documents, sales_jobs, sales_orders
+from app.sales.crm_documents import ORDER
+from app.sales.sales_orders import Outcome
+from app.sync import erp_tables
 from app.sync.crm_client import CrmUnavailableError, build_crm_client
-from app.sync.crm_documents import ORDER
 from app.sync.errors import FailureKind, SyncError
-from app.sync.sales_orders import Outcome
 
 router = APIRouter(prefix="/sales-integration", tags=["sales integration"])
 

@@ -1,6 +1,6 @@
 """Synchronization actions (integration-admin) and their progress (integration users too).
 
-Actions only queue one-off job queue entries (``app.sync.scheduling``); workers run
+Actions only queue one-off job queue entries (``app.jobs.scheduling``); workers run
 them. Sync jobs and their errors are listed by ``app.api.jobs`` (``/sync-jobs``); this
 router adds their progress and the deletion of old ones.
 """
@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request, status
 from pydantic import Field
 from redis.exceptions import RedisError
 
+from app.api.deps import AdminUser, IntegrationUser, SessionDep, SessionMakerDep
 from app.api.schemas.erp import MAX_INT
 from app.api.schemas.jobs import JobQueueEntryRead
 from app.api.schemas.sync import (
@@ -22,11 +23,11 @@ from app.api.schemas.sync import (
     SyncJobProgress,
     SyncProgress,
 )
-from app.auth.deps import AdminUser, IntegrationUser, SessionDep, SessionMakerDep
 from app.clock import utc_now
+from app.jobs import log_purge, scheduling
 from app.logs import get_logger
 from app.models.integration import JobKind, JobQueueEntry
-from app.sync import log_purge, progress, scheduling
+from app.sync import progress
 from workers.queue import enqueue_entry
 
 # Bounded like the id column, so a huge id is a 422 rather than a database overflow.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, status
 
+from app.api.deps import SessionDep, SettingsDep, require_roles
 from app.api.schemas.users import (
     KeyCreate,
     KeyIssued,
@@ -17,7 +18,6 @@ from app.api.schemas.users import (
     UserUpdate,
 )
 from app.auth import user_keys, users
-from app.auth.deps import SessionDep, SettingsDep, require_roles
 from app.models.security import Role, WebServiceAccessKey
 
 router = APIRouter(

@@ -1,6 +1,6 @@
 """Connect the demo's service to its sandbox CRM the way an admin would.
 
-The assisted setup (``app.sync.assisted_setup``) with the sandbox's client credentials,
+The assisted setup (``app.connection.assisted_setup``) with the sandbox's client credentials,
 publishing item availability with the OData user ``crm``; then the first of its next
 steps: the salespeople coupled to CRM users. A second run reuses an enabled connection
 to the same sandbox and only adds what is missing.
@@ -16,6 +16,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import users
 from app.auth.service import get_user_by_name
+from app.connection import assisted_setup, connection_setup
+from app.couplings import matching
 from app.dataverse import DataverseClient
 from app.db import SessionMaker, session_scope
 from app.demo.sample_company import SALESPEOPLE
@@ -24,7 +26,6 @@ from app.errors import ConflictError
 from app.models.integration import IntegrationRecord
 from app.models.security import Role
 from app.settings import Settings
-from app.sync import assisted_setup, connection, matching
 from app.sync.crm_client import build_crm_client, crm_errors
 
 ODATA_USER = "crm"
@@ -78,7 +79,7 @@ async def connect(
     """Run the assisted setup against the sandbox unless already connected to it."""
     async with session_scope(sessionmaker) as session:
         await ensure_odata_user(session)
-        setup = await connection.get_connection_setup(session, settings)
+        setup = await connection_setup.get_connection_setup(session, settings)
         # The same sandbox: same URL and the same org (an in-memory one is new each run).
         same_org = str(setup.integration_user_id) == sandbox.user_id
         if setup.is_enabled and setup.server_address == sandbox.base_url and same_org:
@@ -124,7 +125,7 @@ async def _ensure_crm_users(crm: DataverseClient) -> int:
 async def couple_salespeople(sessionmaker: SessionMaker, settings: Settings) -> int:
     """Match-based coupling of SALESPEOPLE by e-mail; returns how many were coupled now."""
     async with session_scope(sessionmaker) as session:
-        setup = await connection.get_connection_setup(session, settings)
+        setup = await connection_setup.get_connection_setup(session, settings)
         await matching.prepare(session, mapping_name="SALESPEOPLE")
         async with build_crm_client(settings, setup) as crm:
             with crm_errors("create the sample salespeople's CRM users"):

@@ -1,6 +1,6 @@
 """The demo's first full synchronization: queued on the job queue, followed with a bar.
 
-The embedded worker runs it like any full synchronization (``app.sync.scheduling``):
+The embedded worker runs it like any full synchronization (``app.jobs.scheduling``):
 one one-off entry per mapping, each after its dependencies. This module only reads the
 job queue and the sync log to draw one bar per mapping and direction (records done of
 the total counted when an ERP -> CRM pass starts; CRM -> ERP totals are unknown until
@@ -30,6 +30,7 @@ from sqlmodel import col, select
 
 from app.db import SessionMaker, session_scope
 from app.errors import ConflictError
+from app.jobs import scheduling
 from app.models.integration import (
     IntegrationSynchJob,
     JobKind,
@@ -37,7 +38,7 @@ from app.models.integration import (
     JobStatus,
     SynchJobType,
 )
-from app.sync import progress, scheduling
+from app.sync import progress
 
 POLL_SECONDS = 0.25
 

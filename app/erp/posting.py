@@ -20,7 +20,7 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.erp import ledger, numbering, sales
+from app.erp import ledger, numbering, order_events, sales
 from app.erp.references import missing_references
 from app.erp.rows import row_values
 from app.erp.sales_actions import move_notes
@@ -38,7 +38,6 @@ from app.models.erp import (
     SalesLine,
     SalesLineType,
 )
-from app.sync import order_events
 
 PARTY_FIELDS = set(PartyFields.model_fields) - {
     "id",

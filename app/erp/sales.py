@@ -18,7 +18,7 @@ from sqlalchemy import delete
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.erp import numbering
+from app.erp import numbering, order_events
 from app.erp.references import Reference, missing_references
 from app.erp.rows import row_values
 from app.erp.validation import RowError, flush_or_conflict, raise_row_errors
@@ -38,7 +38,6 @@ from app.models.erp import (
     Salesperson,
     UnitOfMeasure,
 )
-from app.sync import order_events
 
 CENT = Decimal("0.01")
 # Amounts are Numeric(20, 5): 15 integer digits. Lines stay two digits below, so totals

@@ -13,11 +13,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.clock import utc_now
 from app.db import current_actor
-from app.erp import numbering, sales
+from app.erp import numbering, order_events, sales
 from app.erp.rows import row_values
 from app.errors import ConflictError
 from app.models.erp import Note, SalesDocumentStatus, SalesDocumentType, SalesHeader, SalesLine
-from app.sync import order_events
 
 HEADER_COPY_EXCLUDE = {"id", "system_id", "created_at", "modified_at", "modified_by"}
 LINE_COPY_EXCLUDE = HEADER_COPY_EXCLUDE | {"document_type", "document_no"}

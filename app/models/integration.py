@@ -255,7 +255,7 @@ class CrmPostEvent(StrEnum):
     released = "released"
     shipped = "shipped"
     invoiced = "invoiced"
-    # Legacy order integration (app.sync.order_status): the CRM order's state, not a post.
+    # Legacy order integration (app.sales.order_status): the CRM order's state, not a post.
     order_invoiced = "order_invoiced"  # fully posted: CRM order -> Invoiced
     order_deleted = "order_deleted"  # ERP order deleted: CRM order -> Active, resubmittable
     posted = "posted"  # a customer-level post with the buffer's message (account wall)

@@ -6,8 +6,8 @@ that customer; back from the CRM, the parent account's coupled customer's compan
 contact becomes the person's "Company No.". Our ERP has no business relation table, so
 the relation is by number: **the company contact of customer X is the contact numbered X**,
 and a person's ``company_no`` names that customer. The default field mapping
-``company_no -> parentcustomerid`` carries the value; the passes call this module to
-resolve it instead of the generic lookup, for BC's messages and rules:
+``company_no -> parentcustomerid`` carries the value; the passes run this module's
+``ContactHooks`` to resolve it instead of the generic lookup, for BC's messages and rules:
 
 - ERP -> CRM: ``company_no`` X -> the account coupled to customer X, bound through
   ``parentcustomerid_account@odata.bind`` (the ``account`` constant of
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -35,12 +34,9 @@ from app.models.erp import Customer
 from app.sync import erp_tables
 from app.sync.conflicts import SyncAction
 from app.sync.errors import from_dataverse, not_coupled
+from app.sync.sync_pass import MappingHooks, SyncPass
 from app.sync.transfer import CrmRef, ErpRef
-
-if TYPE_CHECKING:
-    from app.sync.from_crm import Work as FromCrmWork
-    from app.sync.runner import SyncPass
-    from app.sync.to_crm import Work as ToCrmWork
+from app.sync.work import FromCrmWork, ToCrmWork
 
 ENTITY = "contact"
 TABLE = "contact"
@@ -122,3 +118,17 @@ async def parents_from_crm(
             )
         else:  # the parent is a contact: outside the mapping (ParentCustomerIdType=account)
             work.action = SyncAction.ignore
+
+
+class ContactHooks(MappingHooks):
+    """The CONTACT mapping's parent account rules, at the passes' lookup steps."""
+
+    async def prepare_to_crm(
+        self, session: AsyncSession, run: SyncPass, works: Sequence[ToCrmWork]
+    ) -> None:
+        await parents_to_crm(session, run, works)
+
+    async def prepare_from_crm(
+        self, session: AsyncSession, run: SyncPass, works: Sequence[FromCrmWork]
+    ) -> None:
+        await parents_from_crm(session, run, works)

@@ -18,13 +18,13 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.mappings.field_catalog import ERP_MODELS, SQL_TYPES, erp_fields
 from app.models import erp
 from app.models.base import TableBase
 from app.models.integration import IntegrationRecord, SynchResult
 from app.odata.errors import ODataFilterError
 from app.odata.filters import compile_filter
 from app.sync.errors import FatalSyncError
-from app.sync.field_catalog import ERP_MODELS, SQL_TYPES, erp_fields
 
 
 def model_for(table: str) -> type[TableBase]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -26,13 +25,15 @@ from app.dataverse.errors import DataverseError
 from app.db import session_scope
 from app.erp import numbering
 from app.models.integration import Direction, IntegrationRecord, SynchResult
-from app.sync import contact_rules, erp_tables, log, order_sync, transfer, watermarks
+from app.sync import erp_tables, log, transfer, watermarks
 from app.sync.conflicts import SyncAction, UpdateFacts, decide_missing_destination, decide_update
 from app.sync.errors import from_dataverse
+from app.sync.sync_pass import SYNC_ACTOR
 from app.sync.transfer import CrmRef
+from app.sync.work import FromCrmWork
 
 if TYPE_CHECKING:
-    from app.sync.runner import SyncPass
+    from app.sync.sync_pass import SyncPass
 
 CRM_IDS_PER_QUERY = 50
 NUMBER_PREFIXES = {
@@ -40,23 +41,12 @@ NUMBER_PREFIXES = {
 }  # fmt: skip
 
 
-@dataclass
-class Work:
-    record: dict[str, Any]
-    crm_id: uuid.UUID
-    coupling: IntegrationRecord | None = None
-    row: Any = None
-    action: SyncAction = SyncAction.modify
-    values: dict[str, Any] = field(default_factory=dict)
-    message: str = ""
-
-
 def _modified_on(record: dict[str, Any]) -> datetime | None:
     value = record.get("modifiedon")
     return as_utc(datetime.fromisoformat(str(value).replace("Z", "+00:00"))) if value else None
 
 
-def _is_source_changed(work: Work) -> bool:
+def _is_source_changed(work: FromCrmWork) -> bool:
     coupling = work.coupling
     if coupling is None or coupling.last_synch_result == SynchResult.failure:
         return True
@@ -95,7 +85,7 @@ async def _read_by_ids(run: SyncPass, ids: Sequence[uuid.UUID]) -> list[dict[str
     return found
 
 
-async def _attach(session: AsyncSession, run: SyncPass, works: Sequence[Work]) -> None:
+async def _attach(session: AsyncSession, run: SyncPass, works: Sequence[FromCrmWork]) -> None:
     """Couplings by CRM id, and the coupled ERP rows, two queries per page."""
     statement = select(IntegrationRecord).where(
         IntegrationRecord.table_name == run.mapping.table_name,
@@ -116,7 +106,7 @@ async def _attach(session: AsyncSession, run: SyncPass, works: Sequence[Work]) -
 # --- deciding and writing ----------------------------------------------------------------
 
 
-async def _resolve(session: AsyncSession, run: SyncPass, works: Sequence[Work]) -> None:
+async def _resolve(session: AsyncSession, run: SyncPass, works: Sequence[FromCrmWork]) -> None:
     """Replace every ``CrmRef`` by the coupled ERP code, or fail the record.
 
     The base currency is the ERP's blank currency code (LCY), as ERP -> CRM sends it.
@@ -142,13 +132,11 @@ async def _resolve(session: AsyncSession, run: SyncPass, works: Sequence[Work]) 
                 work.values[name] = code
 
 
-def _decide(run: SyncPass, work: Work) -> None:
-    from app.sync.runner import SYNC_ACTOR
-
+def _decide(run: SyncPass, work: FromCrmWork) -> None:
     if work.coupling is not None and work.coupling.skipped:
         work.action = SyncAction.skip
         return
-    if order_sync.is_new_crm_line(run, work.coupling):
+    if run.hooks.is_left_alone(run, work.coupling):
         work.action = SyncAction.ignore
         return
     if work.row is None:
@@ -179,7 +167,7 @@ def _decide(run: SyncPass, work: Work) -> None:
     work.values = changes
 
 
-async def _insert_row(session: AsyncSession, run: SyncPass, work: Work) -> None:
+async def _insert_row(session: AsyncSession, run: SyncPass, work: FromCrmWork) -> None:
     table = run.mapping.table_name
     model = erp_tables.model_for(table)
     values = dict(work.values)
@@ -195,7 +183,7 @@ async def _insert_row(session: AsyncSession, run: SyncPass, work: Work) -> None:
     session.add(work.row)
 
 
-async def _write(session: AsyncSession, run: SyncPass, work: Work) -> None:
+async def _write(session: AsyncSession, run: SyncPass, work: FromCrmWork) -> None:
     try:
         async with session.begin_nested():
             if work.action == SyncAction.insert:
@@ -214,7 +202,7 @@ async def _write(session: AsyncSession, run: SyncPass, work: Work) -> None:
         work.message = f"The ERP refused the values: {str(exc).splitlines()[0][:500]}"
 
 
-async def _record(session: AsyncSession, run: SyncPass, work: Work) -> None:
+async def _record(session: AsyncSession, run: SyncPass, work: FromCrmWork) -> None:
     if work.action in (SyncAction.insert, SyncAction.modify):
         if work.coupling is None:
             work.coupling = IntegrationRecord(
@@ -258,14 +246,13 @@ async def _process(
     session: AsyncSession, run: SyncPass, records: Sequence[dict[str, Any]]
 ) -> log.Counters:
     pk = f"{run.entity}id"
-    works = [Work(record=r, crm_id=uuid.UUID(str(r[pk]))) for r in records]
+    works = [FromCrmWork(record=r, crm_id=uuid.UUID(str(r[pk]))) for r in records]
     await _attach(session, run, works)
     for work in works:
         work.values = transfer.from_crm_values(
             run.rules, work.record, entity=run.entity, table=run.mapping.table_name
         )
-    order_sync.shape_erp_values(run, works)
-    await contact_rules.parents_from_crm(session, run, works)
+    await run.hooks.prepare_from_crm(session, run, works)
     await _resolve(session, run, works)
     counters = log.Counters()
     for work in works:

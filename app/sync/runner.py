@@ -14,12 +14,6 @@ raised, so the job queue entry records them (and retries the retriable ones).
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-
-from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -34,132 +28,21 @@ from app.models.integration import (
     IntegrationTableMapping,
 )
 from app.settings import Settings
-from app.sync import crm_rules, log, order_sync, posted_invoices, progress, transfer, watermarks
+from app.sync import crm_rules, from_crm, log, progress, to_crm, transfer
 from app.sync.crm_client import build_crm_client
 from app.sync.errors import FatalSyncError, SyncError
-from app.sync.field_catalog import entity_set_for
+from app.sync.sync_pass import (
+    NO_HOOKS,
+    SYNC_ACTOR,
+    MappingHookTable,
+    MappingRunResult,
+    Progress,
+    RunOptions,
+    SyncPass,
+    store_watermark,
+)
 
 logger = get_logger("salesbridge.sync.runner")
-
-SYNC_ACTOR = "salesbridge-sync"
-DEFAULT_PAGE_SIZE = 500
-DEFAULT_BATCH_OPERATIONS = 200
-DEFAULT_CONCURRENCY = 4
-
-Progress = Callable[[str, Direction, log.Counters], None]
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    is_full: bool = False
-    page_size: int = DEFAULT_PAGE_SIZE
-    batch_size: int = DEFAULT_BATCH_OPERATIONS  # operations per $batch request
-    concurrency: int = DEFAULT_CONCURRENCY  # $batch requests in flight
-    company_name: str = "CRONUS"
-    job_queue_entry_id: int | None = None
-    on_progress: Progress | None = None
-    # "Synchronize now" for chosen records (app.sync.record_sync): ERP -> CRM reads only
-    # these ERP system ids, CRM -> ERP only these CRM ids, both without watermarks (which
-    # stay where they are); ``only_direction`` runs one direction of a bidirectional mapping.
-    erp_ids: frozenset[uuid.UUID] | None = None
-    crm_ids: frozenset[uuid.UUID] | None = None
-    only_direction: Direction | None = None
-
-
-@dataclass
-class SyncPass:
-    """Everything one direction of one run needs; pages read and update it."""
-
-    sessionmaker: SessionMaker
-    crm: DataverseClient
-    mapping: IntegrationTableMapping
-    rules: list[transfer.FieldRule]
-    context: crm_rules.CrmContext
-    direction: Direction
-    job_id: uuid.UUID
-    signpost: datetime
-    options: RunOptions
-    erp_watermark: datetime | None = None  # as stored when the run started
-    crm_watermark: datetime | None = None
-    newest_erp: datetime | None = None
-    newest_crm: datetime | None = None
-    order_states: dict[uuid.UUID, int] = field(default_factory=dict)  # app.sync.order_sync
-
-    @property
-    def entity(self) -> str:
-        return self.mapping.integration_table
-
-    @property
-    def entity_set(self) -> str:
-        return entity_set_for(self.entity)
-
-    @property
-    def is_product(self) -> bool:
-        return self.entity == "product" and self.mapping.table_name in crm_rules.PRODUCT_TABLES
-
-    @property
-    def only_coupled(self) -> bool:
-        return self.mapping.synch_only_coupled_records and not self.options.is_full
-
-    @property
-    def page_size(self) -> int:
-        return self.options.page_size
-
-    @property
-    def batch_size(self) -> int:
-        return self.options.batch_size
-
-    @property
-    def concurrency(self) -> int:
-        return self.options.concurrency
-
-    def observe_erp(self, value: datetime) -> None:
-        self.newest_erp = max(filter(None, (self.newest_erp, value)))
-
-    def observe_crm(self, value: datetime) -> None:
-        self.newest_crm = max(filter(None, (self.newest_crm, value)))
-
-    async def commit_erp_progress(self, session: AsyncSession, bookmark: datetime) -> None:
-        await _store_watermark(session, self, "erp_modified_watermark", [bookmark])
-
-    async def commit_crm_progress(self, session: AsyncSession, bookmark: datetime) -> None:
-        await _store_watermark(session, self, "crm_modified_watermark", [bookmark])
-
-    def report_progress(self, counters: log.Counters) -> None:
-        if self.options.on_progress is not None:
-            self.options.on_progress(self.mapping.name, self.direction, counters)
-
-
-async def _store_watermark(
-    session: AsyncSession, run: SyncPass, column: str, observed: list[datetime | None]
-) -> None:
-    """Move one watermark forward (only), capped at the signpost, in the page's commit."""
-    stored = await session.scalar(
-        select(getattr(IntegrationTableMapping, column)).where(
-            col(IntegrationTableMapping.id) == run.mapping.id
-        )
-    )
-    new = watermarks.advance(stored, observed, signpost=run.signpost)
-    if new is None or new == stored:
-        return
-    statement = (
-        update(IntegrationTableMapping)
-        .where(col(IntegrationTableMapping.id) == run.mapping.id)
-        .values({column: new, "modified_at": utc_now(), "modified_by": current_actor.get()})
-        .execution_options(synchronize_session=False)
-    )
-    await session.exec(statement)
-
-
-@dataclass
-class MappingRunResult:
-    mapping_name: str
-    counters: dict[Direction, log.Counters] = field(default_factory=dict)
-    job_ids: dict[Direction, uuid.UUID] = field(default_factory=dict)
-
-    @property
-    def activity(self) -> int:
-        return sum(c.activity for c in self.counters.values())
 
 
 def directions_of(mapping: IntegrationTableMapping) -> list[Direction]:
@@ -196,8 +79,6 @@ async def _load(
 
 
 async def _run_direction(run: SyncPass) -> log.Counters:
-    from app.sync import from_crm, to_crm
-
     runner = to_crm.run_pass if run.direction == Direction.to_crm else from_crm.run_pass
     message = ""
     is_complete = False
@@ -218,7 +99,7 @@ async def _run_direction(run: SyncPass) -> log.Counters:
                     else "crm_modified_watermark"
                 )
                 newest = run.newest_erp if run.direction == Direction.to_crm else run.newest_crm
-                await _store_watermark(session, run, column, [newest])
+                await store_watermark(session, run, column, [newest])
             await log.finish_job(session, job_id=run.job_id, finished_at=utc_now(), message=message)
     return counters
 
@@ -228,9 +109,14 @@ async def run_mapping(
     crm: DataverseClient,
     *,
     mapping_name: str,
+    hooks: MappingHookTable,
     options: RunOptions | None = None,
 ) -> MappingRunResult:
-    """Run one mapping in its direction(s); see the module docstring for the rules."""
+    """Run one mapping in its direction(s); see the module docstring for the rules.
+
+    ``hooks``: the mapping hooks by ERP table name (``app.catalog.MAPPING_HOOKS``); the
+    mapping's table's hooks join each pass.
+    """
     options = options or RunOptions()
     token = current_actor.set(SYNC_ACTOR)
     try:
@@ -238,6 +124,7 @@ async def run_mapping(
         async with session_scope(sessionmaker) as session:
             mapping, rules, context = await _load(session, crm, mapping_name, options)
         result = MappingRunResult(mapping_name)
+        mapping_hooks = hooks.get(mapping.table_name, NO_HOOKS)
         for direction in directions_of(mapping):
             if options.only_direction not in (None, direction):
                 continue
@@ -256,19 +143,15 @@ async def run_mapping(
                     )  # fmt: skip
             run = SyncPass(
                 sessionmaker, crm, mapping, rules, context, direction, job.system_id, signpost,
-                options,
+                options, mapping_hooks,
                 erp_watermark=None if options.is_full else mapping.erp_modified_watermark,
                 crm_watermark=None if options.is_full else mapping.crm_modified_watermark,
             )  # fmt: skip
             result.job_ids[direction] = job.system_id
             result.counters[direction] = await _run_direction(run)
-        if mapping.name == posted_invoices.HEADER_MAPPING and Direction.to_crm in result.job_ids:
-            # The lines have no job: the header's run syncs them (reference §1.2).
-            await posted_invoices.after_header_run(
-                sessionmaker, crm, options=options, result=result
-            )
-        if mapping.name == order_sync.HEADER_MAPPING:  # its lines have no job either
-            await order_sync.after_header_run(sessionmaker, crm, options=options, result=result)
+        await mapping_hooks.after_run(
+            sessionmaker, crm, hooks=hooks, options=options, result=result
+        )
         logger.info("mapping_synchronized", mapping=mapping_name, activity=result.activity)
         return result
     finally:
@@ -277,7 +160,7 @@ async def run_mapping(
 
 async def run_queue_entry(
     sessionmaker: SessionMaker, *, mapping_name: str, is_full: bool, entry_id: int | None,
-    settings: Settings, on_progress: Progress | None = None,
+    settings: Settings, hooks: MappingHookTable, on_progress: Progress | None = None,
 ) -> int:  # fmt: skip
     """A job queue entry's run: the CRM client from the setup row; returns the activity."""
     async with session_scope(sessionmaker) as session:
@@ -292,5 +175,7 @@ async def run_queue_entry(
         on_progress=on_progress,
     )  # fmt: skip
     async with build_crm_client(settings, setup, interactive=False) as crm:
-        result = await run_mapping(sessionmaker, crm, mapping_name=mapping_name, options=options)
+        result = await run_mapping(
+            sessionmaker, crm, mapping_name=mapping_name, hooks=hooks, options=options
+        )
     return result.activity

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -43,39 +43,17 @@ from app.models.integration import (
     IntegrationTableMapping,
     SynchResult,
 )
-from app.sync import (
-    contact_rules,
-    crm_rules,
-    erp_tables,
-    log,
-    order_sync,
-    posted_invoices,
-    transfer,
-    watermarks,
-)
+from app.sync import crm_rules, erp_tables, log, transfer, watermarks
 from app.sync.conflicts import SyncAction, UpdateFacts, decide_missing_destination, decide_update
 from app.sync.errors import FatalSyncError, from_dataverse, not_coupled
 from app.sync.transfer import ErpRef
+from app.sync.work import ToCrmWork
 
 if TYPE_CHECKING:
-    from app.sync.runner import SyncPass
+    from app.sync.sync_pass import SyncPass
 
 CRM_IDS_PER_QUERY = 50
 REPRESENTATION = {"Prefer": "return=representation"}
-
-
-@dataclass
-class Work:
-    """One candidate row on its way through a page."""
-
-    row: Any
-    coupling: IntegrationRecord | None
-    erp_values: dict[str, Any] = field(default_factory=dict)
-    action: SyncAction = SyncAction.modify
-    crm_id: uuid.UUID | None = None
-    values: dict[str, Any] = field(default_factory=dict)
-    ops: list[BatchOperation] = field(default_factory=list)
-    message: str = ""
 
 
 def _is_pending(coupling: IntegrationRecord | None) -> bool:
@@ -173,7 +151,9 @@ async def _chosen_pages(run: SyncPass, pipeline: _Pipeline, ids: frozenset[uuid.
 # --- one page ----------------------------------------------------------------------------
 
 
-async def _resolve_lookups(session: AsyncSession, run: SyncPass, works: Sequence[Work]) -> None:
+async def _resolve_lookups(
+    session: AsyncSession, run: SyncPass, works: Sequence[ToCrmWork]
+) -> None:
     """Replace every ``ErpRef`` by the coupled CRM id, or fail the record that needs it."""
     wanted: dict[str, set[str]] = {}
     for work in works:
@@ -217,7 +197,7 @@ def _crm_modified_on(record: dict[str, Any] | None) -> datetime | None:
     return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00"))) if value else None
 
 
-def _plan_insert(run: SyncPass, work: Work) -> None:
+def _plan_insert(run: SyncPass, work: ToCrmWork) -> None:
     crm_id = work.crm_id or uuid.uuid4()
     work.crm_id, work.action = crm_id, SyncAction.insert
     values = dict(work.values)
@@ -235,8 +215,8 @@ def _plan_insert(run: SyncPass, work: Work) -> None:
             crm_id, values, run.context, is_insert=True,
             is_blocked=bool(work.row.blocked), current_state=None,
         )  # fmt: skip
-    work.ops += posted_invoices.insert_follow_ups(run, work)
-    work.ops = order_sync.unlocked(run, work, work.ops, None)
+    work.ops += run.hooks.insert_follow_ups(run, work)
+    work.ops = run.hooks.wrap_writes(run, work, work.ops, None)
     work.ops[-1] = _with_representation(work.ops[-1])
 
 
@@ -247,7 +227,7 @@ def _with_representation(op: BatchOperation) -> BatchOperation:
                    headers={**op.headers, **REPRESENTATION})  # fmt: skip
 
 
-def _plan_update(run: SyncPass, work: Work, current: dict[str, Any]) -> None:
+def _plan_update(run: SyncPass, work: ToCrmWork, current: dict[str, Any]) -> None:
     coupling, crm_id = work.coupling, work.crm_id
     if coupling is None or crm_id is None:
         return
@@ -284,12 +264,12 @@ def _plan_update(run: SyncPass, work: Work, current: dict[str, Any]) -> None:
     if decision.action == SyncAction.modify:
         body = transfer.crm_payload(changes, entity=run.entity)
         work.ops = ([update_op(run.entity_set, crm_id, body)] if body else []) + follow_ups
-        work.ops = order_sync.unlocked(run, work, work.ops, current.get("statecode"))
+        work.ops = run.hooks.wrap_writes(run, work, work.ops, current.get("statecode"))
         if work.ops:
             work.ops[-1] = _with_representation(work.ops[-1])
 
 
-def _plan_missing(run: SyncPass, work: Work) -> None:
+def _plan_missing(run: SyncPass, work: ToCrmWork) -> None:
     decision = decide_missing_destination(
         is_coupled=work.coupling is not None, only_coupled=run.only_coupled,
         resolution=run.mapping.deletion_conflict_resolution, destination=run.entity,
@@ -300,18 +280,16 @@ def _plan_missing(run: SyncPass, work: Work) -> None:
         _plan_insert(run, work)
 
 
-async def _plan(session: AsyncSession, run: SyncPass, works: list[Work]) -> None:
+async def _plan(session: AsyncSession, run: SyncPass, works: list[ToCrmWork]) -> None:
     for work in works:
         work.values = transfer.to_crm_values(run.rules, work.erp_values, entity=run.entity)
         if run.is_product:
             work.values = transfer.product_values(
                 work.values, table=run.mapping.table_name, is_insert=work.coupling is None
             )
-    await order_sync.shape(session, run, works)
-    await contact_rules.parents_to_crm(session, run, works)
+    await run.hooks.prepare_to_crm(session, run, works)
     await _resolve_lookups(session, run, works)
-    if run.mapping.table_name in posted_invoices.TABLES:
-        await posted_invoices.shape(session, run, works)
+    await run.hooks.complete_to_crm(session, run, works)
     live = [w for w in works if w.action not in (SyncAction.fail, SyncAction.skip)]
     if run.is_product:
         schedules = [w.values.get("defaultuomscheduleid") for w in live]
@@ -336,10 +314,10 @@ async def _plan(session: AsyncSession, run: SyncPass, works: list[Work]) -> None
 # --- sending -----------------------------------------------------------------------------
 
 
-def _batches(works: Sequence[Work], max_operations: int) -> list[list[Work]]:
+def _batches(works: Sequence[ToCrmWork], max_operations: int) -> list[list[ToCrmWork]]:
     """Group records so a batch holds at most ``max_operations`` operations."""
-    groups: list[list[Work]] = []
-    current: list[Work] = []
+    groups: list[list[ToCrmWork]] = []
+    current: list[ToCrmWork] = []
     size = 0
     for work in works:
         if current and size + len(work.ops) > max_operations:
@@ -352,7 +330,7 @@ def _batches(works: Sequence[Work], max_operations: int) -> list[list[Work]]:
     return groups
 
 
-def _apply_results(work: Work, results: Sequence[BatchResult]) -> datetime | None:
+def _apply_results(work: ToCrmWork, results: Sequence[BatchResult]) -> datetime | None:
     """The CRM modifiedon after a successful write, or the failure on the work."""
     failed = next((r for r in results if not r.is_ok), None)
     if failed is not None:
@@ -366,7 +344,7 @@ def _apply_results(work: Work, results: Sequence[BatchResult]) -> datetime | Non
 
 
 async def _send(
-    run: SyncPass, works: Sequence[Work], gate: asyncio.Semaphore
+    run: SyncPass, works: Sequence[ToCrmWork], gate: asyncio.Semaphore
 ) -> dict[int, datetime | None]:
     """Write every planned record; returns the CRM modifiedon per work (by id()).
 
@@ -376,7 +354,7 @@ async def _send(
     pending = [w for w in works if w.ops and w.action in (SyncAction.insert, SyncAction.modify)]
     written: dict[int, datetime | None] = {}
 
-    async def send(group: list[Work]) -> None:
+    async def send(group: list[ToCrmWork]) -> None:
         async with gate:
             try:
                 results = await run.crm.batch([ChangeSet(w.ops) for w in group])
@@ -419,10 +397,10 @@ _COUPLING_STATE = (
 )
 
 
-def _triage(rows: Sequence[tuple[Any, IntegrationRecord | None]]) -> list[Work]:
-    works: list[Work] = []
+def _triage(rows: Sequence[tuple[Any, IntegrationRecord | None]]) -> list[ToCrmWork]:
+    works: list[ToCrmWork] = []
     for row, coupling in rows:
-        work = Work(row=row, coupling=coupling)
+        work = ToCrmWork(row=row, coupling=coupling)
         if coupling is not None and coupling.skipped:
             work.action = SyncAction.skip
         elif not _is_source_changed(row, coupling) and not _is_pending(coupling):
@@ -431,7 +409,7 @@ def _triage(rows: Sequence[tuple[Any, IntegrationRecord | None]]) -> list[Work]:
     return works
 
 
-def _new_coupling(run: SyncPass, work: Work, now: datetime) -> IntegrationRecord:
+def _new_coupling(run: SyncPass, work: ToCrmWork, now: datetime) -> IntegrationRecord:
     """A detached coupling, built without SQLModel's constructor.
 
     ``IntegrationRecord(...)`` runs every field's default through SQLModel's per-attribute
@@ -459,7 +437,9 @@ def _new_coupling(run: SyncPass, work: Work, now: datetime) -> IntegrationRecord
     return coupling
 
 
-async def _reserve_couplings(session: AsyncSession, run: SyncPass, works: Sequence[Work]) -> None:
+async def _reserve_couplings(
+    session: AsyncSession, run: SyncPass, works: Sequence[ToCrmWork]
+) -> None:
     """Couple new records to their client-generated CRM id before sending them.
 
     A new record that already failed (a missing dependency) is coupled the same way, as
@@ -506,7 +486,10 @@ async def _store_couplings(
 
 
 async def _record(
-    session: AsyncSession, run: SyncPass, works: Sequence[Work], written: dict[int, datetime | None]
+    session: AsyncSession,
+    run: SyncPass,
+    works: Sequence[ToCrmWork],
+    written: dict[int, datetime | None],
 ) -> log.Counters:
     """Counters, errors and coupling timestamps of a sent page (couplings are detached)."""
     counters = log.Counters()
@@ -547,7 +530,7 @@ async def _record(
     return counters
 
 
-def _log_failure(session: AsyncSession, run: SyncPass, work: Work) -> None:
+def _log_failure(session: AsyncSession, run: SyncPass, work: ToCrmWork) -> None:
     error = log.RecordError(
         source_table=run.mapping.table_name,
         source_id=str(work.row.system_id),
@@ -559,7 +542,7 @@ def _log_failure(session: AsyncSession, run: SyncPass, work: Work) -> None:
     work.message = error.message
 
 
-async def _prepare(session: AsyncSession, run: SyncPass, rows: Sequence[Any]) -> list[Work]:
+async def _prepare(session: AsyncSession, run: SyncPass, rows: Sequence[Any]) -> list[ToCrmWork]:
     """Triage, plan and reserve a page (committed); what is left is sending it."""
     works = _triage(rows)
     todo = [w for w in works if w.action == SyncAction.modify]
@@ -582,7 +565,7 @@ async def _prepare(session: AsyncSession, run: SyncPass, rows: Sequence[Any]) ->
 class _Page:
     """A planned page whose batches are on their way."""
 
-    works: list[Work]
+    works: list[ToCrmWork]
     sending: asyncio.Task[dict[int, datetime | None]]
     bookmark: datetime | None
 
@@ -603,7 +586,7 @@ class _Pipeline:
         self.gate = asyncio.Semaphore(run.concurrency)
         self.previous: _Page | None = None
 
-    async def push(self, works: list[Work], *, bookmark: datetime | None) -> None:
+    async def push(self, works: list[ToCrmWork], *, bookmark: datetime | None) -> None:
         sending = asyncio.create_task(_send(self.run, works, self.gate))
         page = _Page(works, sending, bookmark)
         try:

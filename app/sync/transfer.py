@@ -29,8 +29,8 @@ from enum import IntEnum
 from typing import Any
 
 from app.dataverse.addressing import bind, bind_field
+from app.mappings.field_catalog import FieldType, crm_fields, entity_set_for, erp_fields
 from app.models.integration import Direction, FieldMappingStatus, IntegrationFieldMapping
-from app.sync.field_catalog import FieldType, crm_fields, entity_set_for, erp_fields
 
 # CRM entity a lookup points at -> the ERP table whose coupled rows it holds.
 LOOKUP_TABLES: dict[str, str] = {

@@ -33,8 +33,8 @@ from app.settings import Settings
 from tests.auth.test_no_secret_leaks import debug_logging  # noqa: F401 - a fixture
 from tests.factories import PASSWORD, bearer_headers, create_user
 from tests.fixtures.sandbox import RunningSandbox
+from tests.jobs.conftest import drive
 from tests.odata.factories import add_items, add_ledger, basic_header
-from tests.sync_jobs.conftest import drive
 from workers.queue import create_queue_pool
 
 API = "/api/v1"

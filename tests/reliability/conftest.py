@@ -26,12 +26,12 @@ from sqlmodel import col, select
 from app.clock import utc_now
 from app.db import SessionMaker, session_scope
 from app.errors import ConflictError
+from app.jobs import queue, scheduling
 from app.models.integration import JobKind, JobQueueEntry, JobStatus
 from app.settings import Settings
-from app.sync import jobs, scheduling
 from tests.fixtures import services
 from tests.fixtures.sandbox import RunningSandbox
-from tests.sync_jobs.conftest import connected  # noqa: F401 - a fixture used here
+from tests.jobs.conftest import connected  # noqa: F401 - a fixture used here
 from tests.workers.conftest import (  # noqa: F401 - fixtures used here
     arq_pool,
     start_worker,
@@ -93,7 +93,7 @@ async def is_at_rest(sessionmaker: SessionMaker, entry_ids: Sequence[int]) -> bo
     if any(e.status == JobStatus.in_process for e in entries.values()):
         return False
     async with sessionmaker() as session:
-        return not await jobs.find_due(session, now=utc_now())
+        return not await queue.find_due(session, now=utc_now())
 
 
 async def wait_at_rest(

@@ -20,8 +20,8 @@ import pytest
 from sqlmodel import col, select
 
 from app.db import SessionMaker
+from app.jobs.queue import INTERRUPTED_MESSAGE
 from app.models.integration import ConnectionSetup, IntegrationSynchJob, JobStatus
-from app.sync.jobs import INTERRUPTED_MESSAGE
 from tests.fixtures.sandbox import RunningSandbox
 from tests.reliability import company, consistency
 from tests.reliability.conftest import (

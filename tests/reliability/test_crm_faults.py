@@ -17,6 +17,7 @@ from app.db import SessionMaker
 from app.models.integration import ConnectionSetup
 from app.settings import Settings
 from tests.fixtures.sandbox import RunningSandbox
+from tests.jobs.conftest import drive
 from tests.reliability import company, consistency
 from tests.reliability.conftest import (
     assert_consistent,
@@ -26,7 +27,6 @@ from tests.reliability.conftest import (
     queue_full_sync,
     set_faults,
 )
-from tests.sync_jobs.conftest import drive
 
 SIZE = company.Size(items=150, customers=30)
 ROUNDS = 3  # ~50 CRM requests each: enough that every kind of fault shows up

@@ -9,8 +9,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.clock import utc_now
 from app.db import SessionMaker, session_scope
+from app.jobs import queue
 from app.models.integration import Direction, IntegrationSynchJob, JobQueueEntry, JobStatus
-from app.sync import jobs, progress
+from app.sync import progress
 from tests.workers.factories import create_entry
 
 
@@ -44,11 +45,11 @@ async def test_the_next_claim_closes_the_dead_runs_jobs(
     entry_id, job_id = await _killed_run(session)
     other_entry, other_job = await _killed_run(session)
     async with session_scope(sessionmaker) as claiming:
-        run = await jobs.claim(claiming, entry_id=entry_id, run_count=1, worker_id="w:2",
+        run = await queue.claim(claiming, entry_id=entry_id, run_count=1, worker_id="w:2",
                                now=utc_now(), claim_seconds=60)  # fmt: skip
     assert run is not None
     closed = await _job(sessionmaker, job_id)
-    assert closed.finished_at is not None and closed.message == jobs.INTERRUPTED_MESSAGE
+    assert closed.finished_at is not None and closed.message == queue.INTERRUPTED_MESSAGE
     assert closed.inserted == 7  # what the dead run committed stays counted
     untouched = await _job(sessionmaker, other_job)  # another entry's: not this claim's
     assert untouched.finished_at is None
@@ -62,9 +63,9 @@ async def test_giving_an_abandoned_entry_up_closes_its_jobs(
 ) -> None:
     entry_id, job_id = await _killed_run(session, max_attempts=1)
     async with session_scope(sessionmaker) as ticking:
-        assert await jobs.give_up_abandoned(ticking, now=utc_now()) == 1
+        assert await queue.give_up_abandoned(ticking, now=utc_now()) == 1
     async with sessionmaker() as reading:
         entry = await reading.get(JobQueueEntry, entry_id)
     assert entry is not None and entry.status == JobStatus.error
     closed = await _job(sessionmaker, job_id)
-    assert closed.finished_at is not None and closed.message == jobs.INTERRUPTED_MESSAGE
+    assert closed.finished_at is not None and closed.message == queue.INTERRUPTED_MESSAGE

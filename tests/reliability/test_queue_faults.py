@@ -14,6 +14,7 @@ from sqlmodel import func, select
 
 from app.clock import utc_now
 from app.db import SessionMaker, session_scope
+from app.jobs import queue, scheduling
 from app.models.integration import (
     ConnectionSetup,
     IntegrationRecord,
@@ -22,7 +23,6 @@ from app.models.integration import (
     JobQueueEntry,
 )
 from app.settings import Settings
-from app.sync import jobs, scheduling
 from tests.fixtures.sandbox import RunningSandbox
 from tests.reliability import company, consistency
 from tests.reliability.conftest import (
@@ -45,7 +45,7 @@ async def _queued_ids(pool: ArqRedis) -> set[str]:
 
 async def _startable_due(sessionmaker: SessionMaker) -> set[str]:
     async with sessionmaker() as session:
-        due = await jobs.find_due(session, now=utc_now())
+        due = await queue.find_due(session, now=utc_now())
         startable = await scheduling.startable(session, [d.entry_id for d in due])
     return {entry_job_id(d.entry_id, d.run_count) for d in due if d.entry_id in startable}
 

@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, func, select, update
 
+from app.catalog import run_mapping
 from app.clock import utc_now
 from app.dataverse import DataverseClient
 from app.db import SessionMaker, session_scope
@@ -29,13 +30,13 @@ from app.models.integration import (
     IntegrationSynchJob,
     IntegrationTableMapping,
 )
-from app.sync.runner import RunOptions, run_mapping
+from app.sync.sync_pass import RunOptions
 from tests.erp.conftest import api  # noqa: F401 - a fixture used here
 from tests.fixtures.sandbox import RunningSandbox
+from tests.jobs.conftest import connected  # noqa: F401 - a fixture used here
 from tests.reliability import company, consistency
 from tests.reliability.conftest import assert_consistent, set_faults
 from tests.sync.conftest import sandbox_client
-from tests.sync_jobs.conftest import connected  # noqa: F401 - a fixture used here
 
 INJECTED = "injected failure"
 

@@ -1,4 +1,4 @@
-"""Sales documents end to end: the sync_jobs fixtures (real arq workers, the sandbox over
+"""Sales documents end to end: the tests/jobs fixtures (real arq workers, the sandbox over
 HTTP) plus a company whose CRM side is made through the Web API and coupled."""
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.clock import utc_now
+from app.connection.defaults import sync_other_jobs
 from app.dataverse import DataverseClient
 from app.db import SessionMaker, session_scope
 from app.models.integration import ConnectionSetup, JobKind, JobQueueEntry, JobStatus
 from app.settings import Settings
 from app.sync.crm_client import build_crm_client
-from app.sync.defaults import sync_other_jobs
-from tests.sales.world import World, build_world
-from tests.sync_jobs.conftest import (  # noqa: F401, F811 - fixtures reused, not copied
+from tests.jobs.conftest import (  # noqa: F401, F811 - fixtures reused, not copied
     admin,
     arq_pool,
     connected,
@@ -30,6 +29,7 @@ from tests.sync_jobs.conftest import (  # noqa: F401, F811 - fixtures reused, no
     tick_ctx,
     worker_settings,
 )
+from tests.sales.world import World, build_world
 from tests.workers.conftest import queue_settings, start_worker  # noqa: F401 - fixtures
 
 WRITE_IN = "WRITE-IN"

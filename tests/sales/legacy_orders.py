@@ -15,15 +15,15 @@ import httpx
 import pytest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.connection.defaults import sync_other_jobs
 from app.dataverse import DataverseClient
 from app.db import SessionMaker
 from app.models.integration import ConnectionSetup, JobKind, JobQueueEntry
 from app.settings import Settings
-from app.sync.defaults import sync_other_jobs
 from tests.fixtures.sandbox import RunningSandbox
+from tests.jobs.conftest import drive, entries
 from tests.sales.world import Line, World, crm_document, submit
 from tests.sync import factories as f
-from tests.sync_jobs.conftest import drive, entries
 
 
 @pytest.fixture

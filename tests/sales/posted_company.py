@@ -24,8 +24,8 @@ from app.erp import posting
 from app.models import erp
 from app.settings import Settings
 from tests.fixtures.sandbox import RunningSandbox
+from tests.jobs.conftest import drive
 from tests.sync import factories as f
-from tests.sync_jobs.conftest import drive
 
 
 @dataclass

@@ -21,8 +21,8 @@ from app.models.integration import (
     JobKind,
     JobStatus,
 )
+from app.sales.sales_orders import JOB_NAME
 from app.settings import Settings
-from app.sync.sales_orders import JOB_NAME
 from tests.fixtures.sandbox import RunningSandbox
 from tests.sales.conftest import WRITE_IN, run_job
 from tests.sales.world import Line, World, crm_document, submit

@@ -26,12 +26,12 @@ from app.models.integration import (
     JobKind,
     JobStatus,
 )
+from app.sales import customer_statistics as stats
 from app.settings import Settings
-from app.sync import customer_statistics as stats
 from tests.fixtures.sandbox import RunningSandbox
+from tests.jobs.conftest import entries
 from tests.sales.posted_company import coupled_company, post_order, run_entry_now
 from tests.sync import factories as f
-from tests.sync_jobs.conftest import entries
 
 D = Decimal
 TODAY = date(2026, 6, 15)

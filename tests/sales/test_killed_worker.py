@@ -19,8 +19,8 @@ from app.clock import utc_now
 from app.dataverse import DataverseClient
 from app.db import SessionMaker, session_scope
 from app.models.integration import JobKind, JobQueueEntry, JobStatus
+from app.sales.sales_orders import JOB_NAME
 from app.settings import Settings
-from app.sync.sales_orders import JOB_NAME
 from tests.fixtures.sandbox import RunningSandbox
 from tests.sales.conftest import drive, make_due
 from tests.sales.test_auto_create_orders import crm_order, job_rows, orders

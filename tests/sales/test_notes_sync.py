@@ -19,8 +19,8 @@ from app.dataverse import DataverseClient
 from app.db import SessionMaker
 from app.models.erp import Note
 from app.models.integration import IntegrationRecord, JobKind, JobStatus
+from app.sales.note_text import plain_note_text
 from app.settings import Settings
-from app.sync.note_text import plain_note_text
 from tests.fixtures.sandbox import RunningSandbox
 from tests.sales.legacy_orders import coupled_order, crm_rows, legacy, run_now
 from tests.sales.world import World

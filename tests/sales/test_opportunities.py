@@ -17,9 +17,9 @@ from app.models import erp
 from app.models.integration import ConnectionSetup, IntegrationRecord, JobKind, JobQueueEntry
 from app.settings import Settings
 from tests.fixtures.sandbox import RunningSandbox
+from tests.jobs.conftest import drive, entries
 from tests.sales.posted_company import coupled_company
 from tests.sync import factories as f
-from tests.sync_jobs.conftest import drive, entries
 
 MAPPING = "OPPORTUNITY"
 

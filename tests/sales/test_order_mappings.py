@@ -12,6 +12,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.connection.defaults import recreate_sales_order_mappings
 from app.dataverse import DataverseClient
 from app.db import SessionMaker
 from app.models.integration import (
@@ -23,7 +24,6 @@ from app.models.integration import (
     JobStatus,
 )
 from app.settings import Settings
-from app.sync.defaults import recreate_sales_order_mappings
 from tests.fixtures.sandbox import RunningSandbox
 from tests.sales.conftest import WRITE_IN, drive, run_job
 from tests.sales.test_auto_create_orders import crm_order, job_rows, lines_of, orders

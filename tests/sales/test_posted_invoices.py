@@ -11,6 +11,7 @@ import httpx
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.catalog import run_mapping
 from app.clock import utc_now
 from app.dataverse import DataverseClient
 from app.db import SessionMaker
@@ -24,13 +25,12 @@ from app.models.integration import (
     IntegrationSynchJobError,
     JobKind,
 )
+from app.sales import invoice_status
 from app.settings import Settings
-from app.sync import invoice_status
-from app.sync.runner import run_mapping
 from tests.fixtures.sandbox import RunningSandbox
+from tests.jobs.conftest import entries
 from tests.sales.posted_company import coupled_company, post_order, run_entry_now
 from tests.sync import factories as f
-from tests.sync_jobs.conftest import entries
 
 HEADERS = "POSTEDSALESINV-INV"
 

@@ -12,10 +12,10 @@ from app.dataverse import DataverseClient
 from app.db import SessionMaker
 from app.models import erp
 from app.models.integration import JobKind
+from app.sales.sales_quotes import JOB_NAME
 from app.sandbox import SandboxConfig
 from app.sandbox.config import DEFAULT_ALTERNATE_KEYS
 from app.settings import Settings
-from app.sync.sales_quotes import JOB_NAME
 from tests.fixtures.sandbox import RunningSandbox, start_sandbox
 from tests.sales.conftest import run_job
 from tests.sales.test_auto_create_orders import couplings, job_rows, lines_of, orders

@@ -24,9 +24,9 @@ from app.models import erp
 from app.models.integration import IntegrationRecord, JobKind
 from app.settings import Settings
 from tests.fixtures.sandbox import RunningSandbox
+from tests.jobs.conftest import drive
 from tests.sales.legacy_orders import crm_rows, run_now
 from tests.sales.world import Line, World, activate_quote, crm_document, submit
-from tests.sync_jobs.conftest import drive
 
 SO = "/api/v1/sales-orders"
 

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.connection.defaults import recreate_default_setup
 from app.dataverse import DataverseClient, client_from_connection
 from app.models.integration import ConnectionSetup
-from app.sync.defaults import recreate_default_setup
 from tests.fixtures.sandbox import RunningSandbox
 
 

@@ -7,11 +7,12 @@ from typing import Any
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.catalog import run_mapping
 from app.dataverse import DataverseClient
 from app.db import SessionMaker
 from app.models import erp
 from app.models.integration import ConnectionSetup, Direction, IntegrationSynchJobError
-from app.sync.runner import RunOptions, run_mapping
+from app.sync.sync_pass import RunOptions
 from tests.fixtures.sandbox import RunningSandbox
 from tests.sync import factories as f
 

@@ -6,6 +6,7 @@ import pytest
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.catalog import run_mapping
 from app.dataverse import DataverseClient
 from app.db import SessionMaker
 from app.models.integration import (
@@ -17,7 +18,7 @@ from app.models.integration import (
 )
 from app.sync.errors import SyncError
 from app.sync.log import Counters
-from app.sync.runner import SYNC_ACTOR, RunOptions, run_mapping
+from app.sync.sync_pass import SYNC_ACTOR, RunOptions
 from tests.fixtures.sandbox import RunningSandbox
 from tests.sync import factories as f
 

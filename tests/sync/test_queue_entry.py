@@ -7,11 +7,11 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth.encryption import encrypt_secret
+from app.catalog import run_queue_entry
 from app.db import SessionMaker
 from app.models.integration import ConnectionSetup, IntegrationSynchJob
 from app.settings import Settings
 from app.sync.errors import FatalSyncError
-from app.sync.runner import run_queue_entry
 from tests.fixtures.sandbox import RunningSandbox
 from tests.sync import factories as f
 

@@ -9,6 +9,8 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.catalog import run_mapping
+from app.couplings import records
 from app.dataverse import DataverseClient
 from app.db import SessionMaker
 from app.models import erp
@@ -22,8 +24,7 @@ from app.models.integration import (
     IntegrationTableMapping,
     UpdateConflictResolution,
 )
-from app.sync import couplings
-from app.sync.runner import RunOptions, run_mapping
+from app.sync.sync_pass import RunOptions
 from tests.fixtures.sandbox import RunningSandbox
 from tests.sync import factories as f
 
@@ -94,7 +95,7 @@ async def test_missing_dependency_fails_then_skips_then_restores(
     assert coupling.skipped  # the same error twice
     third = await run_mapping(sessionmaker, crm, mapping_name="ITEM-PRODUCT")
     assert third.counters[TO].failed == 0
-    await couplings.restore_skipped(session, mapping_name="ITEM-PRODUCT")
+    await records.restore_skipped(session, mapping_name="ITEM-PRODUCT")
     await session.commit()
     await run_mapping(sessionmaker, crm, mapping_name="UNIT OF MEASURE", options=FULL)
     fixed = await run_mapping(sessionmaker, crm, mapping_name="ITEM-PRODUCT")

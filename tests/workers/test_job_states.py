@@ -1,4 +1,4 @@
-"""The job queue's state machine in the database (app.sync.jobs), on SQLite and PostgreSQL."""
+"""The job queue's state machine in the database (app.jobs.queue), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from datetime import timedelta
 from sqlalchemy import func
 from sqlmodel import select
 
+from app import catalog
 from app.clock import as_utc, utc_now
 from app.db import SessionMaker, session_scope
+from app.jobs import queue
 from app.models.integration import (
     ConnectionSetup,
     IntegrationSynchJob,
@@ -19,7 +21,6 @@ from app.models.integration import (
     JobStatus,
 )
 from app.settings import Settings
-from app.sync import jobs
 from tests.workers.factories import create_entry, create_sync_log
 
 WORKER = "test-host:1"
@@ -32,10 +33,10 @@ async def _claim(
     run_count: int | None = None,
     worker_id: str = WORKER,
     claim_seconds: int = 60,
-) -> jobs.Claim | None:
+) -> queue.Claim | None:
     assert entry.id is not None
     async with session_scope(sessionmaker) as session:
-        return await jobs.claim(
+        return await queue.claim(
             session,
             entry_id=entry.id,
             run_count=entry.run_count if run_count is None else run_count,
@@ -72,7 +73,7 @@ async def test_find_due_picks_what_is_due_and_nothing_else(sessionmaker: Session
         await create_entry(
             session, status=JobStatus.in_process, claimed_until=now + timedelta(minutes=1)
         )
-        due = await jobs.find_due(session, now=now)
+        due = await queue.find_due(session, now=now)
     assert {d.entry_id for d in due} == {due_ready.id, due_waking.id, abandoned.id}
 
 
@@ -102,7 +103,7 @@ async def test_successful_one_off_run_finishes_and_purges_old_logs(
         await create_sync_log(session, old=5, young=2, errors_each=2)
     run = await _claim(sessionmaker, entry)
     assert run is not None
-    status = await jobs.run_entry(sessionmaker, settings=settings, run=run, timeout_seconds=30)
+    status = await catalog.run_entry(sessionmaker, settings=settings, run=run, timeout_seconds=30)
     assert status == JobStatus.finished
     fresh = await _reload(sessionmaker, entry)
     assert (fresh.attempt, fresh.last_error, fresh.claimed_by) == (0, "", "")
@@ -124,7 +125,7 @@ async def test_recurring_entry_is_rescheduled_or_rests_when_idle(
     for entry in (busy, idle):  # the first run deletes the old log row, the second finds none
         run = await _claim(sessionmaker, entry)
         assert run is not None
-        await jobs.run_entry(sessionmaker, settings=settings, run=run, timeout_seconds=30)
+        await catalog.run_entry(sessionmaker, settings=settings, run=run, timeout_seconds=30)
     busy, idle = await _reload(sessionmaker, busy), await _reload(sessionmaker, idle)
     assert busy.status == JobStatus.ready
     assert busy.earliest_start_at is not None and busy.last_finished_at is not None
@@ -146,7 +147,7 @@ async def test_failures_retry_after_the_rerun_delay_then_end_in_error(
         loaded = await session.get(JobQueueEntry, entry.id)
         assert loaded is not None
         now = utc_now()
-        assert await jobs.fail(session, run=run, entry=loaded, message="CRM said 503", now=now)
+        assert await queue.fail(session, run=run, entry=loaded, message="CRM said 503", now=now)
     fresh = await _reload(sessionmaker, entry)
     assert (fresh.status, fresh.attempt, fresh.last_error) == (JobStatus.ready, 1, "CRM said 503")
     assert fresh.earliest_start_at is not None
@@ -159,7 +160,9 @@ async def test_failures_retry_after_the_rerun_delay_then_end_in_error(
     async with session_scope(sessionmaker) as session:
         loaded = await session.get(JobQueueEntry, entry.id)
         assert loaded is not None
-        await jobs.fail(session, run=run, entry=loaded, message="CRM said 503 again", now=utc_now())
+        await queue.fail(
+            session, run=run, entry=loaded, message="CRM said 503 again", now=utc_now()
+        )
     fresh = await _reload(sessionmaker, entry)
     assert (fresh.status, fresh.attempt) == (JobStatus.error, 2)
     assert fresh.last_error == "CRM said 503 again"
@@ -178,7 +181,7 @@ async def test_a_kind_that_cannot_run_goes_to_error_without_retries(
         run = await _claim(sessionmaker, entry)
         assert run is not None
         assert (
-            await jobs.run_entry(sessionmaker, settings=settings, run=run, timeout_seconds=30)
+            await catalog.run_entry(sessionmaker, settings=settings, run=run, timeout_seconds=30)
             == JobStatus.error
         )
     unknown, bad = await _reload(sessionmaker, unknown), await _reload(sessionmaker, bad)
@@ -195,7 +198,7 @@ async def test_a_run_over_its_time_fails_and_is_retried_later(
     run = await _claim(sessionmaker, entry)
     assert run is not None
     assert (
-        await jobs.run_entry(sessionmaker, settings=settings, run=run, timeout_seconds=1)
+        await catalog.run_entry(sessionmaker, settings=settings, run=run, timeout_seconds=1)
         == JobStatus.ready
     )
     fresh = await _reload(sessionmaker, entry)
@@ -213,7 +216,7 @@ async def test_a_cancelled_run_gives_its_entry_back_at_once(
     run = await _claim(sessionmaker, entry)
     assert run is not None
     task = asyncio.create_task(
-        jobs.run_entry(sessionmaker, settings=settings, run=run, timeout_seconds=60)
+        catalog.run_entry(sessionmaker, settings=settings, run=run, timeout_seconds=60)
     )
     while await _count(sessionmaker, IntegrationSynchJob) == 2:
         await asyncio.sleep(0.05)
@@ -222,7 +225,7 @@ async def test_a_cancelled_run_gives_its_entry_back_at_once(
     fresh = await _reload(sessionmaker, entry)
     assert (fresh.status, fresh.attempt, fresh.claimed_by) == (JobStatus.ready, 0, "")
     async with sessionmaker() as session:
-        assert [d.entry_id for d in await jobs.find_due(session, now=utc_now())] == [entry.id]
+        assert [d.entry_id for d in await queue.find_due(session, now=utc_now())] == [entry.id]
 
 
 async def test_an_abandoned_claim_is_taken_over_or_given_up(sessionmaker: SessionMaker) -> None:
@@ -235,7 +238,7 @@ async def test_an_abandoned_claim_is_taken_over_or_given_up(sessionmaker: Sessio
             session, status=JobStatus.in_process, claimed_until=gone, attempt=3, run_count=3
         )
     async with session_scope(sessionmaker) as session:
-        assert await jobs.give_up_abandoned(session, now=utc_now()) == 1
+        assert await queue.give_up_abandoned(session, now=utc_now()) == 1
     spent = await _reload(sessionmaker, spent)
     assert spent.status == JobStatus.error and "attempts are used up" in spent.last_error
     run = await _claim(sessionmaker, retry, worker_id="other:2")
@@ -254,7 +257,8 @@ async def test_a_superseded_run_cannot_record_its_outcome(
     second = await _claim(sessionmaker, entry, run_count=first.run_count, worker_id="b:2")
     assert second is not None
     assert (
-        await jobs.run_entry(sessionmaker, settings=settings, run=first, timeout_seconds=30) is None
+        await catalog.run_entry(sessionmaker, settings=settings, run=first, timeout_seconds=30)
+        is None
     )
     fresh = await _reload(sessionmaker, entry)
     assert (fresh.status, fresh.claimed_by, fresh.run_count) == (JobStatus.in_process, "b:2", 2)
@@ -272,7 +276,7 @@ async def test_a_crm_entry_that_ends_while_the_connection_is_disabled_stays_on_h
     # An admin disables the connection while the run is going.
     async with session_scope(sessionmaker) as session:
         session.add(ConnectionSetup(is_enabled=False, disable_reason="maintenance"))
-    status = await jobs.run_entry(sessionmaker, settings=settings, run=run, timeout_seconds=30)
+    status = await catalog.run_entry(sessionmaker, settings=settings, run=run, timeout_seconds=30)
     assert status == JobStatus.on_hold
     fresh = await _reload(sessionmaker, entry)
     assert fresh.status == JobStatus.on_hold and fresh.claimed_by == ""

@@ -191,7 +191,7 @@ class AssistedSetupRead(BaseModel):
 
     @classmethod
     def from_flow(cls, settings: Settings, flow: AssistedSetup) -> AssistedSetupRead:
-        from app.sync.assisted_setup import SECRET_ANSWERS, STEPS, read_secrets
+        from app.connection.assisted_setup import SECRET_ANSWERS, STEPS, read_secrets
 
         secrets = read_secrets(settings, flow)
         steps = [

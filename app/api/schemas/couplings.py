@@ -98,7 +98,7 @@ class StaleList(BaseModel):
     items: list[StaleRead]
 
 
-MAX_RECORDS_NOW = 100  # app.sync.record_sync.MAX_RECORDS: run inside the request
+MAX_RECORDS_NOW = 100  # app.couplings.record_sync.MAX_RECORDS: run inside the request
 
 
 class _ChosenRecords(BaseModel):

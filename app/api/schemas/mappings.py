@@ -7,6 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.mappings.field_catalog import FieldInfo
 from app.models.integration import (
     DeletionConflictResolution,
     Direction,
@@ -15,7 +16,6 @@ from app.models.integration import (
     IntegrationTableMapping,
     UpdateConflictResolution,
 )
-from app.sync.field_catalog import FieldInfo
 
 
 class MappingRead(BaseModel):

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel
 
-from app.sync.sales_orders import Outcome
+from app.sales.sales_orders import Outcome
 
 
 class SubmittedOrderRead(BaseModel):

@@ -1,0 +1,225 @@
+"""The Dynamics 365 Sales connection setup: one row, validated changes, test, enable/disable.
+
+Secrets (client secret, password, the OData access key handed to the CRM) are encrypted
+on the way in and are never returned: ``app.api.schemas.connection`` shows only whether
+each is set and its last four characters. Enabling needs the Dataverse connection and a
+CRM that answers (token + WhoAmI); it creates the default mappings if there are none and
+sets the CRM job queue entries ready. Disabling puts them on hold.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.auth.encryption import encrypt_secret
+from app.clock import utc_now
+from app.connection import defaults
+from app.connection.odata_credentials import ODATA_FIELDS, apply_odata_changes
+from app.connection.setup_validation import (
+    check_api_version,
+    check_connection_string,
+    check_url,
+    missing_credentials,
+    raise_if_incomplete,
+)
+from app.db import current_actor
+from app.errors import ConflictError, InvalidInputError
+from app.jobs import queue
+from app.logs import get_logger
+from app.models.integration import AuthenticationType, ConnectionSetup, JobQueueEntry, JobStatus
+from app.settings import Settings
+
+log = get_logger("salesbridge.sync.connection")
+
+SECRET_FIELDS = {"client_secret": "client_secret_encrypted", "password": "password_encrypted"}
+# Settings that identify the CRM: they cannot change under an enabled connection, whose
+# couplings and job queue entries point at that CRM.
+IDENTITY_FIELDS = ("server_address", "authentication_type", "tenant_id", "token_url", "client_id",
+                   "user_name", "api_version", "connection_string")  # fmt: skip
+ON_PREMISES_TYPES = (AuthenticationType.ad, AuthenticationType.ifd)
+
+
+async def get_connection_setup(session: AsyncSession, settings: Settings) -> ConnectionSetup:
+    """The one setup row, created (disabled, OData URL = our own service) on first use."""
+    statement = select(ConnectionSetup).order_by(col(ConnectionSetup.id))
+    setup = (await session.exec(statement)).first()
+    if setup is None:
+        setup = ConnectionSetup(odata_url=settings.odata_url.rstrip("/"))
+        session.add(setup)
+        await session.flush()
+    return setup
+
+
+def _normalize(setup: ConnectionSetup, name: str, value: Any) -> Any:
+    if name == "server_address" and value:
+        is_on_premises = setup.authentication_type in ON_PREMISES_TYPES
+        return check_url(value, label="CRM URL", allow_plain_http=is_on_premises)
+    if name == "token_url" and value:
+        return check_url(value, label="token URL")
+    if name == "api_version":
+        return check_api_version(value)
+    if name == "connection_string":
+        return check_connection_string(value)
+    return value
+
+
+def _apply_plain(setup: ConnectionSetup, changes: Mapping[str, Any]) -> None:
+    if "authentication_type" in changes:  # first: it decides whether http is allowed
+        setup.authentication_type = AuthenticationType(changes["authentication_type"])
+    for name, value in changes.items():
+        setattr(setup, name, _normalize(setup, name, value))
+
+
+def _check_identity_change(setup: ConnectionSetup, changes: Mapping[str, Any]) -> None:
+    changed = [n for n in IDENTITY_FIELDS if n in changes and changes[n] != getattr(setup, n)]
+    if changed and setup.is_enabled:
+        msg = f"Disable the connection before changing {', '.join(changed)}."
+        raise ConflictError(msg)
+    if "server_address" in changed:
+        # Another CRM: the user id and the solution state belong to the old one.
+        setup.integration_user_id = None
+        setup.is_solution_installed = False
+
+
+def check_flags(setup: ConnectionSetup) -> None:
+    """Rules between the switches (BC: the Sales features need the Dataverse connection)."""
+    legacy = setup.sales_order_integration_enabled
+    bidirectional = setup.bidirectional_sales_order_integration
+    if (legacy or bidirectional) and not setup.dataverse_connection_enabled:
+        msg = "Sales order integration requires the Dataverse connection: enable it first."
+        raise ConflictError(msg)
+    if legacy and bidirectional:
+        msg = "Choose either the legacy or the bidirectional sales order integration, not both."
+        raise InvalidInputError(msg)
+    if (setup.auto_create_sales_orders or setup.auto_process_sales_quotes) and not (
+        legacy or bidirectional
+    ):
+        msg = "Automatic sales order and quote processing requires sales order integration."
+        raise ConflictError(msg)
+    if setup.is_enabled and not setup.dataverse_connection_enabled:
+        msg = "The Sales connection is enabled: disable it before the Dataverse connection."
+        raise ConflictError(msg)
+
+
+def _check_auth_type_change(setup: ConnectionSetup, changes: Mapping[str, Any]) -> None:
+    if "authentication_type" not in changes:
+        return
+    missing = [m for m in missing_credentials(setup) if m != "server_address"]
+    if missing:
+        kind = str(setup.authentication_type)
+        msg = f"The authentication type {kind} needs {', '.join(missing)}."
+        raise InvalidInputError(msg)
+
+
+def _sales_order_flags(setup: ConnectionSetup) -> tuple[bool, bool]:
+    return setup.sales_order_integration_enabled, setup.bidirectional_sales_order_integration
+
+
+async def update_connection_setup(
+    session: AsyncSession, settings: Settings, *, changes: Mapping[str, Any]
+) -> ConnectionSetup:
+    """Apply validated changes; on any error the caller's transaction rolls them back."""
+    setup = await get_connection_setup(session, settings)
+    sales_orders_before = _sales_order_flags(setup)
+    plain = {k: v for k, v in changes.items() if k not in SECRET_FIELDS and k not in ODATA_FIELDS}
+    _check_identity_change(setup, plain)
+    _apply_plain(setup, plain)
+    for name, column in SECRET_FIELDS.items():
+        if name in changes:
+            setattr(setup, column, encrypt_secret(settings, changes[name] or ""))
+    await apply_odata_changes(session, settings, setup=setup, changes=changes)
+    _check_auth_type_change(setup, changes)
+    check_flags(setup)
+    session.add(setup)
+    await session.flush()
+    if setup.is_enabled:
+        if _sales_order_flags(setup) != sales_orders_before:
+            await defaults.recreate_sales_order_mappings(session, setup=setup)
+        await defaults.sync_other_jobs(session, setup=setup)
+    log.info("connection_setup_updated", fields=sorted(changes))
+    return setup
+
+
+async def set_crm_jobs_status(session: AsyncSession, *, enabled: bool) -> int:
+    """Disabling puts every CRM entry on hold; enabling sets held ones ready to run now.
+
+    Enabling gives held entries all their attempts again, as "set ready" does: an entry
+    that had used up its attempts before the disable would otherwise fail for good at once.
+    """
+    now = utc_now()
+    values: dict[str, Any] = {"modified_at": now, "modified_by": current_actor.get()}
+    if enabled:
+        sources = [JobStatus.on_hold]
+        values.update(status=JobStatus.ready, earliest_start_at=now, attempt=0)
+    else:
+        sources = [JobStatus.ready, JobStatus.on_hold_with_inactivity_timeout, JobStatus.error]
+        values.update(status=JobStatus.on_hold)
+    statement = (
+        update(JobQueueEntry)
+        .where(
+            col(JobQueueEntry.kind).in_(list(queue.CRM_JOB_KINDS)),
+            col(JobQueueEntry.status).in_(sources),
+        )
+        .values(**values)
+    )
+    result = await session.exec(statement)
+    return int(result.rowcount or 0)
+
+
+async def mark_enabled(session: AsyncSession, *, setup: ConnectionSetup) -> None:
+    """Enable after the caller verified the CRM: defaults if none, held jobs ready."""
+    if not setup.dataverse_connection_enabled:
+        msg = "The Sales connection requires the Dataverse connection: enable it first."
+        raise ConflictError(msg)
+    raise_if_incomplete(setup, action="enable the connection")
+    setup.is_enabled = True
+    setup.disable_reason = ""
+    session.add(setup)
+    await session.flush()
+    if not await defaults.has_default_mappings(session):
+        await defaults.recreate_default_setup(session, setup=setup)
+    else:
+        await defaults.sync_other_jobs(session, setup=setup)
+    await set_crm_jobs_status(session, enabled=True)
+    log.info("connection_enabled")
+
+
+async def disable_connection(
+    session: AsyncSession, settings: Settings, *, reason: str = ""
+) -> ConnectionSetup:
+    setup = await get_connection_setup(session, settings)
+    setup.is_enabled = False
+    setup.disable_reason = reason[:250]
+    session.add(setup)
+    await session.flush()
+    held = await set_crm_jobs_status(session, enabled=False)
+    log.info("connection_disabled", job_queue_entries_on_hold=held)
+    return setup
+
+
+@dataclass
+class CheckStep:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class ConnectionTestResult:
+    steps: list[CheckStep] = field(default_factory=list)
+    integration_user_id: uuid.UUID | None = None
+    crm_version: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.steps) and all(step.ok for step in self.steps)
+
+    def first_failure(self) -> str:
+        return next((f"{s.name}: {s.detail}" for s in self.steps if not s.ok), "")
