@@ -90,5 +90,7 @@ async def change_some(sessionmaker: SessionMaker, rng: random.Random, *, new_ite
         await session.exec(
             update(erp.Customer)
             .where(col(erp.Customer.no).in_(rng.sample(list(customers), k=min(20, len(customers)))))
-            .values(city=f"City {rng.randint(1, 99)}", modified_at=utc_now())
+            # A fresh value each round: a customer edited twice with the same city would be
+            # unchanged for the CRM, and the checks would see a stale row where none is.
+            .values(city=f"City {rng.getrandbits(32):08x}", modified_at=utc_now())
         )
