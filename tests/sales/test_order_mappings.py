@@ -152,8 +152,8 @@ async def test_bidirectional_mode_carries_order_and_line_edits_both_ways(
     assert (line_job.modified, line_job.failed) == (1, 0)
 
     # CRM -> ERP: a salesperson changes the order and the write-in line in the CRM.
-    f.crm_user_edit(sandbox.state, "salesorders", made.crm_id, requestdeliveryby="2027-01-15")
-    f.crm_user_edit(sandbox.state, "salesorderdetails", made.line_ids[1],
+    await f.crm_user_edit(sandbox, "salesorders", made.crm_id, requestdeliveryby="2027-01-15")
+    await f.crm_user_edit(sandbox, "salesorderdetails", made.line_ids[1],
                     quantity=3, baseamount=75, extendedamount=75)  # fmt: skip
     await _run_mapping(client, admin, tick_ctx, worker_settings)
     (updated,) = await orders(sessionmaker)

@@ -64,7 +64,7 @@ async def test_a_person_goes_to_the_crm_under_its_account_and_crm_edits_come_bac
     assert person[LOGICAL] == "account"
 
     # A person moves the contact to the other account and renames it in the CRM.
-    f.crm_user_edit(sandbox.state, "contacts", person["contactid"], lastname="Lee-Smith",
+    await f.crm_user_edit(sandbox, "contacts", person["contactid"], lastname="Lee-Smith",
                     _parentcustomerid_value=_account_id(sandbox, "Bike barn"),
                     **{LOGICAL: "account"})  # fmt: skip
     await make_due(sessionmaker, "CONTACT")
