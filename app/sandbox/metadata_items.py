@@ -70,6 +70,7 @@ def entity_item(entity: EntityType, index: int) -> dict[str, Any]:
         "OwnershipType": _OWNERSHIP[entity.ownership],
         "IsCustomEntity": entity.logical.startswith("nav_"),
         "IsActivity": False,
+        "HasActivities": False,
         "IsIntersect": False,
         "IsValidForAdvancedFind": not entity.is_system,
         "ChangeTrackingEnabled": False,  # the sandbox has no change tracking

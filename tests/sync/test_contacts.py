@@ -18,6 +18,7 @@ from tests.sync import factories as f
 FULL = RunOptions(is_full=True)
 TO, FROM = Direction.to_crm, Direction.from_crm
 LOGICAL = "_parentcustomerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"
+PARENT = "parentcustomerid_account@odata.bind"
 CONTACT_FILTER = "_parentcustomerid_value ne null and statecode eq 0"  # the mapping's
 
 
@@ -114,7 +115,7 @@ async def test_crm_edits_come_back_with_the_company_of_the_parent_account(
     person = _contact(sandbox, "Lee")
     c2 = _account_id(sandbox, "Customer C2")
     await f.crm_user_edit(sandbox, "contacts", person["contactid"], lastname="Lee-Smith",
-                    _parentcustomerid_value=c2, **{LOGICAL: "account"})  # fmt: skip
+                          **{PARENT: f"/accounts({c2})"})  # fmt: skip
     back = await run_mapping(sessionmaker, crm, mapping_name="CONTACT")
     assert back.counters[FROM].modified == 1
     contact = await _erp_contact(session, "CT1")
@@ -124,7 +125,7 @@ async def test_crm_edits_come_back_with_the_company_of_the_parent_account(
     # A parent account the sync does not know: the record fails and the ERP keeps C2.
     stranger = await crm.create("accounts", {"name": "Stranger", "customertypecode": 3})
     await f.crm_user_edit(sandbox, "contacts", person["contactid"],
-                    _parentcustomerid_value=str(stranger), **{LOGICAL: "account"})  # fmt: skip
+                          **{PARENT: f"/accounts({stranger})"})  # fmt: skip
     refused = await run_mapping(sessionmaker, crm, mapping_name="CONTACT")
     assert refused.counters[FROM].failed == 1
     assert any(f"parent account {stranger} is not coupled to a customer" in m
