@@ -5,8 +5,8 @@ sandbox stores rows schema-less, so the type is derived here from the column's n
 the entity's declarations. It drives the formatted values that ``odata.include-annotations``
 asks for and the attribute metadata of ``EntityDefinitions(...)/Attributes``.
 
-Labels are Dataverse's default (English) labels for the option values of
-reference/dataverse.md §1 and the standard choice columns; a choice column whose labels
+Labels are Dataverse's default (English) labels for the sales tables' states, statuses
+and the standard choice columns; a choice column whose labels
 the sandbox does not know gets no formatted value rather than an invented one.
 """
 

@@ -27,7 +27,7 @@ ACT_ON_BEHALF = "prvActOnBehalfOfAnotherUser"
 _USER = "systemuser"
 USER_ROLES = "systemuserroles_association"
 
-# Role ids BC's integration assigns (reference/bc-integration.md §7), and the Delegate role.
+# The role ids Business Central's integration assigns, and the Delegate role.
 SEEDED_ROLES = {
     "System Administrator": "627090ff-40a3-4053-8790-584edc5be201",
     "Integration Administrator": "8c8d4f51-a72b-e511-80d9-3863bb349780",
