@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.sandbox.actions import CLOSE_ACTIONS, close_opportunity
 from app.sandbox.attributes import schema_for
 from app.sandbox.config import SandboxConfig
 from app.sandbox.entities import BY_SET, ENTITIES, RELATIONSHIPS, EntityType
@@ -104,8 +105,11 @@ class WebApi:
             if op.method != "GET":
                 raise no_http_resource(call.api_url + segments[0])
             return self._who_am_i(call)
-        if segments[0] in _CLOSE_ACTIONS:
-            return self._close_opportunity(segments[0], op, call)
+        if segments[0] in CLOSE_ACTIONS:
+            if op.method != "POST":
+                raise no_http_resource(call.api_url + segments[0])
+            close_opportunity(segments[0], op.json_body(), self.records(call))
+            return Outcome(204)
         if segments[0].startswith("EntityDefinitions"):
             return self.definitions.answer(segments, op, call.api_url)
         name, key_text = split_segment(segments[0])
@@ -132,33 +136,6 @@ class WebApi:
                 "OrganizationId": self.identity.organization_id,
             },
         )
-
-    def _close_opportunity(self, action: str, op: Operation, call: CallContext) -> Outcome:
-        """``WinOpportunity`` / ``LoseOpportunity``: the supported way to close one."""
-        if op.method != "POST":
-            raise no_http_resource(call.api_url + action)
-        body = op.json_body()
-        close = body.get("OpportunityClose")
-        target = close.get("opportunityid@odata.bind") if isinstance(close, dict) else None
-        if not isinstance(target, str):
-            msg = "OpportunityClose needs 'opportunityid@odata.bind'."
-            raise SandboxError(400, "0x80040203", msg)
-        ref = reference_to_ref(target, self.records(call).context)
-        doc = self._existing(ref)
-        state, default_status = _CLOSE_ACTIONS[action]
-        if doc.get("statecode") != 0:
-            msg = "The opportunity is already closed."
-            raise SandboxError(400, "0x80040203", msg)
-        status = body.get("Status", default_status)
-        entity = ref.entity
-        if entity.state is None or status not in entity.state.statuses[state]:
-            msg = f"{status} is not a valid status code for {action}."
-            raise SandboxError(400, "0x80040203", msg)
-        records = self.records(call)
-        records.store.replace(
-            entity.set_name, str(doc[entity.pk]), records.closed(doc, state, status)
-        )
-        return Outcome(204)
 
     # --- collections ----------------------------------------------------------------------
     def _collection(
@@ -392,9 +369,6 @@ class WebApi:
     def _other_set(self, ref: RecordRef, relationship: str) -> str:
         left, right = RELATIONSHIPS[relationship]
         return right if ref.entity.set_name == left else left
-
-
-_CLOSE_ACTIONS = {"WinOpportunity": (1, 3), "LoseOpportunity": (2, 4)}
 
 
 def _check_writable(entity: EntityType, message: str) -> None:
