@@ -75,8 +75,24 @@ def read_lookup(record: Mapping[str, Any], navigation_property: str) -> uuid.UUI
 
 
 def parse_entity_id(entity_url: str | None) -> uuid.UUID | None:
-    """The GUID at the end of an ``OData-EntityId`` / ``Location`` header, if any."""
+    """The GUID of an ``OData-EntityId`` / ``Location`` header in the id form
+    (``.../accounts(<guid>)``); None in the alternate-key form
+    (``.../accounts(accountnumber='A-1')``), which names the record by its key values."""
     if not entity_url:
         return None
     match = _ENTITY_ID.search(entity_url)
     return uuid.UUID(match.group(1)) if match else None
+
+
+def record_id_of(response: Any, *, primary_key: str) -> uuid.UUID | None:
+    """The id of the record a write answered for: from ``OData-EntityId`` in the id form,
+    else from the representation's primary key (the answer to ``return=representation``)."""
+    found = parse_entity_id(response.headers.get("OData-EntityId"))
+    if found is not None:
+        return found
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    value = body.get(primary_key) if isinstance(body, dict) else None
+    return uuid.UUID(value) if isinstance(value, str) else None

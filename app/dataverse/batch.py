@@ -35,6 +35,7 @@ class BatchOperation:
     headers: Mapping[str, str] = field(default_factory=dict)
     content_id: str | None = None
     record_id: uuid.UUID | None = None  # the client-generated id of a create
+    id_column: str | None = None  # where the answer's representation carries the id
 
     @property
     def label(self) -> str:
@@ -77,9 +78,25 @@ def update_op(
 
 
 def upsert_op(
-    entity_set: str, key: addressing.RecordKey, body: Mapping[str, Any]
+    entity_set: str,
+    key: addressing.RecordKey,
+    body: Mapping[str, Any],
+    *,
+    primary_key: str | None = None,
 ) -> BatchOperation:
-    return BatchOperation("PATCH", addressing.record_path(entity_set, key), dict(body))
+    """By id: the id is known. By alternate key: Dataverse's ``OData-EntityId`` names the
+    record by the key values, so the operation asks for its id in the answer."""
+    path = addressing.record_path(entity_set, key)
+    if not isinstance(key, Mapping):
+        return BatchOperation("PATCH", path, dict(body), record_id=uuid.UUID(str(key)))
+    pk = primary_key_for(entity_set, primary_key=primary_key)
+    return BatchOperation(
+        "PATCH",
+        f"{path}?$select={pk}",
+        dict(body),
+        headers={"Prefer": "return=representation"},
+        id_column=pk,
+    )
 
 
 def delete_op(entity_set: str, key: addressing.RecordKey) -> BatchOperation:

@@ -133,6 +133,12 @@ def _changeset_results(
     ]
 
 
+def _id_in_body(op: BatchOperation, body: Any) -> uuid.UUID | None:
+    """A key-addressed upsert's id, from the representation it asked for."""
+    value = body.get(op.id_column) if op.id_column and isinstance(body, dict) else None
+    return uuid.UUID(value) if isinstance(value, str) else None
+
+
 def _nth(answers: Sequence[HttpPart], index: int) -> HttpPart | None:
     return answers[index] if index < len(answers) else None
 
@@ -149,7 +155,7 @@ def _result_from_part(op: BatchOperation, part: HttpPart) -> BatchResult:
             status_code=part.status_code,
             headers=part.headers,
             body=body,
-            entity_id=entity_id or op.record_id,
+            entity_id=entity_id or _id_in_body(op, body) or op.record_id,
         )
     code, message = _error_fields(body, part)
     error_class = error_class_for(part.status_code, code=code, message=message)

@@ -240,13 +240,33 @@ class DataverseClient:
         await self._send("PATCH", path, json=dict(body), headers={"If-Match": etag})
 
     async def upsert(
-        self, entity_set: str, key: RecordKey, body: Mapping[str, Any]
+        self,
+        entity_set: str,
+        key: RecordKey,
+        body: Mapping[str, Any],
+        *,
+        primary_key: str | None = None,
     ) -> uuid.UUID | None:
-        """Create or update by id or alternate key; returns the record id when Dataverse says."""
+        """Create or update by id or alternate key; returns the record id.
+
+        Dataverse names a record upserted by alternate key by those key values in
+        ``OData-EntityId``, not by its id, so that upsert asks for the id in the answer
+        (``return=representation`` with ``$select`` of the primary key alone).
+        """
         path = addressing.record_path(entity_set, key)
-        exchange = await self._send("PATCH", path, json=dict(body))
-        found = addressing.parse_entity_id(exchange.response.headers.get("OData-EntityId"))
-        return found or (key if isinstance(key, uuid.UUID) else None)
+        if not isinstance(key, Mapping):
+            exchange = await self._send("PATCH", path, json=dict(body))
+            found = addressing.parse_entity_id(exchange.response.headers.get("OData-EntityId"))
+            return found or uuid.UUID(str(key))
+        pk = primary_key_for(entity_set, primary_key=primary_key)
+        exchange = await self._send(
+            "PATCH",
+            path,
+            json=dict(body),
+            params={"$select": pk},
+            headers={"Prefer": "return=representation"},
+        )
+        return addressing.record_id_of(exchange.response, primary_key=pk)
 
     async def delete(self, entity_set: str, key: RecordKey, *, missing_ok: bool = False) -> None:
         """Delete; a replay that finds the row gone (our first try worked) is success."""

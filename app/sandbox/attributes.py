@@ -43,9 +43,14 @@ def _address(prefix: str) -> tuple[str, ...]:
     return tuple(prefix + part for part in parts)
 
 
+MONEY_COLUMNS: set[str] = set()  # every column declared through _with_base
+
+
 def _with_base(*money: str) -> tuple[str, ...]:
     """Money columns and their ``_base`` twins (the amount in the base currency)."""
-    return tuple(name for column in money for name in (column, f"{column}_base"))
+    names = tuple(name for column in money for name in (column, f"{column}_base"))
+    MONEY_COLUMNS.update(names)
+    return names
 
 
 _DOCUMENT_TOTALS = _with_base(
@@ -149,6 +154,14 @@ OWN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
         "uniquename", "friendlyname", "version", "description", "ismanaged", "isvisible",
         "installedon",
     ),
+    "sdkmessages": (
+        "name", "categoryname", "isprivate", "isreadonly", "isvalidforexecuteasync",
+        "workflowsdkstepenabled", "availability",
+    ),
+    "sdkmessagefilters": (
+        "name", "primaryobjecttypecode", "secondaryobjecttypecode",
+        "iscustomprocessingstepallowed", "isvisible", "availability", "workflowsdkstepenabled",
+    ),
     "nav_connections": (
         "nav_name", "nav_dynamicsnavurl", "nav_dynamicsnavodataurl",
         "nav_dynamicsnavodatausername", "nav_dynamicsnavodataaccesskey",
@@ -183,17 +196,23 @@ class Schema:
         alternate_keys: Mapping[str, list[tuple[str, ...]]] | None = None,
     ) -> None:
         declared: dict[str, set[str]] = {e.set_name: set(standard_attributes(e)) for e in ENTITIES}
+        self._extra: dict[str, frozenset[str]] = {}
         for set_name, names in (extra or {}).items():
             if set_name not in BY_SET:
                 msg = f"extra_attributes names an unknown entity set {set_name!r}"
                 raise ValueError(msg)
             declared[set_name].update(names)
+            self._extra[set_name] = frozenset(names)
         for set_name, keys in (alternate_keys or {}).items():
             declared[set_name].update(name for key in keys for name in key)
         self._declared = {name: frozenset(names) for name, names in declared.items()}
 
     def attributes(self, entity: EntityType) -> frozenset[str]:
         return self._declared[entity.set_name]
+
+    def extra(self, entity: EntityType) -> frozenset[str]:
+        """The custom columns this sandbox declares on ``entity``."""
+        return self._extra.get(entity.set_name, frozenset())
 
     def declares(self, entity: EntityType, name: str) -> bool:
         return name in self._declared[entity.set_name]

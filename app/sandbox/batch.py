@@ -133,6 +133,7 @@ class BatchRunner:
             _check_sizes(parts)
         except SandboxError as error:
             return error_outcome(error)
+        _inherit_impersonation(parts, headers)
         should_continue = parse_prefer(headers.get("prefer")).continue_on_error
         rendered: list[str] = []
         for part in parts:
@@ -175,6 +176,21 @@ class BatchRunner:
         boundary = f"batchresponse_{uuid.uuid4()}"
         body = _multipart(parts, boundary).encode()
         return Outcome(status, {"Content-Type": f"multipart/mixed; boundary={boundary}"}, body)
+
+
+_IMPERSONATION = ("mscrmcallerid", "callerobjectid")
+
+
+def _inherit_impersonation(parts: list[BatchRequest | Changeset], headers: dict[str, str]) -> None:
+    """An impersonation header on the ``$batch`` request applies to every part that does
+    not name a user of its own."""
+    inherited = {name: headers[name] for name in _IMPERSONATION if headers.get(name)}
+    if not inherited:
+        return
+    for part in parts:
+        for request in part.requests if isinstance(part, Changeset) else [part]:
+            if not any(request.op.headers.get(name) for name in _IMPERSONATION):
+                request.op.headers.update(inherited)
 
 
 def _check_sizes(parts: list[BatchRequest | Changeset]) -> None:

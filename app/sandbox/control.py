@@ -2,11 +2,13 @@
 
 GET/PUT ``limits`` and ``faults`` (PUT takes a partial JSON object), GET ``counters``,
 POST ``reset`` (``?data=true`` also wipes and reseeds the rows), GET ``/_sandbox`` for a
-summary with row counts.
+summary with row counts, GET/POST ``users`` to list system users and create ordinary
+(licensed, interactive) ones, the people a test or demo impersonates.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import orjson
@@ -15,8 +17,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.sandbox.config import FAULT_FIELDS, LIMIT_FIELDS
-from app.sandbox.entities import ENTITIES
+from app.sandbox.entities import BY_SET, ENTITIES
+from app.sandbox.errors import SandboxError
 from app.sandbox.state import Sandbox
+from app.sandbox.webapi import CallContext
+
+_USER_FIELDS = ("systemuserid", "fullname", "firstname", "lastname", "internalemailaddress",
+                "domainname", "azureactivedirectoryobjectid", "applicationid", "accessmode",
+                "isdisabled")  # fmt: skip
 
 
 def _sandbox(request: Request) -> Sandbox:
@@ -83,6 +91,35 @@ async def reset(request: Request) -> Response:
     return JSONResponse({"reset": True, "data": wipe})
 
 
+def _user_summary(row: dict[str, Any]) -> dict[str, Any]:
+    return {name: row.get(name) for name in _USER_FIELDS}
+
+
+async def users(request: Request) -> Response:
+    """GET: every system user; POST: a new ordinary user (``lastname`` required; an Entra
+    object id is made up unless given)."""
+    sandbox = _sandbox(request)
+    if request.method == "GET":
+        return JSONResponse([_user_summary(row) for row in sandbox.rows("systemusers")])
+    try:
+        body = orjson.loads(await request.body() or b"{}")
+    except orjson.JSONDecodeError as exc:
+        return JSONResponse({"error": f"not JSON: {exc}"}, status_code=400)
+    if not isinstance(body, dict) or not isinstance(body.get("lastname"), str):
+        return JSONResponse({"error": "a user needs a 'lastname' (string)"}, status_code=400)
+    email = body.get("internalemailaddress") or f"{uuid.uuid4().hex[:12]}@sandbox.example"
+    values = {"azureactivedirectoryobjectid": str(uuid.uuid4()), "internalemailaddress": email,
+              "domainname": email, "accessmode": 0, "isdisabled": False, "islicensed": True,
+              **body}  # fmt: skip
+    records = sandbox.webapi.records(CallContext(str(request.base_url)))
+    try:
+        with sandbox.store.transaction():
+            row = records.create(BY_SET["systemusers"], values)
+    except SandboxError as error:
+        return JSONResponse({"error": error.message}, status_code=error.status)
+    return JSONResponse(_user_summary(row), status_code=201)
+
+
 def control_routes() -> list[Route]:
     return [
         Route("/_sandbox", summary, methods=["GET"]),
@@ -91,4 +128,5 @@ def control_routes() -> list[Route]:
         Route("/_sandbox/faults", faults, methods=["GET", "PUT"]),
         Route("/_sandbox/counters", counters, methods=["GET"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
+        Route("/_sandbox/users", users, methods=["GET", "POST"]),
     ]

@@ -45,6 +45,7 @@ class EntityType:
     parent: str | None = None  # lookup to the header whose state guards this line
     choices: dict[str, frozenset[int]] = field(default_factory=dict)
     is_updatable: bool = True
+    is_system: bool = False  # a platform table: read through the Web API, never written
 
     @property
     def pk(self) -> str:
@@ -319,6 +320,15 @@ ENTITIES: tuple[EntityType, ...] = (
     EntityType("roles", "role", "name", "businessunit", _lookups(("parentroleid", "roles"))),
     EntityType("solutions", "solution", "friendlyname", "none"),
     EntityType("nav_connections", "nav_connection", "nav_name", "organization", state=_SIMPLE),
+    EntityType("sdkmessages", "sdkmessage", "name", "organization", is_system=True),
+    EntityType(
+        "sdkmessagefilters",
+        "sdkmessagefilter",
+        "name",
+        "organization",
+        _lookups(("sdkmessageid", "sdkmessages")),
+        is_system=True,
+    ),
     EntityType(
         "nav_accountstatisticses",
         "nav_accountstatistics",
@@ -332,6 +342,15 @@ ENTITIES: tuple[EntityType, ...] = (
 
 BY_SET: dict[str, EntityType] = {entity.set_name: entity for entity in ENTITIES}
 BY_LOGICAL: dict[str, EntityType] = {entity.logical: entity for entity in ENTITIES}
+
+# Lookups the server sets, read as ``_<name>_value`` and expandable, never bound by a client.
+SYSTEM_LOOKUPS: dict[str, str] = {
+    "createdby": "systemusers",
+    "modifiedby": "systemusers",
+    "createdonbehalfby": "systemusers",
+    "modifiedonbehalfby": "systemusers",
+    "owninguser": "systemusers",
+}
 
 # Many-to-many relationships: name -> (set, set).
 RELATIONSHIPS: dict[str, tuple[str, str]] = {

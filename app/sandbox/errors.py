@@ -119,6 +119,29 @@ def payload_error(set_name: str, detail: str) -> SandboxError:
     )
 
 
+def id_mismatch(logical: str, url_id: str, body_id: str) -> SandboxError:
+    # Dataverse refuses the request; the wording is the sandbox's own.
+    return SandboxError(
+        400,
+        "0x80048d19",
+        f"The {logical}id in the request body ({body_id}) does not match the record the URL "
+        f"addresses ({url_id}); a record's id cannot be changed.",
+    )
+
+
+def missing_privilege(user_id: str, privilege: str) -> SandboxError:
+    # The shape of Dataverse's privilege check failure (SecLib::CheckPrivilege).
+    return SandboxError(
+        403,
+        "0x80040220",
+        f"Principal user (Id={user_id}, type=8) is missing {privilege} privilege.",
+    )
+
+
+def user_disabled(user_id: str) -> SandboxError:
+    return SandboxError(400, "0x8004a107", f"The user with SystemUserId={user_id} is disabled.")
+
+
 def validation_error(message: str) -> SandboxError:  # code [doc]
     return SandboxError(400, "0x80044331", f"A validation error occurred. {message}")
 

@@ -2,13 +2,19 @@
 
 Supported: ``eq ne gt ge lt le``, ``and or not``, parentheses, ``contains/startswith/
 endswith``, ``Microsoft.Dynamics.CRM.In``; literals: strings (``''`` escape), numbers,
-``true/false/null``, GUIDs and datetimes unquoted. String comparison is case-insensitive,
-as in Dataverse. Lambda operators and lookup paths (``a/b``) are refused clearly.
+``true/false/null``, GUIDs and datetimes unquoted; a column on the right-hand side
+(``firstname eq lastname``); parameter aliases (``@p1``, their values given as query
+parameters, Microsoft's documented way to pass values with apostrophes); one-level lookup
+paths over single-valued navigation properties (``primarycontactid/fullname eq 'x'``).
+String comparison is case-insensitive, as in Dataverse. Lambda operators and the other
+Dataverse query functions are refused clearly (501); a name that is no function at all is
+refused as Dataverse's OData parser does (400).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +31,7 @@ _TOKEN = re.compile(
   | (?P<datetime>\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?)
   | (?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)[mMdDfFlL]?
   | (?P<name>[A-Za-z_][A-Za-z0-9_.]*)
+  | (?P<alias>@[A-Za-z_][A-Za-z0-9_]*)
   | (?P<punct>[(),=\[\]/:])
   | (?P<dquote>"(?:[^"\\]|\\.)*")
     )""",
@@ -32,6 +39,37 @@ _TOKEN = re.compile(
 )
 _COMPARE = {"eq": "=", "ne": "<>", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 _TEXT_FUNCS = {"contains": "%{}%", "startswith": "{}%", "endswith": "%{}"}
+_DATAVERSE_PREFIX = "Microsoft.Dynamics.CRM."
+# Dataverse's query functions (Web API "Query Functions" reference) the sandbox lacks: a
+# client using one gets a clear 501, not the 400 of a function that does not exist.
+_DATAVERSE_FUNCTIONS = frozenset(
+    """Above AboveOrEqual Between Contains ContainValues DoesNotContainValues EqualBusinessId
+    EqualUserId EqualUserLanguage EqualUserOrUserHierarchy EqualUserOrUserHierarchyAndTeams
+    EqualUserOrUserTeams EqualUserTeams InFiscalPeriod InFiscalPeriodAndYear InFiscalYear
+    InOrAfterFiscalPeriodAndYear InOrBeforeFiscalPeriodAndYear Last7Days LastFiscalPeriod
+    LastFiscalYear LastMonth LastWeek LastXDays LastXFiscalPeriods LastXFiscalYears
+    LastXHours LastXMonths LastXWeeks LastXYears LastYear Next7Days NextFiscalPeriod
+    NextFiscalYear NextMonth NextWeek NextXDays NextXFiscalPeriods NextXFiscalYears
+    NextXHours NextXMonths NextXWeeks NextXYears NextYear NotBetween NotEqualBusinessId
+    NotEqualUserId NotIn NotUnder OlderThanXDays OlderThanXHours OlderThanXMinutes
+    OlderThanXMonths OlderThanXWeeks OlderThanXYears On OnOrAfter OnOrBefore ThisFiscalPeriod
+    ThisFiscalYear ThisMonth ThisWeek ThisYear Today Tomorrow Under UnderOrEqual
+    Yesterday""".split()
+)
+
+
+@dataclass(frozen=True)
+class PathTarget:
+    """Where a lookup path leads: the target's table, key and declared attributes."""
+
+    table: str
+    pk: str
+    known: frozenset[str]
+    source_column: str  # "_<lookup>_value" on the filtered table
+    source_table: str
+
+
+Navigate = Callable[[str], PathTarget | None]
 
 
 @dataclass
@@ -82,13 +120,21 @@ def attribute_sql(name: str, pk: str) -> str:
 
 class FilterCompiler:
     def __init__(
-        self, text: str, *, pk: str, logical: str, known: frozenset[str] | None = None
+        self,
+        text: str,
+        *,
+        pk: str,
+        logical: str,
+        known: frozenset[str] | None = None,
+        aliases: dict[str, str] | None = None,
+        navigate: Navigate | None = None,
     ) -> None:
-        self.tokens = tokenize(text)
+        self.tokens = _substitute(tokenize(text), aliases or {})
         self.position = 0
         self.pk = pk
         self.logical = logical
         self.known = known  # declared attributes; None = any name
+        self.navigate = navigate
         self.params: list[Any] = []
 
     def compile(self) -> tuple[str, list[Any]]:
@@ -99,8 +145,9 @@ class FilterCompiler:
         return sql, self.params
 
     # --- grammar --------------------------------------------------------------------------
-    def _peek(self) -> Token | None:
-        return self.tokens[self.position] if self.position < len(self.tokens) else None
+    def _peek(self, ahead: int = 0) -> Token | None:
+        index = self.position + ahead
+        return self.tokens[index] if index < len(self.tokens) else None
 
     def _take(self, text: str | None = None) -> Token:
         token = self._peek()
@@ -141,24 +188,53 @@ class FilterCompiler:
             inner = self._or()
             self._take(")")
             return inner
-        if token is not None and token.kind == "name" and token.text in _TEXT_FUNCS:
-            return self._text_function()
-        if token is not None and token.text.startswith("Microsoft.Dynamics.CRM."):
-            return self._in_function()
+        following = self._peek(1)
+        if token is not None and token.kind == "name" and following and following.text == "(":
+            return self._function(token.text)
         return self._comparison()
 
+    def _function(self, name: str) -> str:
+        if name in _TEXT_FUNCS:
+            return self._text_function()
+        if name == _DATAVERSE_PREFIX + "In":
+            return self._in_function()
+        if name.startswith(_DATAVERSE_PREFIX) and name[len(_DATAVERSE_PREFIX) :] in (
+            _DATAVERSE_FUNCTIONS
+        ):
+            raise SandboxError(501, "0x80040800", f"The sandbox does not support {name}.")
+        raise SandboxError(
+            400,
+            "0x0",
+            f"An unknown function with name '{name}' was found. This may also be a function "
+            f"import or a key lookup on a navigation property, which is not allowed.",
+        )
+
     def _attribute(self) -> str:
+        """A property (or ``lookup/property``) as SQL over the filtered table."""
         token = self._take()
         if token.kind != "name" or not IDENTIFIER.match(token.text):
             msg = f"'{token.text}' is not a property name."
             raise bad_syntax(msg)
         following = self._peek()
         if following is not None and following.text == "/":
+            return self._path(token.text)
+        return attribute_sql(self._declared(token.text), self.pk)
+
+    def _path(self, navigation: str) -> str:
+        self._take("/")
+        target = self.navigate(navigation) if self.navigate else None
+        name = self._take()
+        after = self._peek()
+        if target is None or name.text in ("any", "all") or (after and after.text == "/"):
             raise SandboxError(
-                501, "0x80040800", "The sandbox does not support lookup paths or lambda "
-                f"operators in $filter ('{token.text}/...')."
+                501, "0x80040800", "The sandbox supports lookup paths over one single-valued "
+                f"navigation property only, not '{navigation}/{name.text}'."
             )  # fmt: skip
-        return self._declared(token.text)
+        if name.text not in target.known:
+            raise unknown_property(name.text, self.logical)
+        value = "id" if name.text == target.pk else f"json_extract(x.doc, '$.{name.text}')"
+        outer = f"json_extract({target.source_table}.doc, '$.{target.source_column}')"
+        return f"(SELECT {value} FROM {target.table} AS x WHERE x.id = {outer})"  # noqa: S608
 
     def _declared(self, name: str) -> str:
         if self.known is not None and name not in self.known:
@@ -182,14 +258,23 @@ class FilterCompiler:
         msg = f"'{token.text}' is not a literal."
         raise bad_syntax(msg)
 
+    def _is_column_next(self) -> bool:
+        token = self._peek()
+        return (
+            token is not None
+            and token.kind == "name"
+            and token.text not in ("true", "false", "null")
+        )
+
     def _comparison(self) -> str:
-        name = self._attribute()
+        sql = self._attribute()
         operator = self._take()
         if operator.text not in _COMPARE:
             msg = f"Unknown operator '{operator.text}' in $filter."
             raise bad_syntax(msg)
+        if self._is_column_next():  # column comparison: firstname eq lastname
+            return f"{sql} {_COMPARE[operator.text]} {self._attribute()} COLLATE NOCASE"
         literal = self._literal()
-        sql = attribute_sql(name, self.pk)
         if literal.value is None:
             if operator.text not in ("eq", "ne"):
                 msg = "null can only be compared with eq or ne."
@@ -202,7 +287,7 @@ class FilterCompiler:
     def _text_function(self) -> str:
         function = self._take().text
         self._take("(")
-        name = self._attribute()
+        sql = self._attribute()
         self._take(",")
         literal = self._literal()
         self._take(")")
@@ -211,12 +296,10 @@ class FilterCompiler:
             raise bad_syntax(msg)
         escaped = str(literal.value).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         self.params.append(_TEXT_FUNCS[function].format(escaped))
-        return f"{attribute_sql(name, self.pk)} LIKE ? ESCAPE '\\'"
+        return f"{sql} LIKE ? ESCAPE '\\'"
 
     def _in_function(self) -> str:
-        function = self._take().text
-        if function != "Microsoft.Dynamics.CRM.In":
-            raise SandboxError(501, "0x80040800", f"The sandbox does not support {function}.")
+        self._take()
         self._take("(")
         self._take("PropertyName")
         self._take("=")
@@ -243,8 +326,31 @@ class FilterCompiler:
         return f"{sql} COLLATE NOCASE IN ({marks})"
 
 
+def _substitute(tokens: list[Token], aliases: dict[str, str]) -> list[Token]:
+    """Replace each ``@alias`` by the tokens of its value (given as a query parameter)."""
+    if not any(token.kind == "alias" for token in tokens):
+        return tokens
+    result: list[Token] = []
+    for token in tokens:
+        if token.kind != "alias":
+            result.append(token)
+            continue
+        value = aliases.get(token.text)
+        if value is None:
+            msg = f"The parameter alias '{token.text}' has no value in the request."
+            raise bad_syntax(msg)
+        replacement = tokenize(value)
+        if any(inner.kind == "alias" for inner in replacement):
+            msg = f"The value of '{token.text}' refers to another alias."
+            raise bad_syntax(msg)
+        result.extend(replacement)
+    return result
+
+
 def _in_value(token: Token) -> Any:
     text = token.text[1:-1] if token.kind in ("dquote", "string") else token.text
+    if token.kind == "string":
+        text = text.replace("''", "'")
     if GUID.match(text):
         return text.lower()
     if re.fullmatch(r"-?\d+", text):
@@ -253,8 +359,17 @@ def _in_value(token: Token) -> Any:
 
 
 def compile_filter(
-    text: str, *, pk: str, logical: str, known: frozenset[str] | None = None
+    text: str,
+    *,
+    pk: str,
+    logical: str,
+    known: frozenset[str] | None = None,
+    aliases: dict[str, str] | None = None,
+    navigate: Navigate | None = None,
 ) -> tuple[str, list[Any]]:
     """SQL and parameters for a ``$filter``; names outside ``known`` answer 400 as in
     Dataverse ("Could not find a property named ...")."""
-    return FilterCompiler(text, pk=pk, logical=logical, known=known).compile()
+    compiler = FilterCompiler(
+        text, pk=pk, logical=logical, known=known, aliases=aliases, navigate=navigate
+    )
+    return compiler.compile()

@@ -1,12 +1,14 @@
-"""A minimal CSDL ``$metadata``: the entity types with their keys, system columns and
-lookups, the entity sets, and the WhoAmI function. Other columns are schema-less here."""
+"""A minimal CSDL ``$metadata``: the entity types with their keys, system columns, lookups
+and navigation properties (app/sandbox/navigation.py), the entity sets, and the WhoAmI
+function. Other columns are listed by ``EntityDefinitions(...)/Attributes``."""
 
 from __future__ import annotations
 
 from functools import cache
 from xml.sax.saxutils import quoteattr
 
-from app.sandbox.entities import BY_SET, ENTITIES, RELATIONSHIPS, EntityType
+from app.sandbox.entities import ENTITIES, EntityType
+from app.sandbox.navigation import navigations
 
 _NS = "Microsoft.Dynamics.CRM"
 _SYSTEM = (
@@ -32,16 +34,11 @@ def _entity_type(entity: EntityType) -> list[str]:
     lines += [f'<Property Name="{name}" Type="{kind}"/>' for name, kind in _SYSTEM]
     for lookup in entity.lookups.values():
         lines.append(f'<Property Name="_{lookup.name}_value" Type="Edm.Guid"/>')
-        for target in lookup.targets:
-            nav = lookup.name
-            if lookup.is_polymorphic:
-                nav = f"{lookup.name}_{BY_SET[target].logical}"
-            kind = f"{_NS}.{BY_SET[target].logical}"
-            lines.append(f'<NavigationProperty Name="{nav}" Type="{kind}"/>')
-    for name, (left, right) in RELATIONSHIPS.items():
-        if entity.set_name in (left, right):
-            other = BY_SET[right if entity.set_name == left else left].logical
-            lines.append(f'<NavigationProperty Name="{name}" Type="Collection({_NS}.{other})"/>')
+    for nav in navigations(entity).values():
+        kind = f"{_NS}.{nav.target.logical}"
+        if nav.kind != "single":
+            kind = f"Collection({kind})"
+        lines.append(f'<NavigationProperty Name="{nav.name}" Type="{kind}"/>')
     lines.append("</EntityType>")
     return lines
 

@@ -18,11 +18,13 @@ import orjson
 from app.sandbox.attributes import Schema
 from app.sandbox.entities import EntityType
 from app.sandbox.errors import SandboxError, bad_syntax, skip_not_supported
-from app.sandbox.filters import attribute_sql, compile_filter
+from app.sandbox.expand import Expansion, parse_expand
+from app.sandbox.filters import PathTarget, attribute_sql, compile_filter
+from app.sandbox.navigation import find
 from app.sandbox.store import table
 
 COUNT_LIMIT = 5000
-_KNOWN_OPTIONS = {"$select", "$filter", "$orderby", "$top", "$count", "$skiptoken"}
+_KNOWN_OPTIONS = {"$select", "$filter", "$orderby", "$top", "$count", "$skiptoken", "$expand"}
 _COOKIE = re.compile(r'pagingcookie="([A-Za-z0-9_\-=]+)"')
 
 
@@ -36,6 +38,7 @@ class QueryOptions:
     count: bool = False
     after: list[Any] | None = None  # sort values of the last row already sent
     page_number: int = 1
+    expand: list[Expansion] = field(default_factory=list)
 
 
 def parse_select(text: str | None, entity: EntityType, schema: Schema) -> list[str] | None:
@@ -47,18 +50,60 @@ def parse_select(text: str | None, entity: EntityType, schema: Schema) -> list[s
     return names
 
 
-def parse_options(query: dict[str, str], entity: EntityType, schema: Schema) -> QueryOptions:
-    if "$skip" in query:
-        raise skip_not_supported()
+def _check_known(query: dict[str, str]) -> None:
     for name in query:
         if name.startswith("$") and name not in _KNOWN_OPTIONS:
             raise SandboxError(
                 501, "0x80040800", f"The sandbox does not support the query option {name}."
             )
+
+
+def parse_single(
+    query: dict[str, str], entity: EntityType, schema: Schema
+) -> tuple[list[str] | None, list[Expansion]]:
+    """``$select`` and ``$expand`` of a read (or a write's representation) of one record;
+    an option the sandbox does not implement is refused, never ignored."""
+    _check_known(query)
+    return parse_select(query.get("$select"), entity, schema), parse_expand(
+        query.get("$expand"), entity, schema
+    )
+
+
+def _navigate(entity: EntityType, schema: Schema, name: str) -> PathTarget | None:
+    """A single-valued navigation property a ``$filter`` path may follow."""
+    navigation = find(entity, name)
+    if navigation is None or navigation.kind != "single" or navigation.column is None:
+        return None
+    target = navigation.target
+    return PathTarget(
+        table(target.set_name), target.pk, schema.attributes(target), navigation.column,
+        table(entity.set_name),
+    )  # fmt: skip
+
+
+def _parse_count(text: str | None) -> bool:
+    if text is None:
+        return False
+    if text.lower() not in ("true", "false"):
+        raise SandboxError(400, "0x0", f"'{text}' is not a valid count option.")
+    return text.lower() == "true"
+
+
+def parse_options(query: dict[str, str], entity: EntityType, schema: Schema) -> QueryOptions:
+    if "$skip" in query:
+        raise skip_not_supported()
+    _check_known(query)
     options = QueryOptions(select=parse_select(query.get("$select"), entity, schema))
+    options.expand = parse_expand(query.get("$expand"), entity, schema)
     if query.get("$filter"):
+        aliases = {name: value for name, value in query.items() if name.startswith("@")}
         options.where, options.params = compile_filter(
-            query["$filter"], pk=entity.pk, logical=entity.logical, known=schema.attributes(entity)
+            query["$filter"],
+            pk=entity.pk,
+            logical=entity.logical,
+            known=schema.attributes(entity),
+            aliases=aliases,
+            navigate=lambda name: _navigate(entity, schema, name),
         )
     options.orderby = _parse_orderby(query.get("$orderby"), entity, schema)
     if "$top" in query:
@@ -66,7 +111,7 @@ def parse_options(query: dict[str, str], entity: EntityType, schema: Schema) -> 
             msg = "$top must be a non-negative integer."
             raise bad_syntax(msg)
         options.top = int(query["$top"])
-    options.count = query.get("$count", "false").lower() == "true"
+    options.count = _parse_count(query.get("$count"))
     if "$skiptoken" in query:
         options.after, options.page_number = decode_skiptoken(query["$skiptoken"])
     return options

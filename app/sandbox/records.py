@@ -19,6 +19,7 @@ from app.sandbox.errors import (
     does_not_exist,
     duplicate_key,
     duplicate_record,
+    id_mismatch,
     invalid_argument,
     invalid_state,
     key_does_not_exist,
@@ -49,6 +50,15 @@ class Identity:
     base_currency_id: str
 
 
+@dataclass(frozen=True)
+class Actor:
+    """Who a write is stamped with: the caller, or the user it impersonates (then
+    ``on_behalf_of`` is the caller, stamped in the ``...onbehalfby`` columns)."""
+
+    user_id: str
+    on_behalf_of: str | None = None
+
+
 def timestamp() -> str:
     return utc_now().strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -64,10 +74,23 @@ class Conditions:
 
 
 class Records:
-    def __init__(self, store: Store, identity: Identity, context: BindContext) -> None:
+    def __init__(
+        self, store: Store, identity: Identity, context: BindContext, actor: Actor | None = None
+    ) -> None:
         self.store = store
         self.identity = identity
         self.context = context
+        self.actor = actor or Actor(identity.user_id)
+
+    def _stamp(self, doc: dict[str, Any], *, created: bool) -> None:
+        doc["modifiedon"] = timestamp()
+        doc["_modifiedby_value"] = self.actor.user_id
+        doc["_modifiedonbehalfby_value"] = self.actor.on_behalf_of
+        if created:
+            doc["createdon"] = doc["modifiedon"]
+            doc["_createdby_value"] = self.actor.user_id
+            doc["_createdonbehalfby_value"] = self.actor.on_behalf_of
+        doc["versionnumber"] = self.store.next_version()
 
     # --- create ---------------------------------------------------------------------------
     def create(
@@ -75,20 +98,11 @@ class Records:
     ) -> dict[str, Any]:
         changes = read_changes(entity, body, self.context, record_id=None)
         new_id = str(changes.columns.pop(entity.pk, None) or record_id or uuid.uuid4())
-        now = timestamp()
         doc: dict[str, Any] = {entity.pk: new_id}
         doc.update(changes.columns)
         self._initial_state(entity, doc, changes)
         self._owner_columns(entity, doc)
-        doc.update(
-            {
-                "createdon": now,
-                "modifiedon": now,
-                "_createdby_value": self.identity.user_id,
-                "_modifiedby_value": self.identity.user_id,
-                "versionnumber": self.store.next_version(),
-            }
-        )
+        self._stamp(doc, created=True)
         computed_columns(entity, doc)
         self._check_line(entity, doc)
         self._insert(entity, doc)
@@ -123,7 +137,7 @@ class Records:
     def _owner_columns(self, entity: EntityType, doc: dict[str, Any]) -> None:
         if entity.ownership == "user":
             if not doc.get("_ownerid_value"):
-                doc["_ownerid_value"] = self.identity.user_id
+                doc["_ownerid_value"] = self.actor.user_id
                 doc["_ownerid_value" + LOGICAL_ANNOTATION] = "systemuser"
             doc["_owninguser_value"] = doc["_ownerid_value"]
             doc["_owningbusinessunit_value"] = self.identity.business_unit_id
@@ -147,7 +161,7 @@ class Records:
         self, entity: EntityType, current: dict[str, Any], body: dict[str, Any]
     ) -> dict[str, Any]:
         record_id = str(current[entity.pk])
-        if not entity.is_updatable:
+        if not entity.is_updatable or entity.is_system:
             msg = f"The 'Update' method does not support entities of type '{entity.logical}'."
             raise invalid_argument(msg)
         changes = read_changes(entity, body, self.context, record_id=record_id)
@@ -155,9 +169,7 @@ class Records:
         doc = dict(current)
         self._apply_state(entity, doc, changes)
         doc.update(changes.columns)
-        doc["modifiedon"] = timestamp()
-        doc["_modifiedby_value"] = self.identity.user_id
-        doc["versionnumber"] = self.store.next_version()
+        self._stamp(doc, created=False)
         computed_columns(entity, doc)
         self._check_line(entity, doc)
         try:
@@ -204,9 +216,7 @@ class Records:
     def closed(self, doc: dict[str, Any], state: int, status: int) -> dict[str, Any]:
         """A copy of ``doc`` moved to a closing state by a message (not by PATCH)."""
         closed = dict(doc, statecode=state, statuscode=status)
-        closed["modifiedon"] = timestamp()
-        closed["_modifiedby_value"] = self.identity.user_id
-        closed["versionnumber"] = self.store.next_version()
+        self._stamp(closed, created=False)
         return closed
 
     # --- upsert ---------------------------------------------------------------------------
@@ -215,6 +225,10 @@ class Records:
     ) -> tuple[dict[str, Any], bool]:
         """PATCH on a record URL: update if it exists, else create; returns (doc, created)."""
         entity = ref.entity
+        body_id = body.get(entity.pk)
+        moved = isinstance(body_id, str) and body_id.lower() != ref.record_id
+        if ref.record_id is not None and moved:
+            raise id_mismatch(entity.logical, ref.record_id, str(body_id))
         current = resolve_ref(ref, self.store)
         check_conditions(entity, ref, current, conditions)
         if current is not None:

@@ -51,7 +51,8 @@ class Outcome:
 
 
 def error_outcome(error: SandboxError) -> Outcome:
-    headers = {"Content-Type": "application/json; charset=utf-8", **error.headers}
+    # Dataverse sends its errors as OData JSON, with the same content type as data.
+    headers = {"Content-Type": JSON, **error.headers}
     return Outcome(error.status, headers, error.body())
 
 
@@ -66,7 +67,17 @@ class Preferences:
     return_representation: bool = False
     max_page_size: int | None = None
     annotations: tuple[str, ...] = ()
+    annotations_text: str = ""  # as sent, echoed in Preference-Applied
     continue_on_error: bool = False
+
+    def applied(self, *, page_size: int | None = None) -> dict[str, str]:
+        """The ``Preference-Applied`` header for a read that honoured these preferences."""
+        applied = []
+        if self.annotations:
+            applied.append(f'odata.include-annotations="{self.annotations_text}"')
+        if page_size is not None:
+            applied.append(f"odata.maxpagesize={page_size}")
+        return {"Preference-Applied": ",".join(applied)} if applied else {}
 
     def wants_annotation(self, name: str) -> bool:
         term = name.split("@", 1)[-1]
@@ -93,26 +104,21 @@ def parse_prefer(header: str | None) -> Preferences:
             preferences.max_page_size = int(value)
         elif name == "odata.include-annotations":
             preferences.annotations = tuple(v.strip() for v in value.split(",") if v.strip())
+            preferences.annotations_text = value
         elif name == "odata.continue-on-error":
             preferences.continue_on_error = True
     return preferences
 
 
-def project(
-    doc: dict[str, Any], entity: EntityType, select: list[str] | None, prefs: Preferences
-) -> dict[str, Any]:
-    """One row as Dataverse writes it: ETag first, the key always, lookups as _x_value."""
+def project(doc: dict[str, Any], entity: EntityType, select: list[str] | None) -> dict[str, Any]:
+    """One row as Dataverse writes it: ETag first, the key always, lookups as _x_value
+    (annotations are added by app/sandbox/formatted_values.py when asked for)."""
     row: dict[str, Any] = {"@odata.etag": etag(doc)}
     if select is None:
-        for name, value in doc.items():
-            if "@" not in name or (value is not None and prefs.wants_annotation(name)):
-                row[name] = value
+        row.update((name, value) for name, value in doc.items() if "@" not in name)
         return row
     for name in select:
         row[name] = doc.get(name)
-        annotation = name + "@Microsoft.Dynamics.CRM.lookuplogicalname"
-        if doc.get(annotation) and prefs.wants_annotation(annotation):
-            row[annotation] = doc[annotation]
     row[entity.pk] = doc[entity.pk]
     return row
 
@@ -124,3 +130,19 @@ def context_url(api_url: str, entity: EntityType, select: list[str] | None, *, s
 
 def entity_url(entity: EntityType, doc: dict[str, Any]) -> str:
     return f"{entity.set_name}({doc[entity.pk]})"
+
+
+def key_literal(value: Any) -> str:
+    """A key value as an OData URL literal: strings quoted (``'`` doubled), numbers bare."""
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def key_url(entity: EntityType, key: dict[str, Any]) -> str:
+    """``accounts(accountnumber='A-1')``: a record named by the alternate key it was
+    addressed with, as Dataverse writes it in ``OData-EntityId``."""
+    values = ",".join(f"{name}={key_literal(value)}" for name, value in key.items())
+    return f"{entity.set_name}({values})"

@@ -10,37 +10,47 @@ from app.sandbox.config import SandboxConfig
 from app.sandbox.entities import BY_SET
 from app.sandbox.payload import BindContext
 from app.sandbox.records import Identity, Records
+from app.sandbox.sdk_messages import seed_messages
+from app.sandbox.security import SEEDED_ROLES
 from app.sandbox.store import Store
 
-# Role ids BC's integration assigns (reference/bc-integration.md §7).
-SEEDED_ROLES = {
-    "System Administrator": "627090ff-40a3-4053-8790-584edc5be201",
-    "Integration Administrator": "8c8d4f51-a72b-e511-80d9-3863bb349780",
-    "Integration User": "6f960e32-a72b-e511-80d9-3863bb349780",
-    "Product Availability User": str(
-        uuid.uuid5(uuid.NAMESPACE_URL, "sandbox/product-availability")
-    ),
-}
+__all__ = ["SEEDED_ROLES", "load_or_seed"]
 _CURRENCIES = {"USD": ("US Dollar", "$"), "EUR": ("Euro", "€"), "SEK": ("Swedish Krona", "kr"),
                "GBP": ("Pound Sterling", "£"), "DKK": ("Danish Krone", "kr")}  # fmt: skip
 
 
 def load_or_seed(store: Store, config: SandboxConfig) -> Identity:
-    """The org's identity, seeding a new org on first start (and after a data reset)."""
+    """The org's identity, seeding a new org on first start (and after a data reset); rows
+    a newer sandbox seeds (roles, message tables) are added to an older file on start."""
     stored = store.get_meta("identity")
     if stored is not None:
         organization_id, business_unit_id, user_id, currency_id = stored.split(",")
-        return Identity(organization_id, business_unit_id, user_id, currency_id)
+        identity = Identity(organization_id, business_unit_id, user_id, currency_id)
+        with store.transaction():
+            _top_up(_records(store, identity, config))
+        return identity
     identity = Identity(*(str(uuid.uuid4()) for _ in range(4)))
-    api_path = f"/api/data/v{config.api_version}/"
-    context = BindContext(store, config.alternate_keys, api_path, schema=schema_for(config))
-    records = Records(store, identity, context)
+    records = _records(store, identity, config)
     with store.transaction():
         _seed_rows(records, identity, config)
+        _top_up(records)
         store.set_meta("identity", ",".join(
             (identity.organization_id, identity.business_unit_id, identity.user_id,
              identity.base_currency_id)))  # fmt: skip
     return identity
+
+
+def _records(store: Store, identity: Identity, config: SandboxConfig) -> Records:
+    api_path = f"/api/data/v{config.api_version}/"
+    context = BindContext(store, config.alternate_keys, api_path, schema=schema_for(config))
+    return Records(store, identity, context)
+
+
+def _top_up(records: Records) -> None:
+    for role_name, role_id in SEEDED_ROLES.items():
+        if records.store.get("roles", role_id) is None:
+            records.create(BY_SET["roles"], {"roleid": role_id, "name": role_name})
+    seed_messages(records)
 
 
 def _seed_rows(records: Records, identity: Identity, config: SandboxConfig) -> None:
@@ -70,5 +80,3 @@ def _seed_rows(records: Records, identity: Identity, config: SandboxConfig) -> N
             "exchangerate": 1.0,
         },
     )
-    for role_name, role_id in SEEDED_ROLES.items():
-        records.create(BY_SET["roles"], {"roleid": role_id, "name": role_name})

@@ -9,12 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.sandbox.actions import CLOSE_ACTIONS, close_opportunity
 from app.sandbox.attributes import schema_for
 from app.sandbox.config import SandboxConfig
 from app.sandbox.entities import BY_SET, ENTITIES, RELATIONSHIPS, EntityType
+from app.sandbox.entity_definitions import EntityDefinitions
 from app.sandbox.errors import (
     SandboxError,
     does_not_exist,
+    invalid_argument,
     method_not_allowed,
     no_http_resource,
     resource_not_found,
@@ -30,9 +33,10 @@ from app.sandbox.query import (
     page_sql,
     parse_options,
     parse_select,
+    parse_single,
     sort_values,
 )
-from app.sandbox.records import Conditions, Identity, Records, etag
+from app.sandbox.records import Actor, Conditions, Identity, Records, etag
 from app.sandbox.render import (
     Operation,
     Outcome,
@@ -41,9 +45,11 @@ from app.sandbox.render import (
     entity_url,
     error_outcome,
     json_outcome,
+    key_url,
     parse_prefer,
-    project,
 )
+from app.sandbox.rows import RowWriter
+from app.sandbox.security import acting_user
 from app.sandbox.store import Store
 
 
@@ -51,6 +57,7 @@ from app.sandbox.store import Store
 class CallContext:
     api_url: str  # absolute service root, ends with "/"
     content_ids: dict[str, str] = field(default_factory=dict)
+    actor: Actor | None = None  # who the operation acts as (set per operation)
 
 
 class WebApi:
@@ -60,17 +67,23 @@ class WebApi:
         self.identity = identity
         self.api_path = f"/api/data/v{config.api_version}/"
         self.schema = schema_for(config)
+        self.definitions = EntityDefinitions(self.schema, config)
 
     def records(self, call: CallContext) -> Records:
         context = BindContext(
             self.store, self.config.alternate_keys, self.api_path, call.content_ids, self.schema
         )
-        return Records(self.store, self.identity, context)
+        return Records(self.store, self.identity, context, call.actor)
+
+    def writer(self, op: Operation) -> RowWriter:
+        prefs = parse_prefer(op.headers.get("prefer"))
+        return RowWriter(self.store, prefs, base_currency_id=self.identity.base_currency_id)
 
     def execute(self, op: Operation, call: CallContext, *, in_changeset: bool = False) -> Outcome:
         """Run one operation atomically; in a change set, the change set's transaction is
         the unit (its first failure rolls all of it back), so no savepoint of its own."""
         try:
+            call.actor = acting_user(self.store, self.identity, op.headers)
             if in_changeset:
                 return self._dispatch(op, call)
             with self.store.transaction():
@@ -92,8 +105,13 @@ class WebApi:
             if op.method != "GET":
                 raise no_http_resource(call.api_url + segments[0])
             return self._who_am_i(call)
-        if segments[0] in _CLOSE_ACTIONS:
-            return self._close_opportunity(segments[0], op, call)
+        if segments[0] in CLOSE_ACTIONS:
+            if op.method != "POST":
+                raise no_http_resource(call.api_url + segments[0])
+            close_opportunity(segments[0], op.json_body(), self.records(call))
+            return Outcome(204)
+        if segments[0].startswith("EntityDefinitions"):
+            return self.definitions.answer(segments, op, call.api_url)
         name, key_text = split_segment(segments[0])
         entity = BY_SET.get(name)
         if entity is None:
@@ -114,37 +132,10 @@ class WebApi:
             {
                 "@odata.context": f"{call.api_url}$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse",
                 "BusinessUnitId": self.identity.business_unit_id,
-                "UserId": self.identity.user_id,
+                "UserId": call.actor.user_id if call.actor else self.identity.user_id,
                 "OrganizationId": self.identity.organization_id,
             },
         )
-
-    def _close_opportunity(self, action: str, op: Operation, call: CallContext) -> Outcome:
-        """``WinOpportunity`` / ``LoseOpportunity``: the supported way to close one."""
-        if op.method != "POST":
-            raise no_http_resource(call.api_url + action)
-        body = op.json_body()
-        close = body.get("OpportunityClose")
-        target = close.get("opportunityid@odata.bind") if isinstance(close, dict) else None
-        if not isinstance(target, str):
-            msg = "OpportunityClose needs 'opportunityid@odata.bind'."
-            raise SandboxError(400, "0x80040203", msg)
-        ref = reference_to_ref(target, self.records(call).context)
-        doc = self._existing(ref)
-        state, default_status = _CLOSE_ACTIONS[action]
-        if doc.get("statecode") != 0:
-            msg = "The opportunity is already closed."
-            raise SandboxError(400, "0x80040203", msg)
-        status = body.get("Status", default_status)
-        entity = ref.entity
-        if entity.state is None or status not in entity.state.statuses[state]:
-            msg = f"{status} is not a valid status code for {action}."
-            raise SandboxError(400, "0x80040203", msg)
-        records = self.records(call)
-        records.store.replace(
-            entity.set_name, str(doc[entity.pk]), records.closed(doc, state, status)
-        )
-        return Outcome(204)
 
     # --- collections ----------------------------------------------------------------------
     def _collection(
@@ -168,22 +159,23 @@ class WebApi:
     def _list(self, entity: EntityType, op: Operation, call: CallContext) -> Outcome:
         options = parse_options(op.query, entity, self.schema)
         prefs = parse_prefer(op.headers.get("prefer"))
-        headers: dict[str, str] = {}
         page = self.config.max_page_size
         paged = prefs.max_page_size is not None
         if prefs.max_page_size is not None:
             page = min(prefs.max_page_size, self.config.max_page_size)
-            headers["Preference-Applied"] = f"odata.maxpagesize={page}"
         elif options.top is not None:  # $top caps the result and suppresses paging
             page = min(options.top, self.config.max_page_size)
+        headers = prefs.applied(page_size=page if paged else None)
         sql, params = page_sql(entity, options, page + 1)
         rows = self.store.select(sql, tuple(params))
         payload: dict[str, Any] = {
             "@odata.context": context_url(call.api_url, entity, options.select, single=False)
         }
-        if options.count:
-            payload.update(self._counts(entity, options, prefs))
-        payload["value"] = [project(doc, entity, options.select, prefs) for doc in rows[:page]]
+        payload.update(self._counts(entity, options, prefs))
+        writer = self.writer(op)
+        payload["value"] = [
+            writer.row(doc, entity, options.select, options.expand) for doc in rows[:page]
+        ]
         if len(rows) > page and (paged or options.top is None):
             token = encode_skiptoken(sort_values(rows[page - 1], options), options.page_number + 1)
             payload["@odata.nextLink"] = next_link(
@@ -192,17 +184,26 @@ class WebApi:
         return json_outcome(200, payload, headers)
 
     def _counts(self, entity: EntityType, options: Any, prefs: Preferences) -> dict[str, Any]:
-        sql, params = count_sql(entity, options, None)
-        total = int(self.store.scalar(sql, tuple(params)))
-        counts: dict[str, Any] = {"@odata.count": min(total, COUNT_LIMIT)}
+        """``@odata.count`` with ``$count=true``; the total record count annotations when
+        asked for, -1 (and not exceeded) without ``$count=true``, as Dataverse sends them."""
+        counts: dict[str, Any] = {}
+        total = -1
+        if options.count:
+            sql, params = count_sql(entity, options, None)
+            total = int(self.store.scalar(sql, tuple(params)))
+            counts["@odata.count"] = min(total, COUNT_LIMIT)
         if prefs.wants_annotation("@Microsoft.Dynamics.CRM.totalrecordcount"):
             counts["@Microsoft.Dynamics.CRM.totalrecordcount"] = total
+        if prefs.wants_annotation("@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"):
             counts["@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"] = total > COUNT_LIMIT
         return counts
 
     def _create(self, entity: EntityType, op: Operation, call: CallContext) -> Outcome:
-        doc = self.records(call).create(entity, op.json_body())
+        _check_writable(entity, "Create")
         prefs = parse_prefer(op.headers.get("prefer"))
+        if prefs.return_representation:  # refuse what the answer can't honour before writing
+            parse_single(op.query, entity, self.schema)
+        doc = self.records(call).create(entity, op.json_body())
         return self._written(entity, doc, op, call, prefs, status=201, created=True)
 
     def _written(
@@ -215,21 +216,24 @@ class WebApi:
         *,
         status: int,
         created: bool,
+        key: dict[str, Any] | None = None,
     ) -> Outcome:
+        """The answer to a write; a record addressed by alternate key is named by that key
+        in ``OData-EntityId``, as Dataverse does (a Content-ID still refers to its id)."""
         url = entity_url(entity, doc)
+        named = call.api_url + (key_url(entity, key) if key else url)
         if prefs.return_representation:
-            select = parse_select(op.query.get("$select"), entity, self.schema)
-            body = project(doc, entity, select, prefs)
+            select, expansions = parse_single(op.query, entity, self.schema)
             body = {
                 "@odata.context": context_url(call.api_url, entity, select, single=True),
-                **body,
+                **self.writer(op).row(doc, entity, select, expansions),
             }
             headers = {"Preference-Applied": "return=representation", "ETag": etag(doc)}
             if not created or op.method == "PATCH":
-                headers["OData-EntityId"] = call.api_url + url
+                headers["OData-EntityId"] = named
             outcome = json_outcome(status, body, headers)
         else:
-            outcome = Outcome(204, {"OData-EntityId": call.api_url + url})
+            outcome = Outcome(204, {"OData-EntityId": named})
         outcome.entity_url = url
         return outcome
 
@@ -241,6 +245,7 @@ class WebApi:
             if op.method == "PATCH":
                 return self._upsert(ref, op, call)
             if op.method == "DELETE":
+                _check_writable(ref.entity, "Delete")
                 self.records(call).delete(ref, _conditions(op))
                 return Outcome(204)
             raise method_not_allowed(op.method, ref.entity.set_name)
@@ -260,23 +265,28 @@ class WebApi:
 
     def _retrieve(self, ref: RecordRef, op: Operation, call: CallContext) -> Outcome:
         doc = self._existing(ref)
-        wanted = op.headers.get("if-none-match")
-        if wanted and wanted.strip() not in ("null", "*") and etag(doc) in wanted:
-            return Outcome(304, {"ETag": etag(doc)})
-        select = parse_select(op.query.get("$select"), ref.entity, self.schema)
+        select, expansions = parse_single(op.query, ref.entity, self.schema)
         prefs = parse_prefer(op.headers.get("prefer"))
-        body = project(doc, ref.entity, select, prefs)
+        wanted = op.headers.get("if-none-match")
+        # Dataverse never answers 304 to a read that expands or asks for annotations.
+        conditional = not expansions and not prefs.annotations
+        if conditional and wanted and wanted.strip() not in ("null", "*") and etag(doc) in wanted:
+            return Outcome(304, {"ETag": etag(doc)})
         body = {
             "@odata.context": context_url(call.api_url, ref.entity, select, single=True),
-            **body,
+            **self.writer(op).row(doc, ref.entity, select, expansions),
         }
-        return json_outcome(200, body, {"ETag": etag(doc)})
+        return json_outcome(200, body, {"ETag": etag(doc), **prefs.applied()})
 
     def _upsert(self, ref: RecordRef, op: Operation, call: CallContext) -> Outcome:
-        doc, created = self.records(call).upsert(ref, op.json_body(), _conditions(op))
         prefs = parse_prefer(op.headers.get("prefer"))
+        if prefs.return_representation:
+            parse_single(op.query, ref.entity, self.schema)
+        _check_writable(ref.entity, "Update")
+        doc, created = self.records(call).upsert(ref, op.json_body(), _conditions(op))
+        status = 201 if created else 200
         return self._written(
-            ref.entity, doc, op, call, prefs, status=201 if created else 200, created=created
+            ref.entity, doc, op, call, prefs, status=status, created=created, key=ref.key
         )
 
     def _property(self, ref: RecordRef, name: str, op: Operation, call: CallContext) -> Outcome:
@@ -303,12 +313,12 @@ class WebApi:
         from_left = ref.entity.set_name == left
         other = BY_SET[right if from_left else left]
         ids = self.store.associated(relationship, str(doc[ref.entity.pk]), from_left=from_left)
-        prefs = parse_prefer(op.headers.get("prefer"))
         select = parse_select(op.query.get("$select"), other, self.schema)
         rows = [row for row in (self.store.get(other.set_name, i) for i in ids) if row is not None]
+        writer = self.writer(op)
         payload = {
             "@odata.context": context_url(call.api_url, other, select, single=False),
-            "value": [project(row, other, select, prefs) for row in rows],
+            "value": [writer.row(row, other, select) for row in rows],
         }
         return json_outcome(200, payload)
 
@@ -361,7 +371,10 @@ class WebApi:
         return right if ref.entity.set_name == left else left
 
 
-_CLOSE_ACTIONS = {"WinOpportunity": (1, 3), "LoseOpportunity": (2, 4)}
+def _check_writable(entity: EntityType, message: str) -> None:
+    if entity.is_system:
+        msg = f"The '{message}' method does not support entities of type '{entity.logical}'."
+        raise invalid_argument(msg)
 
 
 def _conditions(op: Operation) -> Conditions:

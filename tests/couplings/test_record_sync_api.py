@@ -85,7 +85,7 @@ async def test_create_in_crm_then_synchronize_edits_both_ways(
     assert jobs[uuid.UUID(body["job_ids"]["to_crm"])].modified == 1
 
     # A CRM edit by a person, synchronized now from the CRM side by its CRM id.
-    f.crm_user_edit(sandbox.state, "products", product["productid"], name="Renamed in CRM")
+    await f.crm_user_edit(sandbox, "products", product["productid"], name="Renamed in CRM")
     body = await _post(client, SYNC, admin, mapping_name="ITEM-PRODUCT",
                        crm_ids=[product["productid"]], direction="from_crm")  # fmt: skip
     assert _results(body) == [[("from_crm", "modified")]]
@@ -100,7 +100,7 @@ async def test_create_in_crm_then_synchronize_edits_both_ways(
     # Both sides changed the same bidirectional field: the mapping's resolution (none) fails it.
     item.description = "Renamed in ERP"
     await session.commit()
-    f.crm_user_edit(sandbox.state, "products", product["productid"], name="Renamed again")
+    await f.crm_user_edit(sandbox, "products", product["productid"], name="Renamed again")
     body = await _post(client, SYNC, admin, mapping_name="ITEM-PRODUCT", codes=["1000"])
     assert _results(body) == [[("to_crm", "failed"), ("from_crm", "failed")]]
     assert "bi-directional" in body["records"][0]["results"][0]["message"]

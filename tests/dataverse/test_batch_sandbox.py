@@ -101,6 +101,8 @@ async def test_every_operation_kind_in_one_batch(
     )
     assert all(r.is_ok for r in results), [r.error for r in results]
     assert results[-1].body["name"] == "Kept"
+    by_key = dv_sandbox.state.store.find_by_key("products", {"productnumber": "P-10"})
+    assert by_key is not None and str(results[2].entity_id) == by_key["productid"]
     assert dv_sandbox.state.get("accounts", str(drop)) is None
     assert dv_sandbox.state.get("products", str(product))["statecode"] == 0  # type: ignore[index]
     assert dv_sandbox.state.count("products") == 2

@@ -69,8 +69,12 @@ async def test_update_never_creates_and_checks_row_versions(crm: DataverseClient
 async def test_upsert_by_id_and_by_alternate_key(
     crm: DataverseClient, dv_sandbox: RunningSandbox
 ) -> None:
+    """Dataverse names a record upserted by alternate key by its key values in
+    OData-EntityId (no GUID there), so the client must get the id another way: it asks for
+    the representation's primary key and returns that id, on create and on update alike."""
     made = await crm.upsert("products", {"productnumber": "P-1"}, {"name": "First"})
     assert made is not None
+    assert dv_sandbox.state.rows("products")[0]["productid"] == str(made)
     again = await crm.upsert("products", {"productnumber": "P-1"}, {"name": "Second"})
     assert again == made
     assert (await crm.get("products", made))["name"] == "Second"

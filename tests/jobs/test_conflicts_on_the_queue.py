@@ -6,8 +6,8 @@ changes a customer on both sides (or deletes it on one side and changes it on th
 then the recurring entry runs on a real worker. Outcomes are read where a user would: the
 ERP row (REST and database), the CRM row over HTTP, the coupling, and the sync jobs and
 their errors over REST. ERP edits and deletions go through the ERP REST API, CRM deletions
-over HTTP; a CRM edit by a person is made in the sandbox's store (``crm_user_edit``), as
-the sandbox serves one client identity: the integration user.
+over HTTP; a CRM edit by a person is a PATCH over HTTP by the integration's application
+user impersonating a salesperson (``crm_user_edit``, ``MSCRMCallerID``).
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ async def test_an_update_conflict_for_each_resolution(
     async def conflict(no: str) -> None:
         """The bidirectional name changed on both sides since the last synchronization."""
         await _erp_edit(client, admin, no, name=f"{no} named in the ERP")
-        f.crm_user_edit(sandbox.state, "accounts", couplings[no].crm_id, name=f"{no} named in CRM")
+        await f.crm_user_edit(sandbox, "accounts", couplings[no].crm_id, name=f"{no} named in CRM")
 
     async def names(no: str) -> tuple[str, str]:
         row, account = await _customer(session, no), await _account(crm, couplings[no].crm_id)
@@ -188,7 +188,7 @@ async def test_an_update_conflict_for_each_resolution(
     # C4 a person settles by hand meanwhile: the retry finds both sides in agreement.
     await resolve_by(Upd.send_update_to_crm)
     await conflict("C2")
-    f.crm_user_edit(sandbox.state, "accounts", couplings["C4"].crm_id, name="C4 named in the ERP")
+    await f.crm_user_edit(sandbox, "accounts", couplings["C4"].crm_id, name="C4 named in the ERP")
     jobs = await run()
     assert _counts(jobs["to_crm"]) == {"modified": 2}
     # C1 and C4 are read again as failed couplings and agree; the C2 the sync wrote is not.
@@ -245,7 +245,7 @@ async def test_a_deletion_conflict_for_each_resolution_on_each_side(
         """Deleted through the ERP REST API, then changed in the CRM."""
         response = await client.delete(f"/api/v1/customers/{no}", headers=admin)
         assert response.status_code == 204, response.text
-        f.crm_user_edit(sandbox.state, "accounts", couplings[no].crm_id, telephone1="300")
+        await f.crm_user_edit(sandbox, "accounts", couplings[no].crm_id, telephone1="300")
 
     async def coupling_of(no: str) -> IntegrationRecord | None:
         system_id = couplings[no].system_id

@@ -22,6 +22,7 @@ from tests.jobs.conftest import drive, entries, full_sync, make_due
 from tests.sync import factories as f
 
 LOGICAL = "_parentcustomerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"
+PARENT = "parentcustomerid_account@odata.bind"
 
 
 async def _contact_jobs(sessionmaker: SessionMaker) -> list[IntegrationSynchJob]:
@@ -64,9 +65,9 @@ async def test_a_person_goes_to_the_crm_under_its_account_and_crm_edits_come_bac
     assert person[LOGICAL] == "account"
 
     # A person moves the contact to the other account and renames it in the CRM.
-    f.crm_user_edit(sandbox.state, "contacts", person["contactid"], lastname="Lee-Smith",
-                    _parentcustomerid_value=_account_id(sandbox, "Bike barn"),
-                    **{LOGICAL: "account"})  # fmt: skip
+    barn = _account_id(sandbox, "Bike barn")
+    await f.crm_user_edit(sandbox, "contacts", person["contactid"], lastname="Lee-Smith",
+                          **{PARENT: f"/accounts({barn})"})  # fmt: skip
     await make_due(sessionmaker, "CONTACT")
     await drive(tick_ctx, worker_settings)
     session.expire_all()

@@ -166,7 +166,7 @@ async def test_edits_flow_each_way_wake_the_entry_and_are_not_echoed(
     assert ran.status == JobStatus.ready and ran.run_count == resting.run_count + 1
 
     # CRM -> ERP: a person's edit in the CRM, announced by a dataverse_entity_change row.
-    f.crm_user_edit(sandbox.state, "products", product["productid"], name="Renamed in CRM")
+    await f.crm_user_edit(sandbox, "products", product["productid"], name="Renamed in CRM")
     session.add(DataverseEntityChange(entity_name="product", received_at=utc_now()))
     await session.commit()
     # Both product mappings read CRM products: both wake.

@@ -45,7 +45,7 @@ async def coupled_company(
         "firstname": "Sam", "lastname": "Seller", "internalemailaddress": "sam@crm.example",
         "isdisabled": False,
     })  # fmt: skip
-    f.crm_user_edit(sandbox.state, "systemusers", user_id)  # a person's row, not ours
+    await f.crm_user_edit(sandbox, "systemusers", user_id)  # a person's row, not ours
     group = await crm.create("uomschedules", {"name": "PCS", "baseuomname": "PCS"})
     units = [u async for u in crm.query("uoms", select=["uomid"],
                                         filter=f"_uomscheduleid_value eq {group}")]  # fmt: skip

@@ -1,7 +1,8 @@
 """The Sales Order Notes job end to end: ERP notes <-> CRM annotations on coupled orders.
 
 Real arq workers, the REST run-now action, the sandbox over HTTP. A person's CRM edits are
-made in the sandbox as another user (``crm_user_edit``): the integration user's own
+made over the sandbox's Web API as a salesperson (``crm_user_edit``, impersonating them
+with ``MSCRMCallerID``): the integration user's own
 writes are never read back. Annotation payloads follow reference/dataverse.md (subject,
 notetext, isdocument, ``objectid_salesorder@odata.bind``).
 """
@@ -24,7 +25,7 @@ from app.settings import Settings
 from tests.fixtures.sandbox import RunningSandbox
 from tests.sales.legacy_orders import coupled_order, crm_rows, legacy, run_now
 from tests.sales.world import World
-from tests.sync.factories import OTHER_USER, crm_user_edit
+from tests.sync.factories import crm_user_edit
 
 __all__ = ["legacy"]  # the fixture, imported for these tests
 
@@ -75,18 +76,18 @@ async def test_notes_flow_both_ways_created_and_modified_without_echo(
         "subject": "Call first", "notetext": "<div>Ring twice</div><div>Ask for Ann</div>",
         "objectid_salesorder@odata.bind": f"/salesorders({order.crm_id})",
     })  # fmt: skip
-    crm_user_edit(sandbox.state, "annotations", typed)  # a salesperson wrote it
+    await crm_user_edit(sandbox, "annotations", typed)  # a salesperson wrote it
     await run()  # CRM -> ERP, created
     assert await _notes(sessionmaker) == [
         ("Gate", "Code 0815"), ("Call first", "Ring twice\nAsk for Ann"),
     ]  # fmt: skip
 
-    crm_user_edit(sandbox.state, "annotations", typed, notetext="Ring three times")
+    person = await crm_user_edit(sandbox, "annotations", typed, notetext="Ring three times")
     await run()  # CRM -> ERP, modified
     assert (await _notes(sessionmaker))[1] == ("Call first", "Ring three times")
     assert len(_annotations(sandbox, order.crm_id)) == 2  # the new ERP note was not sent back
     typed_row = sandbox.state.get("annotations", str(typed))
-    assert typed_row is not None and typed_row["_modifiedby_value"] == OTHER_USER  # no echo
+    assert typed_row is not None and typed_row["_modifiedby_value"] == person  # no echo
 
     versions = {
         row["annotationid"]: row["versionnumber"] for row in _annotations(sandbox, order.crm_id)

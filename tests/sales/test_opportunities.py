@@ -68,9 +68,9 @@ async def test_opportunities_flow_both_ways_on_demand(
     assert (spring["statecode"], spring["statuscode"]) == (0, 1)  # Open / In Progress
 
     # CRM -> ERP: a salesperson renames it and opens another one in the CRM.
-    f.crm_user_edit(sandbox.state, "opportunities", spring["opportunityid"], name="Spring bikes XL")
+    await f.crm_user_edit(sandbox, "opportunities", spring["opportunityid"], name="Spring bikes XL")
     autumn = await crm.create("opportunities", {"name": "Autumn bikes"})
-    f.crm_user_edit(sandbox.state, "opportunities", autumn)
+    await f.crm_user_edit(sandbox, "opportunities", autumn)
     response = await client.post(f"/api/v1/sync/mappings/{MAPPING}/run", headers=admin)
     assert response.status_code == 202, response.text
     await drive(tick_ctx, worker_settings)

@@ -151,10 +151,14 @@ async def test_bidirectional_mode_carries_order_and_line_edits_both_ways(
     line_job = await _last_job(sessionmaker, "SOLINE-ORDERDETAIL", Direction.to_crm)
     assert (line_job.modified, line_job.failed) == (1, 0)
 
-    # CRM -> ERP: a salesperson changes the order and the write-in line in the CRM.
-    f.crm_user_edit(sandbox.state, "salesorders", made.crm_id, requestdeliveryby="2027-01-15")
-    f.crm_user_edit(sandbox.state, "salesorderdetails", made.line_ids[1],
-                    quantity=3, baseamount=75, extendedamount=75)  # fmt: skip
+    # CRM -> ERP: a salesperson changes the order and the write-in line in the CRM. A
+    # submitted order is read-only there, so they reopen it with the change, change the
+    # line (the CRM computes its amounts) and submit the order again.
+    await f.crm_user_edit(sandbox, "salesorders", made.crm_id, statecode=0, statuscode=1,
+                          requestdeliveryby="2027-01-15")  # fmt: skip
+    await f.crm_user_edit(sandbox, "salesorderdetails", made.line_ids[1], quantity=3)
+    await f.crm_user_edit(sandbox, "salesorders", made.crm_id, statecode=1, statuscode=3)
+    assert sandbox.state.get("salesorderdetails", str(made.line_ids[1]))["extendedamount"] == 75  # type: ignore[index]
     await _run_mapping(client, admin, tick_ctx, worker_settings)
     (updated,) = await orders(sessionmaker)
     assert updated.requested_delivery_date == dt.date(2027, 1, 15)

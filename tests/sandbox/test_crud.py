@@ -118,14 +118,19 @@ async def test_upsert_creates_then_updates(api: httpx.AsyncClient) -> None:
 async def test_alternate_key_in_url_and_upsert(
     api: httpx.AsyncClient, sandbox: RunningSandbox
 ) -> None:
+    """An upsert addressed by alternate key answers with the key values in OData-EntityId
+    (Dataverse does not put the GUID there), whether it created or updated the row."""
     created = await api.patch("products(productnumber='ITEM-1')", json={"name": "Bike"})
     assert created.status_code == 204
-    product_id = entity_id(created)
+    assert created.headers["OData-EntityId"] == f"{api.base_url}products(productnumber='ITEM-1')"
     row = (await api.get("products(productnumber='item-1')")).json()
-    assert row["productid"] == product_id and row["productnumber"] == "ITEM-1"
+    assert row["productnumber"] == "ITEM-1" and row["name"] == "Bike"
     updated = await api.patch("products(productnumber='ITEM-1')", json={"name": "Bicycle"})
-    assert entity_id(updated) == product_id
+    assert updated.headers["OData-EntityId"] == created.headers["OData-EntityId"]
+    quoted = await api.patch("accounts(accountnumber='O''Brien')", json={"name": "O'Brien"})
+    assert quoted.headers["OData-EntityId"].endswith("accounts(accountnumber='O''Brien')")
     assert sandbox.state.count("products") == 1
+    assert sandbox.state.rows("products")[0]["productid"] == row["productid"]
     unknown_key = await api.get("products(name='Bicycle')")
     assert unknown_key.status_code == 400
     assert "key in the request URI is not valid" in error_of(unknown_key)["message"]

@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.models import erp
 from app.models.integration import IntegrationRecord
+from tests.fixtures.sandbox import RunningSandbox, edit_as_person
 
 _ENTRY = iter(range(1, 10**9))
 
@@ -53,20 +54,9 @@ def coupling(
     )
 
 
-OTHER_USER = "0e9a1c52-5f7e-4a55-9d36-6a5e0bf2a001"
-
-
-def crm_user_edit(state: Any, entity_set: str, record_id: Any, **changes: Any) -> None:
-    """A change made in the CRM by a person (not the integration user), via the sandbox."""
-    from app.clock import utc_now
-
-    store = state.store
-    with store.transaction():
-        doc = store.get(entity_set, str(record_id))
-        doc.update(changes)
-        current = dt.datetime.fromisoformat(doc["modifiedon"].replace("Z", "+00:00"))
-        later = max(utc_now(), current) + dt.timedelta(seconds=2)
-        doc["modifiedon"] = later.strftime("%Y-%m-%dT%H:%M:%SZ")
-        doc["_modifiedby_value"] = OTHER_USER
-        doc["versionnumber"] = store.next_version()
-        store.replace(entity_set, str(record_id), doc)
+async def crm_user_edit(
+    running: RunningSandbox, entity_set: str, record_id: Any, **changes: Any
+) -> str:
+    """A change made in the CRM by a person (not the integration user): a PATCH over the
+    sandbox's Web API impersonating a salesperson; returns the person's system user id."""
+    return await edit_as_person(running, entity_set, record_id, changes)

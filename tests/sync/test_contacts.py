@@ -19,6 +19,7 @@ from tests.sync import factories as f
 FULL = RunOptions(is_full=True)
 TO, FROM = Direction.to_crm, Direction.from_crm
 LOGICAL = "_parentcustomerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"
+PARENT = "parentcustomerid_account@odata.bind"
 CONTACT_FILTER = "_parentcustomerid_value ne null and statecode eq 0"  # the mapping's
 
 
@@ -114,8 +115,8 @@ async def test_crm_edits_come_back_with_the_company_of_the_parent_account(
     await _synced_company(session, sessionmaker, crm)
     person = _contact(sandbox, "Lee")
     c2 = _account_id(sandbox, "Customer C2")
-    f.crm_user_edit(sandbox.state, "contacts", person["contactid"], lastname="Lee-Smith",
-                    _parentcustomerid_value=c2, **{LOGICAL: "account"})  # fmt: skip
+    await f.crm_user_edit(sandbox, "contacts", person["contactid"], lastname="Lee-Smith",
+                          **{PARENT: f"/accounts({c2})"})  # fmt: skip
     back = await run_mapping(sessionmaker, crm, mapping_name="CONTACT")
     assert back.counters[FROM].modified == 1
     contact = await _erp_contact(session, "CT1")
@@ -124,8 +125,8 @@ async def test_crm_edits_come_back_with_the_company_of_the_parent_account(
 
     # A parent account the sync does not know: the record fails and the ERP keeps C2.
     stranger = await crm.create("accounts", {"name": "Stranger", "customertypecode": 3})
-    f.crm_user_edit(sandbox.state, "contacts", person["contactid"],
-                    _parentcustomerid_value=str(stranger), **{LOGICAL: "account"})  # fmt: skip
+    await f.crm_user_edit(sandbox, "contacts", person["contactid"],
+                          **{PARENT: f"/accounts({stranger})"})  # fmt: skip
     refused = await run_mapping(sessionmaker, crm, mapping_name="CONTACT")
     assert refused.counters[FROM].failed == 1
     assert any(f"parent account {stranger} is not coupled to a customer" in m
@@ -144,7 +145,7 @@ async def test_crm_edits_come_back_with_the_company_of_the_parent_account(
         "parentcustomerid_contact@odata.bind": f"/contacts({person['contactid']})",
     })  # fmt: skip
     for made in (newbie, kid):
-        f.crm_user_edit(sandbox.state, "contacts", made)
+        await f.crm_user_edit(sandbox, "contacts", made)
     full = await run_mapping(sessionmaker, crm, mapping_name="CONTACT", options=FULL)
     assert full.counters[FROM].inserted == 1
     assert full.counters[FROM].failed == 1  # CT1, still under the stranger; not the kid

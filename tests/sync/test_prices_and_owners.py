@@ -62,7 +62,7 @@ async def test_owner_comes_from_the_coupled_salesperson(
                         "internalemailaddress": "ann@crm.example"},
     )  # fmt: skip
     # Users are maintained by people in the CRM, not by the integration user.
-    f.crm_user_edit(sandbox.state, "systemusers", user_id, mobilephone="555-0100")
+    await f.crm_user_edit(sandbox, "systemusers", user_id, mobilephone="555-0100")
     person = erp.Salesperson(code="AS", name="old name")
     await f.add(session, person)
     await f.add(session, f.coupling("salesperson", person.system_id, "systemuser", user_id))

@@ -126,7 +126,7 @@ async def test_crm_edit_flows_back_and_conflicts_follow_the_resolution(
 ) -> None:  # fmt: skip
     await _items_synced(session, sessionmaker, crm, "4000")
     product = _product(sandbox, "4000")
-    f.crm_user_edit(sandbox.state, "products", product["productid"], name="Renamed in CRM")
+    await f.crm_user_edit(sandbox, "products", product["productid"], name="Renamed in CRM")
     back = await run_mapping(sessionmaker, crm, mapping_name="ITEM-PRODUCT")
     assert back.counters[FROM].modified == 1
     assert (await _item(session, "4000")).description == "Renamed in CRM"
@@ -136,7 +136,7 @@ async def test_crm_edit_flows_back_and_conflicts_follow_the_resolution(
     item = await _item(session, "4000")
     item.description = "ERP name"
     await session.commit()
-    f.crm_user_edit(sandbox.state, "products", product["productid"], name="CRM name")
+    await f.crm_user_edit(sandbox, "products", product["productid"], name="CRM name")
     conflict = await run_mapping(sessionmaker, crm, mapping_name="ITEM-PRODUCT")
     assert conflict.counters[TO].failed == 1
     messages = [e.message for e in (await session.exec(select(IntegrationSynchJobError))).all()]
