@@ -3,10 +3,9 @@
 It stands in for Microsoft's server, so it shares no code with ``app.dataverse`` or
 ``app.sync``. Start with ``create_sandbox_app(SandboxConfig(...))`` or ``serve(...)``.
 
-More than 15 modules and about 4,000 lines on purpose: it emulates a whole service (OAuth
-token endpoint, the Web API's query language, ``$batch``, metadata, service protection
-limits, the control API for tests), one concern per module; none of it is imported by
-the service (an import contract says so), so its size costs the service nothing.
+The parts: ``schema/`` (what is served), ``reads/`` and ``writes/`` (the Web API's
+rules), and at this level the app, token endpoint, store, identity and security, service
+protection limits, errors and the control API used by tests.
 """
 
 from app.sandbox.app import create_sandbox_app

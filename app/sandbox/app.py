@@ -25,7 +25,7 @@ from app.sandbox.auth import OAuthError, issue_token, verify_bearer
 from app.sandbox.config import SandboxConfig
 from app.sandbox.control import control_routes
 from app.sandbox.errors import SandboxError, unauthorized, unexpected
-from app.sandbox.render import Operation, Outcome, error_outcome
+from app.sandbox.operations.render import Operation, Outcome, error_outcome
 from app.sandbox.state import Sandbox
 from app.sandbox.webapi import CallContext
 

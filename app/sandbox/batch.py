@@ -15,7 +15,7 @@ from http import HTTPStatus
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from app.sandbox.errors import SandboxError, too_many_in_batch, too_many_in_changeset
-from app.sandbox.render import Operation, Outcome, error_outcome, parse_prefer
+from app.sandbox.operations.render import Operation, Outcome, error_outcome, parse_prefer
 from app.sandbox.webapi import CallContext, WebApi
 
 MAX_OPERATIONS = 1000

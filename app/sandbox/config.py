@@ -48,7 +48,7 @@ class SandboxConfig:
         default_factory=lambda: dict(DEFAULT_ALTERNATE_KEYS)
     )
     # Custom columns per entity set, declared on top of the standard ones
-    # (app/sandbox/attributes.py); names outside both are refused like Dataverse does.
+    # (app/sandbox/schema/attributes.py); names outside both are refused like Dataverse does.
     extra_attributes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Service protection limits (per user, i.e. per client id); None = off.
     max_requests_per_window: int | None = None

@@ -17,8 +17,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.sandbox.config import FAULT_FIELDS, LIMIT_FIELDS
-from app.sandbox.entities import BY_SET, ENTITIES
 from app.sandbox.errors import SandboxError
+from app.sandbox.schema.entities import BY_SET, ENTITIES
 from app.sandbox.state import Sandbox
 from app.sandbox.webapi import CallContext
 

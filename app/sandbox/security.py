@@ -19,8 +19,8 @@ from app.sandbox.errors import (
     missing_privilege,
     user_disabled,
 )
-from app.sandbox.filters import GUID
-from app.sandbox.records import Actor, Identity
+from app.sandbox.operations.filters import GUID
+from app.sandbox.operations.records import Actor, Identity
 from app.sandbox.store import Store
 
 ACT_ON_BEHALF = "prvActOnBehalfOfAnotherUser"

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import uuid
 
-from app.sandbox.attributes import schema_for
 from app.sandbox.config import SandboxConfig
-from app.sandbox.entities import BY_SET
-from app.sandbox.payload import BindContext
-from app.sandbox.records import Identity, Records
-from app.sandbox.sdk_messages import seed_messages
+from app.sandbox.discovery.sdk_messages import seed_messages
+from app.sandbox.operations.payload import BindContext
+from app.sandbox.operations.records import Identity, Records
+from app.sandbox.schema.attributes import schema_for
+from app.sandbox.schema.entities import BY_SET
 from app.sandbox.security import SEEDED_ROLES
 from app.sandbox.store import Store
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from app.sandbox.batch import BatchRunner
 from app.sandbox.config import SandboxConfig
-from app.sandbox.entities import ENTITIES
+from app.sandbox.operations.records import Identity
 from app.sandbox.protection import Counters, Protection
-from app.sandbox.records import Identity
+from app.sandbox.schema.entities import ENTITIES
 from app.sandbox.seed import load_or_seed
 from app.sandbox.store import Store
 from app.sandbox.webapi import WebApi

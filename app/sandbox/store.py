@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from app.sandbox.entities import ENTITIES, INDEXED_LOOKUPS
+from app.sandbox.schema.entities import ENTITIES, INDEXED_LOOKUPS
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS associations (

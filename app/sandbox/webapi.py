@@ -9,11 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.sandbox.actions import CLOSE_ACTIONS, close_opportunity
-from app.sandbox.attributes import schema_for
 from app.sandbox.config import SandboxConfig
-from app.sandbox.entities import BY_SET, ENTITIES, RELATIONSHIPS, EntityType
-from app.sandbox.entity_definitions import EntityDefinitions
+from app.sandbox.discovery.entity_definitions import EntityDefinitions
 from app.sandbox.errors import (
     SandboxError,
     does_not_exist,
@@ -22,10 +19,10 @@ from app.sandbox.errors import (
     no_http_resource,
     resource_not_found,
 )
-from app.sandbox.keys import RecordRef, parse_key, split_path, split_segment
-from app.sandbox.metadata import metadata_document
-from app.sandbox.payload import BindContext, reference_to_ref, resolve_ref
-from app.sandbox.query import (
+from app.sandbox.operations.actions import CLOSE_ACTIONS, close_opportunity
+from app.sandbox.operations.keys import RecordRef, parse_key, split_path, split_segment
+from app.sandbox.operations.payload import BindContext, reference_to_ref, resolve_ref
+from app.sandbox.operations.query import (
     COUNT_LIMIT,
     count_sql,
     encode_skiptoken,
@@ -36,8 +33,8 @@ from app.sandbox.query import (
     parse_single,
     sort_values,
 )
-from app.sandbox.records import Actor, Conditions, Identity, Records, etag
-from app.sandbox.render import (
+from app.sandbox.operations.records import Actor, Conditions, Identity, Records, etag
+from app.sandbox.operations.render import (
     Operation,
     Outcome,
     Preferences,
@@ -48,7 +45,10 @@ from app.sandbox.render import (
     key_url,
     parse_prefer,
 )
-from app.sandbox.rows import RowWriter
+from app.sandbox.operations.rows import RowWriter
+from app.sandbox.schema.attributes import schema_for
+from app.sandbox.schema.entities import BY_SET, ENTITIES, RELATIONSHIPS, EntityType
+from app.sandbox.schema.metadata import metadata_document
 from app.sandbox.security import acting_user
 from app.sandbox.store import Store
 

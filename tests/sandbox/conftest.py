@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.sandbox.entities import BY_SET
+from app.sandbox.schema.entities import BY_SET
 from app.sandbox.webapi import CallContext
 from tests.fixtures.sandbox import RunningSandbox
 

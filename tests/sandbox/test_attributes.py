@@ -8,8 +8,8 @@ import uuid
 import httpx
 
 from app.sandbox import SandboxConfig
-from app.sandbox.attributes import STANDARD_SCHEMA
-from app.sandbox.entities import ENTITIES
+from app.sandbox.schema.attributes import STANDARD_SCHEMA
+from app.sandbox.schema.entities import ENTITIES
 from tests.fixtures.sandbox import RunningSandbox, start_sandbox
 from tests.sandbox.conftest import api_client, entity_id, error_of
 

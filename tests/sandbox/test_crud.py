@@ -194,7 +194,7 @@ async def test_single_property_put_and_delete(api: httpx.AsyncClient) -> None:
 
 
 async def test_metadata_and_service_document_list_every_entity_set(api: httpx.AsyncClient) -> None:
-    from app.sandbox.entities import ENTITIES
+    from app.sandbox.schema.entities import ENTITIES
 
     metadata = await api.get("$metadata")
     assert metadata.status_code == 200

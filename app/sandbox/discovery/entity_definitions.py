@@ -16,14 +16,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from app.sandbox.attributes import Schema
 from app.sandbox.config import SandboxConfig
-from app.sandbox.entities import BY_LOGICAL, ENTITIES, EntityType
+from app.sandbox.discovery.metadata_filter import compile_metadata_filter, unknown_metadata_property
 from app.sandbox.errors import SandboxError, resource_not_found, unsupported
-from app.sandbox.expand import split_top_level
-from app.sandbox.keys import split_segment
-from app.sandbox.metadata_filter import compile_metadata_filter, unknown_metadata_property
-from app.sandbox.metadata_items import (
+from app.sandbox.operations.expand import split_top_level
+from app.sandbox.operations.keys import split_segment
+from app.sandbox.operations.render import Operation, Outcome, json_outcome
+from app.sandbox.schema.attributes import Schema
+from app.sandbox.schema.entities import BY_LOGICAL, ENTITIES, EntityType
+from app.sandbox.schema.metadata_items import (
     attribute_item,
     entity_item,
     key_item,
@@ -32,7 +33,6 @@ from app.sandbox.metadata_items import (
     one_to_many,
     option_set,
 )
-from app.sandbox.render import Operation, Outcome, json_outcome
 
 _NAMESPACE = "Microsoft.Dynamics.CRM."
 _PART_TYPES = {

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app.sandbox.errors import SandboxError, bad_syntax, unsupported
-from app.sandbox.filters import Token, tokenize
+from app.sandbox.operations.filters import Token, tokenize
 
 Predicate = Callable[[dict[str, Any]], bool]
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {

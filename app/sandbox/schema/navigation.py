@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
-from app.sandbox.entities import BY_SET, ENTITIES, RELATIONSHIPS, SYSTEM_LOOKUPS, EntityType
+from app.sandbox.schema.entities import BY_SET, ENTITIES, RELATIONSHIPS, SYSTEM_LOOKUPS, EntityType
 
 Kind = Literal["single", "many", "children"]
 

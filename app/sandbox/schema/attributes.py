@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from app.sandbox.config import SandboxConfig
-from app.sandbox.entities import BY_SET, ENTITIES, EntityType
 from app.sandbox.errors import unknown_property
+from app.sandbox.schema.entities import BY_SET, ENTITIES, EntityType
 
 # Every table: audit and system columns (reference §1 "Common system columns").
 _SYSTEM = (

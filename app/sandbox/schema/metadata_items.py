@@ -1,16 +1,21 @@
 """The metadata items ``EntityDefinitions`` serves, built from the sandbox's declarations:
-entity metadata, attribute metadata (type from app/sandbox/column_types.py), alternate keys
-and relationships (app/sandbox/navigation.py). Ids are fixed (uuid5) per sandbox schema."""
+entity metadata, attribute metadata (type from app/sandbox/schema/column_types.py), alternate keys
+and relationships (app/sandbox/schema/navigation.py). Ids are fixed (uuid5) per sandbox schema."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from app.sandbox.attributes import Schema
-from app.sandbox.column_types import attribute_type, lookup_name, lookup_targets, option_labels
-from app.sandbox.entities import BY_SET, ENTITIES, RELATIONSHIPS, SERVER_SET, EntityType
-from app.sandbox.navigation import Navigation, relationship_name, single_valued
+from app.sandbox.schema.attributes import Schema
+from app.sandbox.schema.column_types import (
+    attribute_type,
+    lookup_name,
+    lookup_targets,
+    option_labels,
+)
+from app.sandbox.schema.entities import BY_SET, ENTITIES, RELATIONSHIPS, SERVER_SET, EntityType
+from app.sandbox.schema.navigation import Navigation, relationship_name, single_valued
 
 _OWNERSHIP = {"user": "UserOwned", "organization": "OrganizationOwned",
               "businessunit": "BusinessOwned", "none": "None"}  # fmt: skip

@@ -12,8 +12,8 @@ the sandbox does not know gets no formatted value rather than an invented one.
 
 from __future__ import annotations
 
-from app.sandbox.attributes import MONEY_COLUMNS
-from app.sandbox.entities import BY_SET, SYSTEM_LOOKUPS, EntityType
+from app.sandbox.schema.attributes import MONEY_COLUMNS
+from app.sandbox.schema.entities import BY_SET, SYSTEM_LOOKUPS, EntityType
 
 _DATES = frozenset(
     {

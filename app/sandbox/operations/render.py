@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 
-from app.sandbox.entities import EntityType
 from app.sandbox.errors import SandboxError, bad_syntax
-from app.sandbox.records import etag
+from app.sandbox.operations.records import etag
+from app.sandbox.schema.entities import EntityType
 
 JSON = "application/json; odata.metadata=minimal"
 
@@ -112,7 +112,7 @@ def parse_prefer(header: str | None) -> Preferences:
 
 def project(doc: dict[str, Any], entity: EntityType, select: list[str] | None) -> dict[str, Any]:
     """One row as Dataverse writes it: ETag first, the key always, lookups as _x_value
-    (annotations are added by app/sandbox/formatted_values.py when asked for)."""
+    (annotations are added by app/sandbox/operations/formatted_values.py when asked for)."""
     row: dict[str, Any] = {"@odata.etag": etag(doc)}
     if select is None:
         row.update((name, value) for name, value in doc.items() if "@" not in name)

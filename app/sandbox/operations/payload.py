@@ -1,6 +1,6 @@
 """Turning a JSON body into column values: binds, read-only and unknown names, choices.
 
-Only attributes the entity declares (app/sandbox/attributes.py) can be written; server-set
+Only attributes the entity declares (app/sandbox/schema/attributes.py) can be written; server-set
 columns are ignored, and lookups are written with ``<nav>@odata.bind`` only.
 
 A body is applied to a copy of the stored document; lookups land as ``_<nav>_value`` plus
@@ -15,8 +15,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.sandbox.attributes import STANDARD_SCHEMA, Schema
-from app.sandbox.entities import BY_SET, RELATIONSHIPS, SERVER_SET, EntityType, Lookup
 from app.sandbox.errors import (
     SandboxError,
     content_id_missing,
@@ -25,8 +23,10 @@ from app.sandbox.errors import (
     payload_error,
     validation_error,
 )
-from app.sandbox.filters import GUID, normalize_datetime
-from app.sandbox.keys import RecordRef, parse_reference
+from app.sandbox.operations.filters import GUID, normalize_datetime
+from app.sandbox.operations.keys import RecordRef, parse_reference
+from app.sandbox.schema.attributes import STANDARD_SCHEMA, Schema
+from app.sandbox.schema.entities import BY_SET, RELATIONSHIPS, SERVER_SET, EntityType, Lookup
 from app.sandbox.store import Store
 
 LOGICAL_ANNOTATION = "@Microsoft.Dynamics.CRM.lookuplogicalname"

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from app.sandbox.errors import SandboxError, does_not_exist
-from app.sandbox.payload import reference_to_ref, resolve_ref
-from app.sandbox.records import Records
+from app.sandbox.operations.payload import reference_to_ref, resolve_ref
+from app.sandbox.operations.records import Records
 
 # Action -> (state it closes to, default status).
 CLOSE_ACTIONS = {"WinOpportunity": (1, 3), "LoseOpportunity": (2, 4)}

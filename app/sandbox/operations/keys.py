@@ -10,9 +10,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from app.sandbox.entities import BY_SET, EntityType
 from app.sandbox.errors import SandboxError, bad_syntax, invalid_key, resource_not_found
-from app.sandbox.filters import GUID, IDENTIFIER
+from app.sandbox.operations.filters import GUID, IDENTIFIER
+from app.sandbox.schema.entities import BY_SET, EntityType
 
 _SEGMENT = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_.]*)(?:\((?P<key>.*)\))?$", re.DOTALL)
 

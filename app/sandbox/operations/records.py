@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.clock import utc_now
-from app.sandbox.entities import BY_SET, CASCADES, EntityType, StateModel
 from app.sandbox.errors import (
     SandboxError,
     does_not_exist,
@@ -26,8 +25,8 @@ from app.sandbox.errors import (
     read_only_record,
     version_mismatch,
 )
-from app.sandbox.keys import RecordRef
-from app.sandbox.payload import (
+from app.sandbox.operations.keys import RecordRef
+from app.sandbox.operations.payload import (
     LOGICAL_ANNOTATION,
     BindContext,
     Changes,
@@ -35,6 +34,7 @@ from app.sandbox.payload import (
     read_changes,
     resolve_ref,
 )
+from app.sandbox.schema.entities import BY_SET, CASCADES, EntityType, StateModel
 from app.sandbox.store import DuplicateIdError, DuplicateKeyError, Store
 
 _LINE_HEADERS = {"quoteid": "quotes", "salesorderid": "salesorders", "invoiceid": "invoices"}

@@ -14,9 +14,14 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from app.sandbox.column_types import attribute_type, lookup_name, lookup_targets, option_labels
-from app.sandbox.entities import BY_LOGICAL, BY_SET, EntityType
-from app.sandbox.render import Preferences
+from app.sandbox.operations.render import Preferences
+from app.sandbox.schema.column_types import (
+    attribute_type,
+    lookup_name,
+    lookup_targets,
+    option_labels,
+)
+from app.sandbox.schema.entities import BY_LOGICAL, BY_SET, EntityType
 from app.sandbox.store import Store
 
 FORMATTED = "@OData.Community.Display.V1.FormattedValue"

@@ -2,7 +2,7 @@
 
 Supported: single-valued navigation properties (lookups, also the system ones such as
 ``createdby``; polymorphic ones by their suffixed name, ``customerid_account``), many-to-many
-relationships and the one-to-many relationships of app/sandbox/navigation.py, each with an
+relationships and the one-to-many relationships of app/sandbox/schema/navigation.py, each with an
 optional ``$select``. Other nested options are refused (501), never ignored; an unknown
 name is refused the way Dataverse's OData parser refuses it (400).
 """
@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.sandbox.attributes import Schema
-from app.sandbox.entities import RELATIONSHIPS, EntityType
 from app.sandbox.errors import SandboxError, bad_syntax, unknown_property, unsupported
-from app.sandbox.navigation import Navigation, find
-from app.sandbox.payload import LOGICAL_ANNOTATION
+from app.sandbox.operations.payload import LOGICAL_ANNOTATION
+from app.sandbox.schema.attributes import Schema
+from app.sandbox.schema.entities import RELATIONSHIPS, EntityType
+from app.sandbox.schema.navigation import Navigation, find
 from app.sandbox.store import Store, column, table
 
 # Rows one collection-valued expansion returns at most (Dataverse pages them at 5000).

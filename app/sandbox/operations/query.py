@@ -15,12 +15,12 @@ from urllib.parse import quote
 
 import orjson
 
-from app.sandbox.attributes import Schema
-from app.sandbox.entities import EntityType
 from app.sandbox.errors import SandboxError, bad_syntax, skip_not_supported
-from app.sandbox.expand import Expansion, parse_expand
-from app.sandbox.filters import PathTarget, attribute_sql, compile_filter
-from app.sandbox.navigation import find
+from app.sandbox.operations.expand import Expansion, parse_expand
+from app.sandbox.operations.filters import PathTarget, attribute_sql, compile_filter
+from app.sandbox.schema.attributes import Schema
+from app.sandbox.schema.entities import EntityType
+from app.sandbox.schema.navigation import find
 from app.sandbox.store import table
 
 COUNT_LIMIT = 5000

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import uuid
 
-from app.sandbox.entities import BY_SET, ENTITIES, EntityType
-from app.sandbox.records import Records
+from app.sandbox.operations.records import Records
+from app.sandbox.schema.entities import BY_SET, ENTITIES, EntityType
 
 _RECORD_MESSAGES = ("Create", "Retrieve", "RetrieveMultiple", "Update", "Delete")
 _MESSAGES = (*_RECORD_MESSAGES, "Associate", "Disassociate", "WhoAmI", "WinOpportunity",

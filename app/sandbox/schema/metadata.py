@@ -1,5 +1,5 @@
 """A minimal CSDL ``$metadata``: the entity types with their keys, system columns, lookups
-and navigation properties (app/sandbox/navigation.py), the entity sets, and the WhoAmI
+and navigation properties (app/sandbox/schema/navigation.py), the entity sets, and the WhoAmI
 function. Other columns are listed by ``EntityDefinitions(...)/Attributes``."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from __future__ import annotations
 from functools import cache
 from xml.sax.saxutils import quoteattr
 
-from app.sandbox.entities import ENTITIES, EntityType
-from app.sandbox.navigation import navigations
+from app.sandbox.schema.entities import ENTITIES, EntityType
+from app.sandbox.schema.navigation import navigations
 
 _NS = "Microsoft.Dynamics.CRM"
 _SYSTEM = (

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.sandbox.entities import EntityType
-from app.sandbox.expand import Expansion, expand_row
-from app.sandbox.formatted_values import Annotator
-from app.sandbox.render import Preferences, project
+from app.sandbox.operations.expand import Expansion, expand_row
+from app.sandbox.operations.formatted_values import Annotator
+from app.sandbox.operations.render import Preferences, project
+from app.sandbox.schema.entities import EntityType
 from app.sandbox.store import Store
 
 
