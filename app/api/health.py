@@ -6,8 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+from redis.exceptions import RedisError
 from sqlalchemy import text
+
+from app.sync import crm_usage
 
 router = APIRouter(tags=["health"])
 
@@ -48,6 +51,37 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse(checks, status_code=200 if is_ready else 503)
 
 
+_BUDGET = "(all processes, last 5 minutes; Dataverse allows 6000 requests / 1200 s per user)"
+CRM_REQUESTS = Gauge("salesbridge_crm_requests", f"CRM requests {_BUDGET}", ["connection"])
+CRM_EXECUTION = Gauge(
+    "salesbridge_crm_execution_seconds", f"CRM request round trips {_BUDGET}", ["connection"]
+)
+CRM_THROTTLED = Gauge("salesbridge_crm_throttled", f"CRM 429 answers {_BUDGET}", ["connection"])
+CRM_WAIT = Gauge(
+    "salesbridge_crm_wait_seconds", f"Time held back by Retry-After/backoff {_BUDGET}", ["connection"]
+)
+
+
+async def _export_crm_usage(request: Request) -> None:
+    """The CRM API budget is counted in Redis by every process; read it at scrape time."""
+    pool = getattr(request.app.state, "queue", None)
+    if pool is None:
+        return
+    try:
+        usage = await crm_usage.read_usage(pool)
+    except (RedisError, OSError):
+        return  # /metrics still answers with the process's own figures
+    for gauge in (CRM_REQUESTS, CRM_EXECUTION, CRM_THROTTLED, CRM_WAIT):
+        gauge.clear()
+    for connection in usage:
+        window = connection.last_window
+        CRM_REQUESTS.labels(connection.label).set(window.requests)
+        CRM_EXECUTION.labels(connection.label).set(window.execution_seconds)
+        CRM_THROTTLED.labels(connection.label).set(window.throttled)
+        CRM_WAIT.labels(connection.label).set(window.wait_seconds)
+
+
 @router.get("/metrics", response_class=PlainTextResponse)  # documents text/plain, not JSON
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
+    await _export_crm_usage(request)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

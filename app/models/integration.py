@@ -56,6 +56,10 @@ class ConnectionSetup(TableBase, table=True):
     base_currency_precision: int = 2
     integration_user_id: uuid.UUID | None = None
     disable_reason: str = Field(default="", max_length=250)
+    # The last "test connection": when, whether it passed, and its first failure (or "").
+    last_tested_at: datetime | None = utc_field()
+    last_test_ok: bool | None = None
+    last_test_message: str = Field(default="", max_length=500)
 
 
 class Direction(StrEnum):
