@@ -20,7 +20,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-async def _check_database(request: Request) -> str:
+async def check_database(request: Request) -> str:
     try:
         async with request.app.state.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
@@ -29,7 +29,7 @@ async def _check_database(request: Request) -> str:
     return "ok"
 
 
-async def _check_redis(request: Request) -> str:
+async def check_redis(request: Request) -> str:
     pool = getattr(request.app.state, "queue", None)
     if pool is None:
         return "not configured"
@@ -43,8 +43,8 @@ async def _check_redis(request: Request) -> str:
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
     checks: dict[str, Any] = {
-        "database": await _check_database(request),
-        "redis": await _check_redis(request),
+        "database": await check_database(request),
+        "redis": await check_redis(request),
     }
     is_ready = all(value in ("ok", "not configured") for value in checks.values())
     checks["status"] = "ready" if is_ready else "not ready"

@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.couplings.records import erp_model, record_label
 from app.dataverse import DataverseClient
 from app.dataverse.addressing import odata_literal
+from app.errors import NotFoundError
 from app.mappings.field_catalog import crm_fields, entity_set_for, primary_key_of
 from app.mappings.table_mappings import get_mapping_or_raise
 from app.models.integration import (
@@ -100,6 +101,29 @@ async def browse_records(
         for row, c in found[:size]
     ]
     return RecordsPage(mapping, rows, rows[-1].id if len(found) > size else None)
+
+
+async def record_row(
+    session: AsyncSession, *, mapping: IntegrationTableMapping, integration_id: uuid.UUID
+) -> RecordRow:
+    """One ERP record of the mapping with its coupling."""
+    model = erp_model(mapping.table_name)
+    coupled = sa.and_(
+        col(IntegrationRecord.table_name) == mapping.table_name,
+        col(IntegrationRecord.integration_id) == model.system_id,
+    )
+    statement = (
+        select(model, IntegrationRecord)
+        .outerjoin(IntegrationRecord, coupled)
+        .where(model.system_id == integration_id)
+    )
+    found = (await session.exec(statement)).first()
+    if found is None:
+        msg = f"There is no {mapping.table_name} with system id {integration_id}."
+        raise NotFoundError(msg)
+    row, coupling = found
+    label = record_label(mapping.table_name, row)
+    return RecordRow(row.id, row.system_id, label, _name_of(row), coupling)
 
 
 def _search_clause(model: Any, search: str) -> Any:
