@@ -58,7 +58,9 @@ CRM_EXECUTION = Gauge(
 )
 CRM_THROTTLED = Gauge("salesbridge_crm_throttled", f"CRM 429 answers {_BUDGET}", ["connection"])
 CRM_WAIT = Gauge(
-    "salesbridge_crm_wait_seconds", f"Time held back by Retry-After/backoff {_BUDGET}", ["connection"]
+    "salesbridge_crm_wait_seconds",
+    f"Time held back by Retry-After/backoff {_BUDGET}",
+    ["connection"],
 )
 
 

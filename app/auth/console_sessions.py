@@ -102,4 +102,5 @@ async def resume_session(
 
 
 async def end_session(session: AsyncSession, *, token: str) -> None:
-    await session.exec(delete(ConsoleSession).where(ConsoleSession.token_digest == _digest(token)))
+    digest = col(ConsoleSession.token_digest) == _digest(token)
+    await session.exec(delete(ConsoleSession).where(digest))

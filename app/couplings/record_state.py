@@ -271,9 +271,10 @@ async def failed_records(
     found = []
     for error in errors:
         own = keys[error.id]
-        coupling = next((couplings[k] for k in own if k in couplings), None)
-        erp_ids = [coupling.integration_id] if coupling is not None else own
+        found_coupling = next((couplings[k] for k in own if k in couplings), None)
+        erp_ids = [found_coupling.integration_id] if found_coupling is not None else own
         row = next((rows[k] for k in erp_ids if k in rows), None)
         label = record_label(mapping.table_name, row) if row is not None else error.source_id
-        found.append(FailedRecord(error, label, coupling, needed_action(error, coupling)))
+        action = needed_action(error, found_coupling)
+        found.append(FailedRecord(error, label, found_coupling, action))
     return found

@@ -99,7 +99,11 @@ class DataverseClient:
             initial=min(initial_concurrency, max_concurrency), maximum=max_concurrency
         )
         self._sender = Sender(
-            http, gate=gate, limiter=limiter, policy=retry_policy or RetryPolicy(), observer=observer
+            http,
+            gate=gate,
+            limiter=limiter,
+            policy=retry_policy or RetryPolicy(),
+            observer=observer,
         )
 
     @property

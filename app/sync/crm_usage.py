@@ -201,7 +201,8 @@ async def _buckets(redis: Redis, connection: str, starts: list[int]) -> dict[int
 async def read_usage(redis: Redis, *, now: float | None = None) -> list[ConnectionUsage]:
     """Every connection seen in the last hour, by label."""
     at = time.time() if now is None else now
-    labels = {k.decode(): v.decode() for k, v in (await redis.hgetall(CONNECTIONS_KEY)).items()}
+    stored: dict[bytes, bytes] = await redis.hgetall(CONNECTIONS_KEY)  # type: ignore[misc]
+    labels = {k.decode(): v.decode() for k, v in stored.items()}
     newest = _bucket(at)
     starts = list(range(newest - KEEP_SECONDS + BUCKET_SECONDS, newest + 1, BUCKET_SECONDS))
     result = []

@@ -74,7 +74,9 @@ class Caller:
 
 async def current_caller(request: Request, session: SessionDep, settings: SettingsDep) -> Caller:
     token = cookies.session_token(request, settings)
-    active = await console_sessions.resume_session(session, settings, token=token) if token else None
+    active = (
+        await console_sessions.resume_session(session, settings, token=token) if token else None
+    )
     if active is None:
         raise SignInRequiredError
     current_actor.set(active.user.user_name)

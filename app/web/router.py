@@ -64,11 +64,15 @@ def install_console(app: FastAPI) -> None:
     app.include_router(console_router())
     json_handler: Any = app.exception_handlers[StarletteHTTPException]
 
-    async def not_found(request: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code == 404 and _is_console_page(request):
-            response = error_response(request, 404, "There is no console page at this address.")
-            response.headers.update(SECURITY_HEADERS)
-            return response
+    async def not_found(request: Request, exc: Exception) -> Response:
+        if (
+            isinstance(exc, StarletteHTTPException)
+            and exc.status_code == 404
+            and _is_console_page(request)
+        ):
+            page = error_response(request, 404, "There is no console page at this address.")
+            page.headers.update(SECURITY_HEADERS)
+            return page
         response: Response = await json_handler(request, exc)
         return response
 

@@ -8,7 +8,8 @@ error page. No session sends the browser to the sign-in page.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request, Response
@@ -66,7 +67,7 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
 
 
 class ConsoleRoute(APIRoute):
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def console_handler(request: Request) -> Response:

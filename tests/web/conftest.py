@@ -24,9 +24,13 @@ class Console:
     http: httpx.AsyncClient
     csrf: str
 
-    async def post(self, path: str, data: dict[str, object] | None = None, *, htmx: bool = True) -> httpx.Response:
+    async def post(
+        self, path: str, data: dict[str, object] | None = None, *, htmx: bool = True
+    ) -> httpx.Response:
         headers = {"HX-Request": "true"} if htmx else {}
-        return await self.http.post(path, data={"csrf_token": self.csrf, **(data or {})}, headers=headers)
+        return await self.http.post(
+            path, data={"csrf_token": self.csrf, **(data or {})}, headers=headers
+        )
 
 
 def csrf_of(html: str) -> str:
@@ -35,7 +39,9 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
-async def sign_in(http: httpx.AsyncClient, user_name: str, password: str = PASSWORD) -> httpx.Response:
+async def sign_in(
+    http: httpx.AsyncClient, user_name: str, password: str = PASSWORD
+) -> httpx.Response:
     form = await http.get("/sign-in")
     assert form.status_code == 200, form.text
     token = _SIGN_IN_TOKEN.search(form.text)

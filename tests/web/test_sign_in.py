@@ -78,7 +78,8 @@ async def test_sign_in_is_throttled_like_the_token_endpoint(
         assert refused.status_code == 429
         assert "retry-after" in refused.headers
         token = await http.post(
-            "/api/v1/auth/token", data={"username": "carl", "password": "correct horse battery staple"}
+            "/api/v1/auth/token",
+            data={"username": "carl", "password": "correct horse battery staple"},
         )
         assert token.status_code == 429  # one counter for the API and the console
 
@@ -91,7 +92,8 @@ async def test_write_without_csrf_token_is_refused(console_for: ConsoleFactory) 
     assert refused.status_code == 403
     assert "security token" in refused.text
     forged = await console.http.post(
-        "/users", data={"user_name": "mallory", "roles": "integration-admin", "csrf_token": "0" * 64}
+        "/users",
+        data={"user_name": "mallory", "roles": "integration-admin", "csrf_token": "0" * 64},
     )
     assert forged.status_code == 403
     listed = await console.http.get("/users")

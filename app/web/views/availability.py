@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.api.deps import SessionDep, SettingsDep
 from app.connection.connection_setup import get_connection_setup
+from app.dataverse.addressing import odata_literal
 from app.errors import NotFoundError
 from app.odata import availability
 from app.odata.entity_sets import ITEM_AVAILABILITY, ITEM_AVAILABILITY_BY_LOCATION, EntitySet
-from app.dataverse.addressing import odata_literal
 from app.odata.readers import reader_for
 from app.odata.serialize import converter_for
 from app.web.access import Caller, page
@@ -43,7 +43,9 @@ async def _rows(
     return [dict(zip(names, convert(row), strict=True)) for row in found]
 
 
-async def _crm_access(request: Request, session: SessionDep, settings: SettingsDep) -> dict[str, str]:
+async def _crm_access(
+    request: Request, session: SessionDep, settings: SettingsDep
+) -> dict[str, str]:
     setup = await get_connection_setup(session, settings)
     return {"odata_url": (setup.odata_url or settings.odata_url).rstrip("/") + "/",
             "odata_user": setup.odata_user_name}  # fmt: skip

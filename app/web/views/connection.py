@@ -46,7 +46,9 @@ async def connection_page(
 
 
 @router.post("/connection")
-async def save(request: Request, session: SessionDep, settings: SettingsDep, caller: Admin) -> Response:
+async def save(
+    request: Request, session: SessionDep, settings: SettingsDep, caller: Admin
+) -> Response:
     values = await form_values(request)
     cleared = {name for name in SECRETS if values.pop(f"clear_{name}", "false") == "true"}
     values = without_blanks(values, SECRETS)
@@ -65,29 +67,40 @@ async def reset_odata_url(
 
 
 @router.post("/connection/test")
-async def test(request: Request, session: SessionDep, settings: SettingsDep, caller: Admin) -> Response:
+async def test(
+    request: Request, session: SessionDep, settings: SettingsDep, caller: Admin
+) -> Response:
     result = await api.test_connection(session, settings, caller.user)
     return render(request, "partials/connection_test.html", {"result": result})
 
 
 @router.post("/connection/enable")
-async def enable(request: Request, session: SessionDep, settings: SettingsDep, caller: Admin) -> Response:
+async def enable(
+    request: Request, session: SessionDep, settings: SettingsDep, caller: Admin
+) -> Response:
     await api.enable_connection(session, settings, caller.user)
     return go_to(request, "/connection")
 
 
 @router.post("/connection/disable")
-async def disable(request: Request, session: SessionDep, settings: SettingsDep, caller: Admin) -> Response:
+async def disable(
+    request: Request, session: SessionDep, settings: SettingsDep, caller: Admin
+) -> Response:
     body = parse(DisableRequest, await form_values(request))
     await api.disable_connection(session, settings, caller.user, body)
     return go_to(request, "/connection")
 
 
 @router.post("/connection/deploy-solution")
-async def deploy(request: Request, session: SessionDep, settings: SettingsDep, caller: Admin) -> Response:
+async def deploy(
+    request: Request, session: SessionDep, settings: SettingsDep, caller: Admin
+) -> Response:
     report = await api.deploy_solution(session, settings, caller.user)
     roles = ", ".join(role.name for role in report.roles)
-    detail = f"Solution {report.solution_action}; roles {roles}; connection record {report.nav_connection_action}."
+    detail = (
+        f"Solution {report.solution_action}; roles {roles}; "
+        f"connection record {report.nav_connection_action}."
+    )
     return render(request, "partials/message.html", {"status_code": 200, "detail": detail})
 
 

@@ -73,9 +73,7 @@ async def _attention(session: SessionDep) -> dict[str, tuple[int, int]]:
 
 
 @router.get("/couplings")
-async def browse(
-    request: Request, session: SessionDep, caller: CouplingsCaller
-) -> Response:
+async def browse(request: Request, session: SessionDep, caller: CouplingsCaller) -> Response:
     form = parse(BrowseForm, request.query_params)
     mappings = await list_mappings(session)
     context: dict[str, Any] = {
@@ -133,7 +131,9 @@ async def couple(
     body = parse(CoupleRequest, await form_values(request))
     result = await api.couple(session, settings, caller.user, body)
     notes = " ".join(result.notes)
-    return _done(request, f"Coupled to CRM {result.coupling.crm_table} {result.coupling.crm_id}. {notes}")
+    return _done(
+        request, f"Coupled to CRM {result.coupling.crm_table} {result.coupling.crm_id}. {notes}"
+    )
 
 
 @router.post("/couplings/uncouple")
@@ -158,7 +158,9 @@ async def restore(request: Request, session: SessionDep, caller: Admin) -> Respo
     else:
         body = parse(RestoreSkippedRequest, values)
     restored = await api.restore_skipped(session, caller.user, body)
-    return _done(request, f"Restored {restored.count} skipped record(s); the next run tries them again.")
+    return _done(
+        request, f"Restored {restored.count} skipped record(s); the next run tries them again."
+    )
 
 
 def _report_text(report: Any) -> str:
@@ -219,8 +221,8 @@ async def match_preview(
         report = await matching.preview_matches(
             session, mapping_name=body.mapping_name, crm=crm, limit=body.limit
         )
-    return render(request, "partials/match_preview.html",
-                  {"report": report, "mapping_name": body.mapping_name, "caller": caller})  # fmt: skip
+    context = {"report": report, "mapping_name": body.mapping_name}
+    return render(request, "partials/match_preview.html", context)
 
 
 @router.post("/couplings/match")

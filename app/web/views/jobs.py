@@ -41,22 +41,30 @@ def _row(request: Request, entry: object, message: str = "") -> Response:
 
 
 @router.post("/jobs/{entry_id}/hold")
-async def hold(request: Request, session: SessionDep, caller: Admin, entry_id: api.EntryId) -> Response:
+async def hold(
+    request: Request, session: SessionDep, caller: Admin, entry_id: api.EntryId
+) -> Response:
     return _row(request, await api.set_on_hold(session, entry_id, caller.user), "on hold")
 
 
 @router.post("/jobs/{entry_id}/ready")
-async def ready(request: Request, session: SessionDep, caller: Admin, entry_id: api.EntryId) -> Response:
+async def ready(
+    request: Request, session: SessionDep, caller: Admin, entry_id: api.EntryId
+) -> Response:
     return _row(request, await api.set_ready(session, entry_id, caller.user), "ready")
 
 
 @router.post("/jobs/{entry_id}/run-now")
-async def run_now(request: Request, session: SessionDep, caller: Admin, entry_id: api.EntryId) -> Response:
+async def run_now(
+    request: Request, session: SessionDep, caller: Admin, entry_id: api.EntryId
+) -> Response:
     return _row(request, await api.run_now(request, session, entry_id, caller.user), "started")
 
 
 @router.post("/jobs/{entry_id}")
-async def edit(request: Request, session: SessionDep, caller: Admin, entry_id: api.EntryId) -> Response:
+async def edit(
+    request: Request, session: SessionDep, caller: Admin, entry_id: api.EntryId
+) -> Response:
     values = {k: v for k, v in (await form_values(request)).items() if k in EDITABLE}
     body = parse(JobQueueEntryUpdate, values)
     return _row(request, await api.update_entry(session, entry_id, body, caller.user), "saved")

@@ -88,7 +88,10 @@ async def save_field(
 
 
 async def _queued_message(request: Request, what: str, entries: list[object]) -> Response:
-    detail = f"{what}: {len(entries)} job queue entr{'y' if len(entries) == 1 else 'ies'} queued; workers run them now."
+    count = len(entries)
+    detail = (
+        f"{what}: {count} job queue entr{'y' if count == 1 else 'ies'} queued; workers run them."
+    )
     return render(request, "partials/message.html", {"status_code": 200, "detail": detail})
 
 

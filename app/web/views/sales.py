@@ -37,5 +37,7 @@ async def create_now(
     caller: Admin, crm_id: uuid.UUID,
 ) -> Response:  # fmt: skip
     created = await api.create_erp_order(session, sessionmaker, settings, caller.user, crm_id)
-    detail = f"CRM order {created.ordernumber}: ERP order {created.erp_order_no} ({created.outcome})."
+    detail = (
+        f"CRM order {created.ordernumber}: ERP order {created.erp_order_no} ({created.outcome})."
+    )
     return render(request, "partials/message.html", {"status_code": 200, "detail": detail})

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import Field
+from pydantic import BaseModel, Field
 from starlette.responses import RedirectResponse
 
 from app.api import connection as api
@@ -16,6 +16,7 @@ from app.api.deps import SessionDep, SettingsDep
 from app.api.schemas.connection import AssistedSetupRead, CredentialsStep, CrmUrlStep, OptionsStep
 from app.auth.users import list_users
 from app.connection import assisted_setup
+from app.errors import InvalidInputError
 from app.jobs.queue_summary import entries_state
 from app.models.integration import AssistedSetupStatus
 from app.models.security import Role
@@ -27,9 +28,12 @@ from app.web.routing import ConsoleRoute
 
 router = APIRouter(route_class=ConsoleRoute)
 SetupCaller = Annotated[Caller, Depends(page("setup"))]
-STEP_SCHEMAS = {"crm_url": CrmUrlStep, "credentials": CredentialsStep, "options": OptionsStep}
+STEP_SCHEMAS: dict[str, type[BaseModel]] = {
+    "crm_url": CrmUrlStep, "credentials": CredentialsStep, "options": OptionsStep,
+}  # fmt: skip
 SECRETS = ("client_secret", "password", "odata_access_key")
 MAX_ENTRIES = 100
+EntryIds = Annotated[list[Annotated[int, Field(ge=1, le=2**31 - 1)]], Query(max_length=MAX_ENTRIES)]
 
 
 def go_to(request: Request, location: str) -> Response:
@@ -42,7 +46,7 @@ def go_to(request: Request, location: str) -> Response:
 @router.get("/setup")
 async def setup_page(
     request: Request, session: SessionDep, settings: SettingsDep, _caller: SetupCaller,
-    entry: Annotated[list[Annotated[int, Field(ge=1, le=2**31 - 1)]], Query(max_length=MAX_ENTRIES)] = [],  # noqa: B006
+    entry: EntryIds = [],  # noqa: B006 - FastAPI copies defaults
 ) -> Response:  # fmt: skip
     flow = await assisted_setup.get_current(session)
     odata_users = [
@@ -61,7 +65,9 @@ async def setup_page(
 
 
 @router.post("/setup/start")
-async def start(request: Request, session: SessionDep, settings: SettingsDep, caller: Admin) -> Response:
+async def start(
+    request: Request, session: SessionDep, settings: SettingsDep, caller: Admin
+) -> Response:
     await api.start_assisted_setup(session, settings, caller.user)
     return go_to(request, "/setup")
 
@@ -82,13 +88,17 @@ async def put_step(
 
 
 @router.post("/setup/finish")
-async def finish(request: Request, session: SessionDep, settings: SettingsDep, caller: Admin) -> Response:
+async def finish(
+    request: Request, session: SessionDep, settings: SettingsDep, caller: Admin
+) -> Response:
     await api.finish_assisted_setup(session, settings, caller.user)
     return go_to(request, "/setup")
 
 
 @router.post("/setup/cancel")
-async def cancel(request: Request, session: SessionDep, settings: SettingsDep, caller: Admin) -> Response:
+async def cancel(
+    request: Request, session: SessionDep, settings: SettingsDep, caller: Admin
+) -> Response:
     await api.cancel_assisted_setup(session, settings, caller.user)
     return go_to(request, "/setup")
 
@@ -103,8 +113,11 @@ async def first_sync(request: Request, session: SessionDep, caller: Admin) -> Re
 @router.get("/setup/progress")
 async def first_sync_progress(
     request: Request, session: SessionDep, _caller: SetupCaller,
-    entry: Annotated[list[Annotated[int, Field(ge=1, le=2**31 - 1)]], Query(min_length=1, max_length=MAX_ENTRIES)],
+    entry: EntryIds,
 ) -> Response:  # fmt: skip
+    if not entry:
+        msg = "Name the job queue entries to follow (entry=...)."
+        raise InvalidInputError(msg)
     state = await entries_state(session, entry)
     running = await progress.running_jobs(session, entry_ids=entry)
     context = {"state": state, "running": running, "entry_ids": entry}

@@ -14,7 +14,7 @@ from app.api.deps import SessionDep, SettingsDep
 from app.api.schemas.users import KeyCreate, UserCreate, UserUpdate
 from app.clock import utc_now
 from app.errors import InvalidInputError
-from app.models.security import Role, UserState
+from app.models.security import Role
 from app.web.access import Admin, Caller, page
 from app.web.forms import form_lists, form_values, parse
 from app.web.rendering import render
@@ -28,7 +28,11 @@ MAX_KEY_DAYS = 3650
 
 @router.get("/users")
 async def users_page(request: Request, session: SessionDep, _caller: UsersCaller) -> Response:
-    context = {"title": "Users and keys", "users": await api.list_users(session), "roles": list(Role)}
+    context = {
+        "title": "Users and keys",
+        "users": await api.list_users(session),
+        "roles": list(Role),
+    }
     return render(request, "users.html", context)
 
 
@@ -56,14 +60,18 @@ async def create(request: Request, session: SessionDep, _caller: Admin) -> Respo
 
 
 @router.post("/users/{user_name}/roles")
-async def set_roles(request: Request, session: SessionDep, _caller: Admin, user_name: str) -> Response:
+async def set_roles(
+    request: Request, session: SessionDep, _caller: Admin, user_name: str
+) -> Response:
     body = parse(UserUpdate, {"roles": await form_lists(request, "roles")})
     await api.update_user(session, user_name, body)
     return go_to(request, f"/users/{user_name}")
 
 
 @router.post("/users/{user_name}/state")
-async def set_state(request: Request, session: SessionDep, _caller: Admin, user_name: str) -> Response:
+async def set_state(
+    request: Request, session: SessionDep, _caller: Admin, user_name: str
+) -> Response:
     body = parse(UserUpdate, {"state": (await form_values(request)).get("state", "")})
     await api.update_user(session, user_name, body)
     return go_to(request, f"/users/{user_name}")
@@ -99,7 +107,9 @@ async def issue_key(
 ) -> Response:
     body = _expiry(await form_values(request))
     issued = await api.create_key(session, settings, user_name, body)
-    return _shown_once(request, f"New access key of {user_name} (works beside earlier keys)", issued.key)
+    return _shown_once(
+        request, f"New access key of {user_name} (works beside earlier keys)", issued.key
+    )
 
 
 @router.post("/users/{user_name}/keys/rotate")
@@ -108,13 +118,15 @@ async def rotate_key(
 ) -> Response:
     body = _expiry(await form_values(request))
     issued = await api.rotate_key(session, settings, user_name, body)
-    return _shown_once(request, f"New access key of {user_name} (earlier keys are revoked)", issued.key)
+    return _shown_once(
+        request, f"New access key of {user_name} (earlier keys are revoked)", issued.key
+    )
 
 
 @router.post("/users/{user_name}/keys/revoke")
-async def revoke_keys(request: Request, session: SessionDep, _caller: Admin, user_name: str) -> Response:
+async def revoke_keys(
+    request: Request, session: SessionDep, _caller: Admin, user_name: str
+) -> Response:
     revoked = await api.revoke_keys(session, user_name)
     detail = f"Revoked {revoked.revoked} key(s) of {user_name}."
     return render(request, "partials/message.html", {"status_code": 200, "detail": detail})
-
-
