@@ -60,8 +60,9 @@ async def search(
     text = q.strip()
     filter_text = None
     if text:
-        literal = odata_literal(text)
-        filter_text = f"startswith(ItemNo,{literal}) or contains(Description,{literal})"
+        # The CRM's own filters compare exactly; a person searching expects any case.
+        exact, lower = odata_literal(text), odata_literal(text.lower())
+        filter_text = f"startswith(ItemNo,{exact}) or contains(tolower(Description),{lower})"
     rows = await _rows(request, ITEM_AVAILABILITY, filter_text=filter_text, after=after,
                        limit=PAGE_SIZE)  # fmt: skip
     next_after = rows[PAGE_SIZE - 1]["ItemNo"] if len(rows) > PAGE_SIZE else None
