@@ -24,6 +24,7 @@ from app.errors import NotFoundError
 from app.mappings.field_catalog import crm_fields, entity_set_for, primary_key_of
 from app.mappings.table_mappings import get_mapping_or_raise
 from app.models.integration import (
+    FAILED_COUPLING,
     IntegrationRecord,
     IntegrationSynchJobError,
     IntegrationTableMapping,
@@ -90,7 +91,8 @@ async def browse_records(
     )
     statement = select(model, IntegrationRecord).outerjoin(IntegrationRecord, coupled)
     if search:
-        statement = statement.where(_search_clause(model, search))
+        dialect = session.get_bind().dialect.name
+        statement = statement.where(_search_clause(model, search, dialect))
     statement = _state_filter(statement, state)
     if after is not None:
         statement = statement.where(model.id > after)
@@ -126,28 +128,47 @@ async def record_row(
     return RecordRow(row.id, row.system_id, label, _name_of(row), coupling)
 
 
-def _search_clause(model: Any, search: str) -> Any:
+def _search_clause(model: Any, search: str, dialect: str) -> Any:
+    """Any case: SQLite's LIKE ignores ASCII case by itself (ILIKE would wrap both sides in
+    lower() and cost three times as much per row); PostgreSQL needs ILIKE."""
     escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     table = model.__table__
     columns = [table.c[name] for name in _SEARCHED_COLUMNS if name in table.c]
-    return or_(*(column.ilike(f"%{escaped}%", escape="\\") for column in columns))
+    pattern = f"%{escaped}%"
+    if dialect == "sqlite":
+        return or_(*(column.like(pattern, escape="\\") for column in columns))
+    return or_(*(column.ilike(pattern, escape="\\") for column in columns))
 
 
 def _state_filter(statement: Any, state: str) -> Any:
+    """Skipped and failed use the partial indexes' own conditions, so the few such rows
+    are found from the index instead of probing every ERP row's coupling."""
     record = IntegrationRecord
-    failed = or_(
-        col(record.last_synch_result) == SynchResult.failure,
-        col(record.last_synch_crm_result) == SynchResult.failure,
-    )
     if state == "uncoupled":
         return statement.where(col(record.id).is_(None))
     if state == "coupled":
         return statement.where(col(record.id).is_not(None))
     if state == "skipped":
-        return statement.where(col(record.skipped).is_(True))
+        return statement.where(sa.column("skipped") == sa.true())
     if state == "failed":
-        return statement.where(failed)
+        return statement.where(sa.text(FAILED_COUPLING))
     return statement
+
+
+async def attention_counts(session: AsyncSession) -> dict[str, tuple[int, int]]:
+    """Skipped and failed couplings per ERP table; each count reads only its partial index
+    (``ix_coupling_skipped``, ``ix_coupling_failed``), however many couplings there are."""
+    conditions: tuple[Any, ...] = (sa.column("skipped") == sa.true(), sa.text(FAILED_COUPLING))
+    counts: dict[str, list[int]] = {}
+    for index, condition in enumerate(conditions):
+        statement = (
+            select(IntegrationRecord.table_name, sa.func.count())
+            .where(condition)
+            .group_by(col(IntegrationRecord.table_name))
+        )
+        for table, count in await session.exec(statement):
+            counts.setdefault(str(table), [0, 0])[index] = int(count)
+    return {table: (pair[0], pair[1]) for table, pair in counts.items()}
 
 
 @dataclass(frozen=True)

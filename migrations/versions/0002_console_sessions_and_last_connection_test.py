@@ -1,4 +1,4 @@
-"""web console sessions; the last connection test on the connection setup
+"""web console sessions; the last connection test; indexes of skipped and failed couplings
 
 Revision ID: 0002
 Revises: 0001
@@ -19,7 +19,19 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+FAILED_COUPLING = "last_synch_result = 'failure' OR last_synch_crm_result = 'failure'"
+
+
 def upgrade() -> None:
+    with op.batch_alter_table("integration_record", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_coupling_skipped", ["table_name"], unique=False,
+            sqlite_where=sa.text("skipped = 1"), postgresql_where=sa.text("skipped = true"),
+        )  # fmt: skip
+        batch_op.create_index(
+            "ix_coupling_failed", ["table_name"], unique=False,
+            sqlite_where=sa.text(FAILED_COUPLING), postgresql_where=sa.text(FAILED_COUPLING),
+        )  # fmt: skip
     op.create_table(
         "console_session",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -61,6 +73,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("integration_record", schema=None) as batch_op:
+        batch_op.drop_index("ix_coupling_failed")
+        batch_op.drop_index("ix_coupling_skipped")
     with op.batch_alter_table("connection_setup", schema=None) as batch_op:
         batch_op.drop_column("last_test_message")
         batch_op.drop_column("last_test_ok")

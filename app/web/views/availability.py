@@ -14,6 +14,7 @@ from app.dataverse.addressing import odata_literal
 from app.errors import NotFoundError
 from app.odata import availability
 from app.odata.entity_sets import ITEM_AVAILABILITY, ITEM_AVAILABILITY_BY_LOCATION, EntitySet
+from app.odata.item_search import find_item_numbers
 from app.odata.readers import reader_for
 from app.odata.serialize import converter_for
 from app.web.access import Caller, page
@@ -58,13 +59,14 @@ async def search(
     after: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:  # fmt: skip
     text = q.strip()
-    filter_text = None
-    if text:
-        # The CRM's own filters compare exactly; a person searching expects any case.
-        exact, lower = odata_literal(text), odata_literal(text.lower())
-        filter_text = f"startswith(ItemNo,{exact}) or contains(tolower(Description),{lower})"
-    rows = await _rows(request, ITEM_AVAILABILITY, filter_text=filter_text, after=after,
-                       limit=PAGE_SIZE)  # fmt: skip
+    if text:  # found by any case, then read exactly as the CRM reads them
+        numbers = await find_item_numbers(session, text=text, after=after, limit=PAGE_SIZE + 1)
+        filter_text = " or ".join(f"ItemNo eq {odata_literal(n)}" for n in numbers) or None
+        rows = await _rows(request, ITEM_AVAILABILITY, filter_text=filter_text, after=None,
+                           limit=PAGE_SIZE + 1) if numbers else []  # fmt: skip
+    else:
+        rows = await _rows(request, ITEM_AVAILABILITY, filter_text=None, after=after,
+                           limit=PAGE_SIZE)  # fmt: skip
     next_after = rows[PAGE_SIZE - 1]["ItemNo"] if len(rows) > PAGE_SIZE else None
     context = {
         "title": "Item availability", "q": text, "items": rows[:PAGE_SIZE], "after": after,

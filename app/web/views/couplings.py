@@ -13,8 +13,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import func
-from sqlmodel import col, select
 
 from app.api import couplings as api
 from app.api.deps import SessionDep, SessionMakerDep, SettingsDep
@@ -29,7 +27,6 @@ from app.api.schemas.couplings import (
 from app.connection.connection_setup import get_connection_setup
 from app.couplings import matching, record_state
 from app.mappings.table_mappings import get_mapping_or_raise, list_mappings
-from app.models.integration import IntegrationRecord, SynchResult
 from app.sync.crm_client import build_crm_client
 from app.web.access import Admin, Caller, page
 from app.web.forms import form_values, parse
@@ -56,22 +53,6 @@ class BrowseForm(BaseModel):
         return None if value == "" else value
 
 
-async def _attention(session: SessionDep) -> dict[str, tuple[int, int]]:
-    """Skipped and failed couplings per ERP table: two grouped queries."""
-    record = IntegrationRecord
-    failed = (col(record.last_synch_result) == SynchResult.failure) | (
-        col(record.last_synch_crm_result) == SynchResult.failure
-    )
-    counts: dict[str, tuple[int, int]] = {}
-    for index, condition in enumerate((col(record.skipped).is_(True), failed)):
-        statement = select(record.table_name, func.count()).where(condition)
-        for table, count in await session.exec(statement.group_by(col(record.table_name))):
-            pair = list(counts.get(str(table), (0, 0)))
-            pair[index] = int(count)
-            counts[str(table)] = (pair[0], pair[1])
-    return counts
-
-
 @router.get("/couplings")
 async def browse(request: Request, session: SessionDep, caller: CouplingsCaller) -> Response:
     form = parse(BrowseForm, request.query_params)
@@ -81,7 +62,7 @@ async def browse(request: Request, session: SessionDep, caller: CouplingsCaller)
         "is_admin": caller.is_admin,
     }  # fmt: skip
     if not form.mapping:
-        context["attention"] = await _attention(session)
+        context["attention"] = await record_state.attention_counts(session)
     else:
         records = await record_state.browse_records(
             session, mapping_name=form.mapping, search=form.q, state=form.state,

@@ -12,7 +12,7 @@ from starlette.responses import RedirectResponse
 from app.api.deps import SessionDep, SettingsDep
 from app.api.health import check_database, check_redis
 from app.connection.connection_setup import get_connection_setup
-from app.couplings import records
+from app.couplings import record_state
 from app.jobs.queue_summary import summarize_queue
 from app.sync import crm_usage, log_pages, progress
 from app.web.access import PAGE_BY_NAME, Caller, CallerDep, page
@@ -23,13 +23,6 @@ from workers import heartbeat
 router = APIRouter(route_class=ConsoleRoute)
 OverviewCaller = Annotated[Caller, Depends(page("overview"))]
 LATEST_RUNS = 8
-
-
-async def _coupling_count(session: SessionDep, **filters: Any) -> int:
-    _rows, total = await records.list_couplings(
-        session, filters=records.CouplingFilter(**filters), limit=1
-    )
-    return total
 
 
 async def budget_context(request: Request) -> dict[str, Any]:
@@ -52,6 +45,13 @@ async def _workers(request: Request) -> list[heartbeat.SeenWorker] | None:
         return None
 
 
+def _attention_totals(counts: dict[str, tuple[int, int]]) -> dict[str, int]:
+    return {
+        "skipped_records": sum(skipped for skipped, _failed in counts.values()),
+        "failed_records": sum(failed for _skipped, failed in counts.values()),
+    }
+
+
 @router.get("/")
 async def overview(
     request: Request, session: SessionDep, settings: SettingsDep, caller: CallerDep
@@ -67,8 +67,7 @@ async def overview(
         "runs": runs.runs,
         "run_status": log_pages.run_status,
         "running": await progress.running_jobs(session),
-        "failed_records": await _coupling_count(session, is_failed=True),
-        "skipped_records": await _coupling_count(session, is_skipped=True),
+        **_attention_totals(await record_state.attention_counts(session)),
         "queue": await summarize_queue(session) if caller.is_admin else None,
         "health": {
             "database": await check_database(request),
