@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from app.clock import as_utc, utc_now
 from app.web.access import Caller
@@ -77,3 +77,10 @@ def render(
         request, name, values, status_code=status_code, headers=headers
     )
     return response
+
+
+def go_to(request: Request, location: str) -> Response:
+    """After a change: reload the page (htmx) or redirect (a plain form)."""
+    if is_htmx(request):
+        return Response(status_code=204, headers={"HX-Redirect": location})
+    return RedirectResponse(location, status_code=303)

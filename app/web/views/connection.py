@@ -18,9 +18,8 @@ from app.models.integration import AuthenticationType
 from app.models.security import Role
 from app.web.access import Admin, Caller, page
 from app.web.forms import form_values, parse, without_blanks
-from app.web.rendering import render
+from app.web.rendering import go_to, render
 from app.web.routing import ConsoleRoute
-from app.web.views.setup import go_to
 
 router = APIRouter(route_class=ConsoleRoute)
 ConnectionCaller = Annotated[Caller, Depends(page("connection"))]

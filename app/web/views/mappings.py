@@ -18,9 +18,8 @@ from app.mappings import table_mappings
 from app.models.integration import DeletionConflictResolution, Direction, UpdateConflictResolution
 from app.web.access import Admin, Caller, page
 from app.web.forms import form_values, parse
-from app.web.rendering import render
+from app.web.rendering import go_to, render
 from app.web.routing import ConsoleRoute
-from app.web.views.setup import go_to
 
 router = APIRouter(route_class=ConsoleRoute)
 MappingsCaller = Annotated[Caller, Depends(page("mappings"))]

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
-from starlette.responses import RedirectResponse
 
 from app.api import connection as api
 from app.api import sync as api_sync
@@ -23,7 +22,7 @@ from app.models.security import Role
 from app.sync import progress
 from app.web.access import Admin, Caller, page
 from app.web.forms import form_values, parse, without_blanks
-from app.web.rendering import is_htmx, render
+from app.web.rendering import go_to, render
 from app.web.routing import ConsoleRoute
 
 router = APIRouter(route_class=ConsoleRoute)
@@ -34,13 +33,6 @@ STEP_SCHEMAS: dict[str, type[BaseModel]] = {
 SECRETS = ("client_secret", "password", "odata_access_key")
 MAX_ENTRIES = 100
 EntryIds = Annotated[list[Annotated[int, Field(ge=1, le=2**31 - 1)]], Query(max_length=MAX_ENTRIES)]
-
-
-def go_to(request: Request, location: str) -> Response:
-    """After a change: reload the page (htmx) or redirect (a plain form)."""
-    if is_htmx(request):
-        return Response(status_code=204, headers={"HX-Redirect": location})
-    return RedirectResponse(location, status_code=303)
 
 
 @router.get("/setup")

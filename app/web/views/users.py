@@ -17,9 +17,8 @@ from app.errors import InvalidInputError
 from app.models.security import Role
 from app.web.access import Admin, Caller, page
 from app.web.forms import form_lists, form_values, parse
-from app.web.rendering import render
+from app.web.rendering import go_to, render
 from app.web.routing import ConsoleRoute
-from app.web.views.setup import go_to
 
 router = APIRouter(route_class=ConsoleRoute)
 UsersCaller = Annotated[Caller, Depends(page("users"))]
