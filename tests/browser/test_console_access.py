@@ -128,3 +128,26 @@ async def test_password_reset_ends_older_sessions(
         timeout=10,
     )
     assert token.status_code == 401
+
+
+async def test_keyboard_only_sign_in_with_visible_focus(
+    context: BrowserContext, live: LiveService
+) -> None:
+    """Type, Tab and Enter only; the focus ring is drawn; the skip link leads to the page."""
+    await add_user(live, "typist", Role.integration_user)
+    page = await context.new_page()
+    await page.goto(f"{live.url}/sign-in")
+    user_name = page.get_by_label("User name")
+    await expect(user_name).to_be_focused()  # autofocus: typing starts at once
+    outline = await user_name.evaluate("element => getComputedStyle(element).outlineStyle")
+    assert outline == "solid"
+    await page.keyboard.type("typist")
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_label("Password")).to_be_focused()
+    await page.keyboard.type(PASSWORD)
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("main")).to_be_focused()
