@@ -215,6 +215,11 @@ async def _every_page(browser: Browser, page: Page, live: LiveService) -> None:
                 assert answer is not None and answer.status == 200, (path, answer)
                 await expect(wide.locator("main h1")).to_be_visible()
                 await screenshot(wide, f"{name}-{size}")
+                # Usable at that width: only a table region may scroll sideways, not the page.
+                overflow = await wide.evaluate(
+                    "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+                )
+                assert overflow <= 0, (path, size, overflow)
             assert log.foreign() == []
     finally:
         await phone.close()
