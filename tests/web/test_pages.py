@@ -53,8 +53,9 @@ async def test_connection_test_steps_and_the_crm_api_budget(
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         metrics = (await http.get("/metrics")).text
-    line = next(ln for ln in metrics.splitlines() if ln.startswith("salesbridge_crm_requests{"))
-    assert label in line and float(line.rsplit(" ", 1)[1]) >= 1
+    ours = f'salesbridge_crm_requests{{connection="{label}"}} '
+    line = next(ln for ln in metrics.splitlines() if ln.startswith(ours))
+    assert float(line.rsplit(" ", 1)[1]) >= 1
 
 
 async def test_mapping_page_validates_filters_live_and_saves_field_mappings(
