@@ -207,6 +207,9 @@ def main() -> None:
         "--reuse", action="store_true", help="measure the database left in --keep, no seeding"
     )
     args = parser.parse_args()
+    from app.logs import configure_logging
+
+    configure_logging(level="WARNING")  # stdout carries the JSON only
     work = args.keep or Path(tempfile.mkdtemp(prefix="salesbridge-console-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     path = work / "console.db"
