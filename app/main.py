@@ -21,6 +21,7 @@ from app.migrations import upgrade_engine
 from app.odata.asgi import ODataDispatchMiddleware
 from app.odata.asgi import router as odata_router
 from app.settings import Settings, get_settings
+from app.web.router import install_console
 
 log = get_logger("salesbridge.app")
 
@@ -70,4 +71,5 @@ def create_app(settings: Settings | None = None, *, should_migrate: bool = True)
     app.include_router(odata_router)  # first: its catch-all only matches /odata/, hot path
     app.include_router(health.router)
     app.include_router(api_router, responses=ERROR_RESPONSES)  # our error body, not FastAPI's
+    install_console(app)  # last: the console's pages never shadow the API
     return app

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     token_minutes: int = Field(default=30, ge=1, le=24 * 60)
     token_issuer: str = "salesbridge"  # noqa: S105 - an issuer name
     token_audience: str = "salesbridge-api"  # noqa: S105 - an audience name
+    console_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    console_session_hours: int = Field(default=12, ge=1, le=7 * 24)
     login_max_failures: int = Field(default=10, ge=1)
     login_window_seconds: int = Field(default=300, ge=1)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)

@@ -7,10 +7,17 @@ most one trigger per run queued or running, whoever enqueues it (tick, "run now"
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
+from redis.exceptions import RedisError
 
+from app.logs import get_logger
+from app.models.integration import JobQueueEntry
 from app.settings import Settings
+
+log = get_logger("salesbridge.queue")
 
 QUEUE_NAME = "salesbridge:queue"
 KEY_PREFIX = "salesbridge:"
@@ -42,3 +49,22 @@ async def enqueue_entry(pool: ArqRedis, *, entry_id: int, run_count: int) -> boo
         _queue_name=QUEUE_NAME,
     )
     return job is not None
+
+
+async def trigger_entries(
+    pool: ArqRedis | None, entries: Sequence[JobQueueEntry], *, is_run_now: bool = False
+) -> None:
+    """After the commit: trigger the entries that wait for nothing now ("run now": all).
+
+    Entries that run after others (``parameters.after``) and any trigger Redis refused are
+    started by the next scheduler tick, which reads the database.
+    """
+    for entry in entries:
+        if pool is None or entry.id is None:
+            continue
+        if entry.parameters.get("after") and not is_run_now:
+            continue
+        try:
+            await enqueue_entry(pool, entry_id=entry.id, run_count=entry.run_count)
+        except (RedisError, OSError) as exc:
+            log.warning("entry_not_enqueued", entry_id=entry.id, reason=type(exc).__name__)

@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from app.db import create_engine, create_sessionmaker
 from app.logs import get_logger
 from app.settings import Settings, get_settings
-from workers import tasks
+from workers import heartbeat, tasks
 from workers.queue import QUEUE_NAME, RUN_ENTRY_TASK, redis_settings
 
 log = get_logger("salesbridge.worker")
@@ -35,10 +35,14 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["sessionmaker"] = create_sessionmaker(engine)
     # Stored as claimed_by: says which process holds a claim (and which to look at).
     ctx["worker_id"] = f"{socket.gethostname()[:80]}:{os.getpid()}"
+    ctx["heartbeat"] = asyncio.create_task(heartbeat.beat(ctx["redis"], ctx["worker_id"]))
     log.info("worker_started", worker_id=ctx["worker_id"], queue=QUEUE_NAME)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    beating = ctx.pop("heartbeat", None)
+    if beating is not None:
+        beating.cancel()
     engine = ctx.get("engine")
     if engine is not None:
         await engine.dispose()

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Request, status
 from pydantic import BaseModel
-from redis.exceptions import RedisError
 from sqlalchemy import ColumnElement
 from sqlmodel import select
 
@@ -32,17 +31,15 @@ from app.api.schemas.jobs import (
 from app.erp import listing
 from app.errors import NotFoundError
 from app.jobs import entries
-from app.logs import get_logger
 from app.models.base import TableBase
 from app.models.integration import (
     IntegrationSynchJob,
     IntegrationSynchJobError,
     JobQueueEntry,
 )
-from workers.queue import enqueue_entry
+from workers.queue import trigger_entries
 
 router = APIRouter(tags=["jobs"])
-log = get_logger("salesbridge.api.jobs")
 
 ENTRIES = "/job-queue-entries"
 SYNC_JOBS = "/sync-jobs"
@@ -130,12 +127,7 @@ async def run_now(
     """Ready now; a worker picks it up at once (or at the next scheduler tick)."""
     entry = await entries.run_now(session, entry_id=entry_id)
     await session.commit()  # the worker must find the committed row
-    pool = request.app.state.queue
-    if pool is not None and entry.id is not None:
-        try:
-            await enqueue_entry(pool, entry_id=entry.id, run_count=entry.run_count)
-        except (RedisError, OSError) as exc:
-            log.warning("run_now_not_enqueued", entry_id=entry.id, reason=type(exc).__name__)
+    await trigger_entries(request.app.state.queue, [entry], is_run_now=True)
     return JobQueueEntryRead.model_validate(entry)
 
 

@@ -11,7 +11,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 from pydantic import Field
-from redis.exceptions import RedisError
 
 from app.api.deps import AdminUser, IntegrationUser, SessionDep, SessionMakerDep
 from app.api.schemas.erp import MAX_INT
@@ -25,16 +24,14 @@ from app.api.schemas.sync import (
 )
 from app.clock import utc_now
 from app.jobs import log_purge, scheduling
-from app.logs import get_logger
 from app.models.integration import JobKind, JobQueueEntry
 from app.sync import progress
-from workers.queue import enqueue_entry
+from workers.queue import trigger_entries
 
 # Bounded like the id column, so a huge id is a 422 rather than a database overflow.
 EntryId = Annotated[int, Field(ge=1, le=MAX_INT)]
 
 router = APIRouter(prefix="/sync", tags=["sync"])
-log = get_logger("salesbridge.api.sync")
 
 
 async def _queued(
@@ -42,14 +39,7 @@ async def _queued(
 ) -> QueuedRuns:
     """Commit, then trigger the entries that wait for nothing; the tick starts the rest."""
     await session.commit()  # the worker must find the committed rows
-    pool = request.app.state.queue
-    for entry in entries:
-        if pool is None or entry.id is None or entry.parameters.get("after"):
-            continue
-        try:
-            await enqueue_entry(pool, entry_id=entry.id, run_count=entry.run_count)
-        except (RedisError, OSError) as exc:  # the next scheduler tick enqueues it
-            log.warning("sync_not_enqueued", entry_id=entry.id, reason=type(exc).__name__)
+    await trigger_entries(request.app.state.queue, entries)
     return QueuedRuns(entries=[JobQueueEntryRead.model_validate(e) for e in entries])
 
 

@@ -140,7 +140,8 @@ async def create_first_admin(settings: Settings, *, user_name: str = FIRST_ADMIN
 def announce_first_admin(settings: Settings, user_name: str, password: str) -> None:
     say(
         f"\nCreated the first user '{user_name}' (integration-admin). Its password, shown "
-        f"only now:\n\n    {password}\n\nSign in: POST {settings.public_url}/api/v1/auth/token "
+        f"only now:\n\n    {password}\n\nSign in to the web console at {settings.public_url}/ "
+        f"or for the API: POST {settings.public_url}/api/v1/auth/token "
         f"(form fields username, password). Lost it? `salesbridge user reset-password "
         f"{user_name}`.\n"
     )
@@ -189,9 +190,19 @@ def serve(
     if password is not None:
         announce_first_admin(settings, FIRST_ADMIN, password)
         say(DEMO_HINT)
+    scheme = "https" if ssl_certfile is not None else "http"
+    say(console_line(settings, scheme=scheme))
     with contextlib.ExitStack() as stack:
         settings = with_embedded_redis(stack, settings)
         asyncio.run(run_service(settings, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile))
+
+
+def console_line(settings: Settings, *, scheme: str = "http") -> str:
+    """Where people go: the web console (and the API's pages)."""
+    base = settings.public_url.rstrip("/")
+    if "public_url" not in settings.model_fields_set and scheme == "https":
+        base = base.replace("http://", "https://", 1)
+    return f"Salesbridge web console: {base}/   (API pages: {base}/docs)"
 
 
 def with_embedded_redis(stack: contextlib.ExitStack, settings: Settings) -> Settings:

@@ -22,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.auth.encryption import decrypt_secret, encrypt_secret
 from app.clock import utc_now
 from app.connection import connection_setup, defaults, solution
-from app.connection.connection_check import run_connection_test
+from app.connection.connection_check import record_test, run_connection_test
 from app.connection.odata_credentials import check_access_key, check_odata_user
 from app.connection.setup_validation import check_api_version, check_connection_string, check_url
 from app.errors import ConflictError, InvalidInputError, NotFoundError
@@ -337,7 +337,7 @@ async def finish(session: AsyncSession, settings: Settings) -> AssistedSetup:
         failure = test.first_failure()
         msg = f"The connection test failed: {failure}. Correct the step and finish again."
         raise ConflictError(msg)
-    setup.integration_user_id = test.integration_user_id
+    record_test(setup, test)
     deployed = None
     if flow.answers.get("import_solution"):
         deployed = await solution.deploy_solution(session, settings)

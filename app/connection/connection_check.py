@@ -10,6 +10,7 @@ from __future__ import annotations
 import httpx
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.clock import utc_now
 from app.connection.connection_setup import (
     CheckStep,
     ConnectionTestResult,
@@ -86,15 +87,22 @@ async def run_connection_test(settings: Settings, setup: ConnectionSetup) -> Con
     return result
 
 
+def record_test(setup: ConnectionSetup, result: ConnectionTestResult) -> None:
+    """Keep the outcome on the setup (the console's overview shows the last one)."""
+    if result.integration_user_id is not None:
+        setup.integration_user_id = result.integration_user_id
+    setup.last_tested_at, setup.last_test_ok = utc_now(), result.ok
+    setup.last_test_message = result.first_failure()[:500]
+
+
 async def test_connection(session: AsyncSession, settings: Settings) -> ConnectionTestResult:
     """Test the stored setup; a successful WhoAmI stores the integration user id."""
     setup = await get_connection_setup(session, settings)
     raise_if_incomplete(setup, action="test the connection")
     result = await run_connection_test(settings, setup)
-    if result.integration_user_id is not None:
-        setup.integration_user_id = result.integration_user_id
-        session.add(setup)
-        await session.flush()
+    record_test(setup, result)
+    session.add(setup)
+    await session.flush()
     log.info("connection_tested", ok=result.ok, steps=[s.name for s in result.steps if s.ok])
     return result
 

@@ -197,13 +197,16 @@ async def _candidates(
     ]
 
 
-async def _match_row(
+async def _find_match(
     session: AsyncSession,
     crm: DataverseClient,
     mapping: IntegrationTableMapping,
     groups: list[list[IntegrationFieldMapping]],
     row: Any,
+    *,
+    taken: set[uuid.UUID] | frozenset[uuid.UUID] = frozenset(),
 ) -> RecordMatch:
+    """The row's single free CRM match (outcome ``coupled``), or why there is none."""
     label = record_label(mapping.table_name, row)
     saw_several = had_values = False
     for group in groups:
@@ -214,21 +217,34 @@ async def _match_row(
         free = [
             crm_id
             for crm_id in await _candidates(crm, mapping, conditions)
-            if await get_coupling_by_crm_id(session, mapping=mapping, crm_id=crm_id) is None
+            if crm_id not in taken
+            and await get_coupling_by_crm_id(session, mapping=mapping, crm_id=crm_id) is None
         ]
         if len(free) == 1:
-            session.add(
-                IntegrationRecord(
-                    table_name=mapping.table_name,
-                    integration_id=row.system_id,
-                    crm_table=mapping.integration_table,
-                    crm_id=free[0],
-                )
-            )
-            await session.flush()
             return RecordMatch(row.system_id, label, MatchOutcome.coupled, free[0])
         saw_several = saw_several or len(free) > 1
     return _unmatched(row.system_id, label, mapping, had_values=had_values, several=saw_several)
+
+
+async def _match_row(
+    session: AsyncSession,
+    crm: DataverseClient,
+    mapping: IntegrationTableMapping,
+    groups: list[list[IntegrationFieldMapping]],
+    row: Any,
+) -> RecordMatch:
+    match = await _find_match(session, crm, mapping, groups, row)
+    if match.outcome == MatchOutcome.coupled and match.crm_id is not None:
+        session.add(
+            IntegrationRecord(
+                table_name=mapping.table_name,
+                integration_id=row.system_id,
+                crm_table=mapping.integration_table,
+                crm_id=match.crm_id,
+            )
+        )
+        await session.flush()
+    return match
 
 
 def _unmatched(
@@ -330,3 +346,29 @@ async def _log_job(
             )
         )
     await session.flush()
+
+
+async def preview_matches(
+    session: AsyncSession,
+    *,
+    mapping_name: str,
+    crm: DataverseClient,
+    limit: int = MAX_RECORDS_PER_CALL,
+) -> MatchReport:
+    """What ``match_and_couple`` would do now, writing nothing (no coupling, no log).
+
+    A CRM row two ERP rows would match goes to the first, as in the real run.
+    """
+    mapping = await get_mapping_or_raise(session, mapping_name)
+    groups = await _match_groups(session, mapping)
+    rows = await _uncoupled_rows(
+        session, mapping, integration_ids=None, limit=min(limit, MAX_RECORDS_PER_CALL)
+    )
+    report = MatchReport(mapping.name, uuid.uuid4(), has_more=len(rows) > limit)
+    taken: set[uuid.UUID] = set()
+    for row in rows[:limit]:
+        match = await _find_match(session, crm, mapping, groups, row, taken=taken)
+        if match.crm_id is not None:
+            taken.add(match.crm_id)
+        report.records.append(match)
+    return report

@@ -30,6 +30,7 @@ from app.dataverse.errors import DuplicateRecordError, NotFoundError
 from app.dataverse.retry import RetryPolicy
 from app.dataverse.sender import Exchange, GatedTransport, Sender, SendStats
 from app.dataverse.throttle import DATAVERSE_MAX_CONCURRENCY, AdaptiveLimiter, gate_for_user
+from app.dataverse.usage import UsageObserver
 
 STANDARD_HEADERS = {
     "Accept": "application/json",
@@ -75,6 +76,7 @@ class DataverseClient:
         initial_concurrency: int = 4,
         max_concurrency: int = DATAVERSE_MAX_CONCURRENCY,
         max_pages: int = paging.DEFAULT_MAX_PAGES,
+        observer: UsageObserver | None = None,
     ) -> None:
         self.server_url = base_url.rstrip("/")
         self.api_url = f"{self.server_url}/api/data/v{api_version.lstrip('v')}/"
@@ -89,7 +91,7 @@ class DataverseClient:
         http = httpx.AsyncClient(
             base_url=self.api_url,
             auth=self.auth,
-            transport=GatedTransport(inner, gate),
+            transport=GatedTransport(inner, gate, observer),
             timeout=timeout,
             headers=STANDARD_HEADERS,
         )
@@ -97,7 +99,11 @@ class DataverseClient:
             initial=min(initial_concurrency, max_concurrency), maximum=max_concurrency
         )
         self._sender = Sender(
-            http, gate=gate, limiter=limiter, policy=retry_policy or RetryPolicy()
+            http,
+            gate=gate,
+            limiter=limiter,
+            policy=retry_policy or RetryPolicy(),
+            observer=observer,
         )
 
     @property
@@ -120,6 +126,8 @@ class DataverseClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        if self._sender.observer is not None:
+            await self._sender.observer.flush()
         await self._sender.http.aclose()
         if self._owns_auth and isinstance(self.auth, ClientCredentialsAuth):
             await self.auth.aclose()

@@ -25,6 +25,7 @@ from app.dataverse.errors import (
     RetriableError,
 )
 from app.dataverse.throttle import AdaptiveLimiter, RetryAfterGate
+from app.dataverse.usage import AttemptUsage, UsageObserver
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,18 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 class GatedTransport(httpx.AsyncBaseTransport):
     """Waits at the Retry-After gate immediately before handing a request to the wire."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, gate: RetryAfterGate) -> None:
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        gate: RetryAfterGate,
+        observer: UsageObserver | None = None,
+    ) -> None:
         self._inner = inner
         self._gate = gate
+        self._observer = observer
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        await self._gate.wait()
+        await _timed_wait(self._gate, self._observer)
         self._wait_again_before_sending(request)
         response = await self._inner.handle_async_request(request)
         if response.status_code == httpx.codes.TOO_MANY_REQUESTS:
@@ -55,11 +62,11 @@ class GatedTransport(httpx.AsyncBaseTransport):
         # httpcore may park a request in its pool after the check above and send it later
         # on the very connection that just carried a 429; re-check at the last moment.
         inner_trace = request.extensions.get("trace")
-        gate = self._gate
+        gate, observer = self._gate, self._observer
 
         async def trace(name: str, info: dict[str, Any]) -> None:
             if name == "http11.send_request_headers.started":
-                await gate.wait()
+                await _timed_wait(gate, observer)
             if inner_trace is not None:
                 await inner_trace(name, info)
 
@@ -67,6 +74,15 @@ class GatedTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+async def _timed_wait(gate: RetryAfterGate, observer: UsageObserver | None) -> None:
+    if observer is None or gate.remaining_seconds <= 0:
+        await gate.wait()
+        return
+    started = time.monotonic()
+    await gate.wait()
+    await observer.waited(time.monotonic() - started)
 
 
 @dataclass
@@ -108,12 +124,14 @@ class Sender:
         limiter: AdaptiveLimiter,
         policy: retry.RetryPolicy,
         rng: random.Random | None = None,
+        observer: UsageObserver | None = None,
     ) -> None:
         self.http = http
         self.gate = gate
         self.limiter = limiter
         self.policy = policy
         self.stats = SendStats()
+        self.observer = observer
         self._rng = rng
 
     async def send(
@@ -185,10 +203,15 @@ class Sender:
     ) -> httpx.Response | httpx.TransportError:
         async with self.limiter.slot() as epoch:
             self.stats.requests += 1
+            started = time.monotonic()
             try:
                 response = await self.http.request(method, url, **kwargs)
             except httpx.TransportError as exc:
                 return exc
+            if self.observer is not None:
+                is_throttled = response.status_code == httpx.codes.TOO_MANY_REQUESTS
+                usage = AttemptUsage(seconds=time.monotonic() - started, is_throttled=is_throttled)
+                await self.observer.attempt(usage)
             if response.status_code == httpx.codes.TOO_MANY_REQUESTS:
                 self.stats.throttled += 1
                 self._hold_gate(response)
@@ -210,6 +233,8 @@ class Sender:
         self.stats.backoff_retries += 1
         log.info("dataverse %s failed (%s); retrying in %.2f s", label, reason, delay)
         await asyncio.sleep(delay)
+        if self.observer is not None:
+            await self.observer.waited(delay)
 
 
 def _is_multipart_error(response: httpx.Response, *, accepted: bool) -> bool:

@@ -30,6 +30,7 @@ def ready_text(settings: Settings, sandbox: RunningSandbox, key: str) -> str:
     return f"""
 Salesbridge demo is running.
 
+  Web console          {base}/   (sign in as admin)
   Service (REST API)   {base}   API pages: {base}/docs
   OData v4 service     {base}/odata/v4/
   Sandbox CRM          {sandbox.api_url}   (client {sandbox.config.client_id})
@@ -45,6 +46,7 @@ The sync log:
           -d 'password=<admin password>' | jq -r .access_token)
   curl -s -H "Authorization: Bearer $TOKEN" {base}/api/v1/sync-jobs
 
+  or open {base}/sync-log in the web console,
   or open {base}/docs and try GET /api/v1/sync-jobs (Authorize with the admin user).
   Lost the admin password? `{_cli(settings, "user reset-password admin")}`.
 

@@ -56,6 +56,10 @@ class ConnectionSetup(TableBase, table=True):
     base_currency_precision: int = 2
     integration_user_id: uuid.UUID | None = None
     disable_reason: str = Field(default="", max_length=250)
+    # The last "test connection": when, whether it passed, and its first failure (or "").
+    last_tested_at: datetime | None = utc_field()
+    last_test_ok: bool | None = None
+    last_test_message: str = Field(default="", max_length=500)
 
 
 class Direction(StrEnum):
@@ -135,6 +139,10 @@ class SynchResult(StrEnum):
     failure = "failure"
 
 
+# A coupling whose last synchronization failed in either direction (partial index and query).
+FAILED_COUPLING = "last_synch_result = 'failure' OR last_synch_crm_result = 'failure'"
+
+
 class IntegrationRecord(TableBase, table=True):
     """A coupling: one ERP row (by system_id) <-> one CRM row id."""
 
@@ -145,6 +153,19 @@ class IntegrationRecord(TableBase, table=True):
         # Each run reads a table's failed couplings first: without these it scans them all.
         sa.Index("ix_coupling_to_crm_result", "table_name", "last_synch_crm_result", "id"),
         sa.Index("ix_coupling_from_crm_result", "table_name", "last_synch_result", "id"),
+        # The console's "records needing attention": only the few such rows are indexed.
+        sa.Index(
+            "ix_coupling_skipped",
+            "table_name",
+            sqlite_where=sa.text("skipped = 1"),
+            postgresql_where=sa.text("skipped = true"),
+        ),
+        sa.Index(
+            "ix_coupling_failed",
+            "table_name",
+            sqlite_where=sa.text(FAILED_COUPLING),
+            postgresql_where=sa.text(FAILED_COUPLING),
+        ),
     )
     table_name: str = Field(max_length=50)
     integration_id: uuid.UUID

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlmodel import Field
 
 from app.models.base import TableBase, utc_field
+from app.models.types import UTCDateTime
 
 
 class Role(StrEnum):
@@ -54,3 +55,19 @@ class LoginThrottle(TableBase, table=True):
     failure_count: int = 0
     window_started_at: datetime | None = utc_field()
     blocked_until: datetime | None = utc_field()
+
+
+class ConsoleSession(TableBase, table=True):
+    """A web console sign-in: the cookie carries a random token, the row only its digest.
+
+    ``credential`` is the fingerprint of the user's credential when the session began
+    (``app.auth.console_sessions.credential_fingerprint``): a password reset or a role
+    change ends every session opened before it.
+    """
+
+    __tablename__ = "console_session"
+    token_digest: str = Field(max_length=64, unique=True)
+    user_id: int = Field(foreign_key="user_account.id", ondelete="CASCADE", index=True)
+    credential: str = Field(max_length=64)
+    last_seen_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)

@@ -24,6 +24,7 @@ from app.dataverse.errors import (
 from app.errors import NotConfiguredError, SalesbridgeError
 from app.models.integration import ConnectionSetup
 from app.settings import Settings
+from app.sync import crm_usage
 
 INTERACTIVE_RETRY = RetryPolicy(
     max_attempts=2, max_throttled_attempts=3, max_delay_seconds=2.0, deadline_seconds=20.0
@@ -53,6 +54,8 @@ def build_crm_client(
     if interactive:
         options.setdefault("retry_policy", INTERACTIVE_RETRY)
         options.setdefault("timeout", INTERACTIVE_TIMEOUT)
+    label = crm_usage.connection_label(setup.server_address, setup.client_id)
+    options.setdefault("observer", crm_usage.observer_for(settings.redis_url, label=label))
     try:
         return client_from_connection(
             server_address=setup.server_address,

@@ -26,6 +26,7 @@ from starlette.routing import BaseRoute, Mount
 from app.main import create_app
 from app.models.security import Role
 from app.settings import Settings
+from app.web.routing import ConsoleRoute
 from tests import factories
 
 ADMIN = Role.integration_admin
@@ -49,6 +50,7 @@ PUBLIC = {
     ("GET", "/openapi.json"),
     ("POST", "/api/v1/auth/token"),
 }
+CONSOLE_STATIC = "/static"  # the console's htmx, stylesheet and script: public files
 PUBLIC_HEAD = {("HEAD", path) for method, path in PUBLIC if method == "GET"}
 
 ERP_RESOURCES = (
@@ -160,6 +162,8 @@ def walk_routes(routes: Sequence[BaseRoute], prefix: str = "") -> Iterator[Endpo
     for context in iter_route_contexts(routes):
         route = context.original_route
         path = prefix + (context.path or "")
+        if isinstance(route, ConsoleRoute) or path == CONSOLE_STATIC:
+            continue  # the web console signs in by cookie: tests/web/test_console_routes.py
         if isinstance(route, Mount):
             yield from walk_routes(route.routes, path)
             continue

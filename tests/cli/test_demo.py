@@ -163,6 +163,9 @@ def test_demo_syncs_a_sample_company_serves_it_and_runs_again(
     auth, url = first.wait_for_curl()
     assert "Assisted setup finished" in first.output
     assert "Coupled 3 salespeople" in first.output
+    assert f"Web console          {first.base_url}/" in first.output
+    console = httpx.get(f"{first.base_url}/sign-in", timeout=10)
+    assert console.status_code == 200 and "Sign in" in console.text
     assert auth[0] == "crm"
     assert url == f"{first.base_url}/odata/v4/ItemAvailability?$select=ItemNo,Description,Inventory"
 

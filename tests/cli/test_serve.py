@@ -124,6 +124,7 @@ def test_fresh_serve_is_ready_runs_jobs_and_leaves_no_redis_after_ctrl_c(
 ) -> None:
     serve = start_serve()
     assert serve.wait_ready() == {"database": "ok", "redis": "ok", "status": "ready"}
+    assert f"Salesbridge web console: {serve.base_url}/" in serve.output
     [redis_server] = serve.redis_servers()
     assert (serve.data_dir / "redis").stat().st_mode & 0o777 == 0o700
     headers = _sign_in(serve)
