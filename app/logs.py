@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import structlog
@@ -69,3 +70,25 @@ def configure_logging(*, level: str = "INFO", fmt: str = "console") -> None:
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
     return logger
+
+
+@contextlib.contextmanager
+def quiet_under_a_progress_bar() -> Iterator[None]:
+    """While a rich progress bar draws: warnings and errors only, printed above the bar.
+
+    At INFO every CRM request and job step writes a line, which would push the bar off
+    the screen. The handler keeps the stderr it was created with, and rich swaps
+    ``sys.stderr`` for a proxy that prints above the bar only while it draws.
+    """
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    handlers = [h for h in root.handlers if type(h) is logging.StreamHandler]
+    originals = [h.setStream(sys.stderr) for h in handlers]
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        for handler, stream in zip(handlers, originals, strict=True):
+            if stream is not None:
+                handler.setStream(stream)

@@ -2,13 +2,16 @@
 
 ``sync run`` runs the mapping here (not on a worker), so it works without Redis and
 shows a live progress bar; it refuses while a job queue entry of the same mapping is
-running, so it does not overlap a worker's run.
+running, so it does not overlap a worker's run. ``sync status`` fits 80 columns (the
+last error is cut to the width left); ``--wide`` shows every column and whole errors.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -20,14 +23,17 @@ from rich.progress import (
 )
 from rich.table import Table
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app import catalog
 from app.clock import as_utc, utc_now
+from app.command_lines import command_line
 from app.db import SessionMaker, session_scope
 from app.errors import ConflictError, InvalidInputError, NotFoundError
 from app.jobs.entries import is_running
-from app.mappings.table_mappings import get_mapping
-from app.models.integration import Direction, JobQueueEntry
+from app.logs import quiet_under_a_progress_bar
+from app.mappings.table_mappings import get_mapping, list_mappings
+from app.models.integration import Direction, JobQueueEntry, JobStatus
 from app.settings import Settings
 from app.sync import log, progress
 from app.sync.errors import SyncError
@@ -45,8 +51,7 @@ async def _check_can_run(
     async with session_scope(sessionmaker) as session:
         mapping = await get_mapping(session, mapping_name)
         if mapping is None:
-            msg = f"Mapping {mapping_name!r} does not exist."
-            raise NotFoundError(msg)
+            raise NotFoundError(await _unknown_mapping(session, mapping_name))
         entries = await session.exec(
             select(JobQueueEntry).where(col(JobQueueEntry.mapping_name) == mapping_name)
         )
@@ -70,7 +75,10 @@ async def run_with_progress(
     summary = RunSummary()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())  # fmt: skip
-    with Progress(*columns, console=console, transient=False) as bar:
+    with (
+        Progress(*columns, console=console, transient=False) as bar,
+        quiet_under_a_progress_bar(),
+    ):
         tasks: dict[Direction, TaskID] = {}
 
         def on_progress(_name: str, direction: Direction, counters: log.Counters) -> None:
@@ -100,20 +108,67 @@ def summary_table(summary: RunSummary) -> Table:
     return table
 
 
-async def status_table(sessionmaker: SessionMaker) -> Table:
+async def _unknown_mapping(session: AsyncSession, mapping_name: str) -> str:
+    names = [mapping.name for mapping in await list_mappings(session)]
+    if names:
+        return (
+            f"Mapping {mapping_name!r} does not exist. The mappings are: {', '.join(names)} "
+            f"(`{command_line('mapping list')}`)."
+        )
+    return (
+        f"Mapping {mapping_name!r} does not exist, and there are no mappings yet: they are "
+        f"created when the CRM connection is set up (`{command_line('connection setup')}`, "
+        "docs/setup.md), or again with their defaults by POST /api/v1/mappings/reset-defaults."
+    )
+
+
+# What each status means to a person; a recurring entry resting between changes is not "off".
+_STATES = {
+    JobStatus.ready: "scheduled",
+    JobStatus.in_process: "running",
+    JobStatus.error: "failed",
+    JobStatus.on_hold: "on hold",
+    JobStatus.finished: "done",
+    JobStatus.on_hold_with_inactivity_timeout: "resting",
+}
+LEGEND = (
+    "scheduled: runs at its next start; running: on a worker now; failed: gave up after its "
+    "retries (see the error); on hold: paused by an admin or a disabled connection; resting: "
+    "waits for a change in the ERP or the CRM, then runs; done: a one-off run that ended."
+)
+
+
+def state_of(entry: JobQueueEntry) -> str:
+    return _STATES.get(entry.status, str(entry.status))
+
+
+async def status_table(sessionmaker: SessionMaker, *, is_wide: bool) -> Table:
     """Every job queue entry with its state, and the records done of each running sync job."""
     async with session_scope(sessionmaker) as session:
         entries = list(await session.exec(select(JobQueueEntry).order_by(col(JobQueueEntry.id))))
         running = {p.job_queue_entry_id: p for p in await progress.running_jobs(session)}
-    table = Table("id", "status", "next start", "progress", "last error", title="Job queue (UTC)")
+    table = Table(title="Job queue (times in UTC)", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("id", justify="right", no_wrap=True)
     table.add_column("mapping / job", no_wrap=True)
-    table.columns.insert(1, table.columns.pop())  # the name right after the id
+    table.add_column("state", no_wrap=True)
+    table.add_column("next start", no_wrap=True)
+    table.add_column("done", no_wrap=True)
+    if is_wide:
+        table.add_column("kind", no_wrap=True)
+        table.add_column("runs", justify="right", no_wrap=True)
+        table.add_column("last finished", no_wrap=True)
+    table.add_column("last error", overflow="fold" if is_wide else "ellipsis", no_wrap=not is_wide)
     for entry in entries:
         job = running.get(entry.id)
         done = "" if job is None else f"{job.done}/{'?' if job.total is None else job.total}"
-        start = entry.earliest_start_at
-        when = as_utc(start).strftime("%m-%d %H:%M") if start else ""
         name = entry.mapping_name or str(entry.kind)
-        name += "" if entry.recurring else f" ({entry.kind}, once)"
-        table.add_row(str(entry.id), name, str(entry.status), when, done, entry.last_error[:60])
+        name += "" if entry.recurring else " (once)"
+        cells = [str(entry.id), name, state_of(entry), _when(entry.earliest_start_at), done]
+        if is_wide:
+            cells += [str(entry.kind), str(entry.run_count), _when(entry.last_finished_at)]
+        table.add_row(*cells, " ".join(entry.last_error.split()))
     return table
+
+
+def _when(moment: datetime | None) -> str:
+    return as_utc(moment).strftime("%m-%d %H:%M") if moment else ""
