@@ -14,8 +14,12 @@ _SECRET_WORDS = ("password", "secret", "token", "key", "authorization")
 
 
 def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    for field in list(event):
-        if field != "event" and any(word in field.lower() for word in _SECRET_WORDS):
+    """Mask text under a secret-sounding name; flags and counts (``is_key_only``,
+    ``access_keys=2``) say nothing secret and stay readable."""
+    for field, value in event.items():
+        if field == "event" or isinstance(value, bool | int | float) or value is None:
+            continue
+        if any(word in field.lower() for word in _SECRET_WORDS):
             event[field] = "***"
     return event
 

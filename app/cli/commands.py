@@ -38,6 +38,8 @@ cli = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    # Plain help: rich's panels print a "<bool>" type beside every flag, and cost an import.
+    rich_markup_mode=None,
 )
 db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
@@ -131,7 +133,10 @@ def init(
         str, typer.Option(metavar="NAME", help="Name of the first user.")
     ] = FIRST_ADMIN,
 ) -> None:
-    """Create the database and the first integration-admin (only when no user exists)."""
+    """Create the database and the first admin.
+
+    Only when there is no user yet; prints the password once.
+    """
     config = settings()
     upgrade_or_fail(config)
     password = run(create_first_admin(config, user_name=user_name))
@@ -175,7 +180,10 @@ def serve(
         Path | None, typer.Option(metavar="FILE", help="TLS private key (PEM).")
     ] = None,
 ) -> None:
-    """The API, one job queue worker and (without SALESBRIDGE_REDIS_URL) an embedded Redis."""
+    """Run the service: API, OData, a worker.
+
+    Without SALESBRIDGE_REDIS_URL it also runs an embedded Redis in the data dir.
+    """
     import asyncio
     import contextlib
     import signal
@@ -222,7 +230,11 @@ def demo(
         bool, typer.Option("--sandbox-memory", help="Keep the sandbox CRM's data in memory only.")
     ] = False,
 ) -> None:
-    """Try it: serve beside a sandbox CRM with a sample company and a first full sync."""
+    """Try it all: service, sandbox CRM, sample data.
+
+    Serves beside a sandbox CRM with a sample company, the assisted setup and a first
+    full synchronization.
+    """
     import contextlib
     import signal
 
@@ -243,7 +255,10 @@ def demo(
 
 @cli.command()
 def worker() -> None:
-    """One job queue worker (SALESBRIDGE_REDIS_URL, or the embedded Redis of a running serve)."""
+    """Run one more job queue worker.
+
+    On SALESBRIDGE_REDIS_URL, or on the embedded Redis of a serve with the same data dir.
+    """
     import asyncio
 
     from app.embedded_redis import find_running
@@ -279,7 +294,10 @@ def sandbox(
     *,
     memory: Annotated[bool, typer.Option("--memory", help="Keep the data in memory only.")] = False,
 ) -> None:
-    """A Dataverse-compatible sandbox server (stands in for Dynamics 365 Sales)."""
+    """Run a sandbox CRM (a Dataverse stand-in).
+
+    Prints its URLs, credentials and the command that connects a running serve to it.
+    """
     from app.sandbox.server import serve as serve_sandbox
 
     if memory and db is not None:
@@ -326,9 +344,12 @@ def db_upgrade() -> None:
 
 @cli.command()
 def token(
-    user_name: Annotated[str, typer.Argument(help="The user to sign in as.")] = FIRST_ADMIN,
+    user_name: Annotated[str, typer.Argument(metavar="USER", help="The user.")] = FIRST_ADMIN,
 ) -> None:
-    """Print a bearer token for a user (for curl: -H "Authorization: Bearer $TOKEN")."""
+    """Print a bearer token for a user.
+
+    For curl: TOKEN=$(salesbridge token admin); -H "Authorization: Bearer $TOKEN".
+    """
     from app.auth import tokens, users
 
     config = settings()

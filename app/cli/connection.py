@@ -103,7 +103,12 @@ def connection_setup(
         bool, typer.Option("--skip-solution", help="Do not deploy the integration solution.")
     ] = False,
 ) -> None:
-    """Connect to Dynamics 365 Sales: test, deploy the solution, enable, create the mappings."""
+    """Connect to Dynamics 365 Sales (or the sandbox).
+
+    Runs the assisted setup: tests the connection, deploys the integration solution,
+    publishes item availability, enables the connection and creates the default mappings
+    and job queue entries. docs/setup.md has the recipes.
+    """
     from app.connection.one_step_setup import ConnectAnswers, connect
 
     if sandbox:
@@ -153,7 +158,10 @@ def _report_setup(flow: AssistedSetup, crm_url: str) -> None:
 
 @connection_cli.command("test")
 def connection_test() -> None:
-    """Test the stored connection: token, WhoAmI, version (exit 1 when a step fails)."""
+    """Test the connection: token, WhoAmI, version.
+
+    Exit code 1 when a step fails.
+    """
     from app.connection.connection_check import test_connection
 
     config = settings()
@@ -172,7 +180,7 @@ def connection_test() -> None:
 
 @connection_cli.command("status")
 def connection_status() -> None:
-    """The stored connection: where, how it signs in, what is enabled (never a secret)."""
+    """Show the connection (never a secret)."""
     from app.connection.connection_setup import get_connection_setup
 
     config = settings()
@@ -203,7 +211,7 @@ def connection_status() -> None:
 
 @mapping_cli.command("list")
 def mapping_list() -> None:
-    """The table mappings: ERP table, CRM table, direction and the state of their job."""
+    """List the table mappings and their jobs."""
     from sqlmodel import col, select
 
     from app.mappings.table_mappings import list_mappings

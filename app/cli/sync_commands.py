@@ -21,14 +21,19 @@ NO_WORKER_HINT_SECONDS = 30.0
 @sync_cli.command("run")
 def sync_run(
     mapping: Annotated[
-        str, typer.Argument(help="The mapping, e.g. 'ITEM-PRODUCT' (see `mapping list`).")
+        str,
+        typer.Argument(
+            metavar="MAPPING", help="The mapping, e.g. ITEM-PRODUCT (see `mapping list`)."
+        ),
     ],
     *,
     full: Annotated[
         bool, typer.Option("--full", help="Every record, not only modified ones.")
     ] = False,
 ) -> None:
-    """Run one mapping now IN THIS PROCESS (no worker needed), with a progress bar.
+    """Run one mapping now, in this process.
+
+    No worker needed; a progress bar shows the records done.
 
     Refused while a worker runs the same mapping. To queue a run on the workers instead,
     POST /api/v1/sync/mappings/{name}/run.
@@ -61,7 +66,9 @@ def sync_full(
         bool, typer.Option("--wait/--no-wait", help="Follow it with progress bars until it ends.")
     ] = True,
 ) -> None:
-    """Queue a full synchronization of every mapping (in dependency order) for the workers.
+    """Queue a full synchronization and follow it.
+
+    Every mapping, in dependency order, on the workers.
 
     A running `serve` (or `worker`) on the same database runs it. Exit code 1 when a
     mapping ends with an error.
@@ -123,7 +130,7 @@ def sync_status(
         bool, typer.Option("--wide", help="Every column and whole error messages.")
     ] = False,
 ) -> None:
-    """The job queue: each entry's state, next start, progress and last error."""
+    """Show the job queue: state, next start, errors."""
     from rich.console import Console
 
     from app.cli import sync_console

@@ -27,10 +27,17 @@ class RoleName(StrEnum):
     product_availability = "product-availability"
 
 
-UserNameArgument = Annotated[str, typer.Argument(help="The user name.", show_default=False)]
+UserNameArgument = Annotated[
+    str, typer.Argument(metavar="USER", help="The user name.", show_default=False)
+]
 RolesOption = Annotated[
     list[RoleName],
-    typer.Option("--role", help="A role (repeat for several).", show_default=False),
+    typer.Option(
+        "--role",
+        metavar="ROLE",
+        show_default=False,
+        help="integration-admin, integration-user or product-availability (repeat for several).",
+    ),
 ]
 ExpiryOption = Annotated[
     int | None,
@@ -48,14 +55,18 @@ def new_password() -> str:
 def user_create(
     user_name: UserNameArgument,
     roles: RolesOption,
-    full_name: Annotated[str, typer.Option(help="Full name.", show_default=False)] = "",
-    email: Annotated[str, typer.Option(help="E-mail address.", show_default=False)] = "",
+    full_name: Annotated[
+        str, typer.Option(metavar="TEXT", help="Full name.", show_default=False)
+    ] = "",
+    email: Annotated[
+        str, typer.Option(metavar="ADDRESS", help="E-mail address.", show_default=False)
+    ] = "",
     *,
     key_only: Annotated[
         bool, typer.Option("--key-only", help="No password: sign in with access keys only.")
     ] = False,
 ) -> None:
-    """Create a user; prints a generated password once (unless --key-only)."""
+    """Create a user (prints its password once)."""
     from app.auth import users
     from app.models.security import Role
 
@@ -86,7 +97,7 @@ def user_create(
 
 @user_cli.command("list")
 def user_list() -> None:
-    """List users with their roles, state and sign-in (password or keys only)."""
+    """List users: state, sign-in, roles."""
     from app.auth import users
 
     async def load() -> list[tuple[str, str, str, str, str]]:
@@ -107,7 +118,10 @@ def user_list() -> None:
 
 @user_cli.command("disable")
 def user_disable(user_name: UserNameArgument) -> None:
-    """Disable a user: sign-in, tokens and access keys stop working at once."""
+    """Disable a user (sign-in, tokens, keys stop).
+
+    Sign-in, its tokens and its access keys stop working at once.
+    """
     from app.auth import users
 
     async def disable() -> None:
@@ -133,7 +147,10 @@ def user_enable(user_name: UserNameArgument) -> None:
 
 @user_cli.command("delete")
 def user_delete(user_name: UserNameArgument) -> None:
-    """Delete a user and its access keys (refused for the last enabled admin)."""
+    """Delete a user and its access keys.
+
+    Refused for the last enabled admin and for the connection's OData user.
+    """
     from app.auth import users
 
     async def delete() -> int:
@@ -146,7 +163,7 @@ def user_delete(user_name: UserNameArgument) -> None:
 
 @user_cli.command("reset-password")
 def user_reset_password(user_name: UserNameArgument) -> None:
-    """Give a user a new generated password; prints it once."""
+    """Give a user a new password (shown once)."""
     from app.auth import users
 
     password = new_password()
@@ -183,13 +200,13 @@ def _issue_key(user_name: str, expires_in_days: int | None, *, is_rotation: bool
 
 @key_cli.command("new")
 def key_new(user_name: UserNameArgument, expires_in_days: ExpiryOption = None) -> None:
-    """Issue an access key for a user; prints it once."""
+    """Issue an access key for a user (shown once)."""
     _issue_key(user_name, expires_in_days, is_rotation=False)
 
 
 @key_cli.command("rotate")
 def key_rotate(user_name: UserNameArgument, expires_in_days: ExpiryOption = None) -> None:
-    """Revoke a user's keys and issue one new key; prints it once."""
+    """Replace a user's keys with one new key."""
     _issue_key(user_name, expires_in_days, is_rotation=True)
 
 
@@ -208,7 +225,10 @@ def key_revoke(user_name: UserNameArgument) -> None:
 
 @key_cli.command("list")
 def key_list(user_name: UserNameArgument) -> None:
-    """A user's access keys: key id (the part after sbk_), dates and state; never the key."""
+    """List a user's access keys (never the keys).
+
+    The key id is the part after sbk_; with the dates and the state of each key.
+    """
     from app.auth import user_keys
     from app.clock import utc_now
 
