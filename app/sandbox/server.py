@@ -8,9 +8,11 @@ uvicorn's own lines and one line per request go through the service's structured
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import uvicorn
@@ -54,6 +56,11 @@ class RequestLog:
 
 
 class _AnnouncingServer(uvicorn.Server):
+    """Announces itself once listening; Ctrl-C or SIGTERM end it with exit code 0, as serve.
+
+    uvicorn re-raises the signal after its shutdown, which ends the process with 130/143.
+    """
+
     def __init__(self, config: uvicorn.Config, on_listening: Callable[[], None]) -> None:
         super().__init__(config)
         self.on_listening = on_listening
@@ -62,6 +69,16 @@ class _AnnouncingServer(uvicorn.Server):
         await super().startup(sockets)
         if self.started:
             self.on_listening()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        handled = (signal.SIGINT, signal.SIGTERM)
+        originals = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in originals.items():
+                signal.signal(sig, handler)
 
 
 def serve(*, host: str, port: int, db_path: Path | None, announce: Announce) -> None:
