@@ -214,6 +214,7 @@ def mapping_list() -> None:
     """List the table mappings and their jobs."""
     from sqlmodel import col, select
 
+    from app.cli.sync_console import state_of
     from app.mappings.table_mappings import list_mappings
     from app.models.integration import JobKind, JobQueueEntry
 
@@ -226,7 +227,7 @@ def mapping_list() -> None:
                     col(JobQueueEntry.recurring).is_(True),
                 )
             )
-            jobs = {entry.mapping_name: str(entry.status) for entry in entries}
+            jobs = {entry.mapping_name: state_of(entry) for entry in entries}
         return [
             (m.name, m.table_name, m.integration_table, str(m.direction), jobs.get(m.name, "-"))
             for m in mappings

@@ -137,16 +137,18 @@ def sync_status(
     from app.db import create_engine, create_sessionmaker
 
     config = settings()
+    console = Console(width=max(Console().width, 160)) if wide else Console()
 
     async def load() -> Any:
         engine = create_engine(config.database_url)
         try:
-            return await sync_console.status_table(create_sessionmaker(engine), is_wide=wide)
+            return await sync_console.status_table(
+                create_sessionmaker(engine), is_wide=wide, width=console.width
+            )
         finally:
             await engine.dispose()
 
     table = run(load())
-    console = Console(width=max(Console().width, 160)) if wide else Console()
     console.print(table)
     if not table.row_count:
         say(

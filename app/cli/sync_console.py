@@ -142,32 +142,42 @@ def state_of(entry: JobQueueEntry) -> str:
     return _STATES.get(entry.status, str(entry.status))
 
 
-async def status_table(sessionmaker: SessionMaker, *, is_wide: bool) -> Table:
-    """Every job queue entry with its state, and the records done of each running sync job."""
+async def status_table(sessionmaker: SessionMaker, *, is_wide: bool, width: int) -> Table:
+    """Every job queue entry with its state, and the records done of each running sync job.
+
+    Every column but the last error keeps its full width; the error gets what is left of
+    ``width`` (cut with an ellipsis), or wraps whole with ``is_wide``.
+    """
     async with session_scope(sessionmaker) as session:
         entries = list(await session.exec(select(JobQueueEntry).order_by(col(JobQueueEntry.id))))
         running = {p.job_queue_entry_id: p for p in await progress.running_jobs(session)}
-    table = Table(title="Job queue (times in UTC)", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("id", justify="right", no_wrap=True)
-    table.add_column("mapping / job", no_wrap=True)
-    table.add_column("state", no_wrap=True)
-    table.add_column("next start", no_wrap=True)
-    table.add_column("done", no_wrap=True)
+    headers = ["id", "mapping / job", "state", "next start", "done"]
     if is_wide:
-        table.add_column("kind", no_wrap=True)
-        table.add_column("runs", justify="right", no_wrap=True)
-        table.add_column("last finished", no_wrap=True)
-    table.add_column("last error", overflow="fold" if is_wide else "ellipsis", no_wrap=not is_wide)
-    for entry in entries:
-        job = running.get(entry.id)
-        done = "" if job is None else f"{job.done}/{'?' if job.total is None else job.total}"
-        name = entry.mapping_name or str(entry.kind)
-        name += "" if entry.recurring else " (once)"
-        cells = [str(entry.id), name, state_of(entry), _when(entry.earliest_start_at), done]
-        if is_wide:
-            cells += [str(entry.kind), str(entry.run_count), _when(entry.last_finished_at)]
-        table.add_row(*cells, " ".join(entry.last_error.split()))
+        headers += ["kind", "runs", "last finished"]
+    rows = [_status_row(entry, running.get(entry.id), is_wide=is_wide) for entry in entries]
+    widths = [
+        max([len(header)] + [len(row[i]) for row in rows]) for i, header in enumerate(headers)
+    ]
+    table = Table(title="Job queue (times in UTC)", box=box.SIMPLE_HEAD, pad_edge=False)
+    for header, column_width in zip(headers, widths, strict=True):
+        table.add_column(header, no_wrap=True, min_width=column_width)
+    room = width - sum(widths) - 2 * len(widths) - 1  # two spaces between columns
+    table.add_column("last error", overflow="fold" if is_wide else "ellipsis",
+                     no_wrap=not is_wide, max_width=None if is_wide else max(room, 10))  # fmt: skip
+    for row, entry in zip(rows, entries, strict=True):
+        table.add_row(*row, " ".join(entry.last_error.split()))
     return table
+
+
+def _status_row(
+    entry: JobQueueEntry, job: progress.JobProgress | None, *, is_wide: bool
+) -> list[str]:
+    done = "" if job is None else f"{job.done}/{'?' if job.total is None else job.total}"
+    name = (entry.mapping_name or str(entry.kind)) + ("" if entry.recurring else " (once)")
+    cells = [str(entry.id), name, state_of(entry), _when(entry.earliest_start_at), done]
+    if is_wide:
+        cells += [str(entry.kind), str(entry.run_count), _when(entry.last_finished_at)]
+    return cells
 
 
 def _when(moment: datetime | None) -> str:
