@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from app.api import health
 from app.api.docs_page import install_docs_page
+from app.api.openapi_text import install_openapi_text
 from app.api.router import api_router
 from app.db import create_engine, create_sessionmaker
 from app.exception_handlers import ERROR_RESPONSES, install_exception_handlers
@@ -74,4 +75,5 @@ def create_app(settings: Settings | None = None, *, should_migrate: bool = True)
     app.include_router(health.router)
     app.include_router(api_router, responses=ERROR_RESPONSES)  # our error body, not FastAPI's
     install_docs_page(app)
+    install_openapi_text(app)
     return app
