@@ -17,7 +17,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.auth import passwords
 from app.errors import ConflictError, InvalidInputError, NotFoundError
 from app.logs import get_logger
-from app.models.integration import ConnectionSetup
 from app.models.security import Role, User, UserState, WebServiceAccessKey
 
 log = get_logger("salesbridge.users")
@@ -228,6 +227,9 @@ async def delete_user(session: AsyncSession, *, user_name: str) -> int:
     Refused for the last enabled admin and for the user the CRM reads item availability
     as (the connection names it): deleting it would cut the CRM off without a word.
     """
+    # Here, not at the top: the user commands of the CLI need no integration tables.
+    from app.models.integration import ConnectionSetup
+
     user = await get_user_or_raise(session, user_name=user_name)
     await _keep_an_admin(session, user, stays_admin=False)
     publishing = await session.exec(

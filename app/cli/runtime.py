@@ -57,18 +57,25 @@ def settings() -> Settings:
 
 def guarded(call: Callable[[], T]) -> T:
     """Call; known errors become one clear line and exit code 1."""
+    import sys
+
     from sqlalchemy.exc import DBAPIError
 
     from app.command_lines import command_line
-    from app.embedded_redis import EmbeddedRedisError
     from app.errors import SalesbridgeError
 
     try:
         return call()
-    except (SalesbridgeError, EmbeddedRedisError) as exc:
+    except SalesbridgeError as exc:
         fail(str(exc))
     except DBAPIError as exc:
         fail(f"{exc.orig} (is the schema up to date? run `{command_line('db upgrade')}`)")
+    except RuntimeError as exc:
+        # Only commands that start Redis import it (psutil and redis cost a quarter second).
+        embedded = sys.modules.get("app.embedded_redis")
+        if embedded is not None and isinstance(exc, embedded.EmbeddedRedisError):
+            fail(str(exc))
+        raise
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
