@@ -16,6 +16,7 @@ from tests.cli.shell import ROOT, Background, fresh_env, ok, query, running
 from tests.cli.test_printed_commands import LONG_RUNNING, printed_commands
 from tests.fixtures.services import free_port
 
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z \[(info|warning|error|debug) *\] \S")
 SH_BLOCK = re.compile(r"```sh\n(.*?)```", re.DOTALL)
 
 
@@ -91,3 +92,7 @@ def test_the_command_the_sandbox_prints_connects_a_running_serve(tmp_path: Path)
         assert "The full synchronization has finished." in outputs["sync full"]
         assert sandbox.stop() == 0, sandbox.output
         assert serve.stop() == 0, serve.output
+    # The sandbox logs as the service does: structlog's console lines, a request per call.
+    log_lines = [line for line in sandbox.output.splitlines() if line[:2] == "20"]
+    assert log_lines and all(LOG_LINE.match(line) for line in log_lines), sandbox.output
+    assert any("request" in line and "path=/api/data/v9.2/" in line for line in log_lines)
