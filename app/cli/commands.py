@@ -348,7 +348,7 @@ def token(
 ) -> None:
     """Print a bearer token for a user.
 
-    For curl: TOKEN=$(salesbridge token admin); -H "Authorization: Bearer $TOKEN".
+    For curl: TOKEN=$(bin/salesbridge token admin); -H "Authorization: Bearer $TOKEN".
     """
     from app.auth import tokens, users
 

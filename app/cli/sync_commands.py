@@ -80,7 +80,12 @@ def sync_full(
 
     config = settings()
     err = Console(stderr=True)
-    _say_if_no_worker_is_known(config)
+    if not _is_a_worker_known(config):
+        say(
+            "No `serve` is running with this data dir, so nothing runs the queued work until "
+            f"one starts (`{command_line('serve')}`); queuing without waiting."
+        )
+        wait = False
 
     async def go() -> tuple[Queued, Snapshot | None]:
         engine = create_engine(config.database_url)
@@ -112,15 +117,11 @@ def sync_full(
     say("The full synchronization has finished.")
 
 
-def _say_if_no_worker_is_known(config: Any) -> None:
+def _is_a_worker_known(config: Any) -> bool:
+    """With a Redis URL, workers may run anywhere; else only a serve on this data dir."""
     from app.embedded_redis import find_running
 
-    if config.redis_url or find_running(config.data_dir) is not None:
-        return
-    say(
-        "No `serve` is running with this data dir, so nothing runs the queued work until "
-        f"one starts (`{command_line('serve')}`)."
-    )
+    return bool(config.redis_url) or find_running(config.data_dir) is not None
 
 
 @sync_cli.command("status")

@@ -6,6 +6,7 @@ import re
 import socket
 from pathlib import Path
 
+from tests.cli.shell import query
 from tests.cli.test_commands import data_dir as data_dir  # the fixture, shared
 from tests.cli.test_commands import invoke, ok
 from tests.fixtures.sandbox import RunningSandbox
@@ -52,6 +53,11 @@ def test_connect_then_see_mappings_status_and_a_known_mapping(
     assert mappings.splitlines()[0].split() == ["NAME", "ERP", "TABLE", "CRM", "TABLE",
                                                 "DIRECTION", "JOB"]  # fmt: skip
     assert re.search(r"^ITEM-PRODUCT +item +product +bidirectional +scheduled$", mappings, re.M)
+    queued = ok("sync", "full").stderr  # no serve on this data dir: queued, not waited for
+    assert "queuing without waiting" in queued and "Queued a full synchronization" in queued
+    full = query(data_dir / "salesbridge.db", "SELECT count(*) FROM job_queue_entry "
+                 "WHERE kind = 'full_sync' AND status != 'finished'")  # fmt: skip
+    assert full[0][0] > 0
     unknown = invoke("sync", "run", "ITEM-PRODUKT")
     assert unknown.exit_code == 1 and "The mappings are: " in unknown.stderr
     assert "ITEM-PRODUCT" in unknown.stderr
@@ -62,8 +68,6 @@ def test_sync_status_fits_80_columns_and_wide_shows_whole_errors(
 ) -> None:
     ok("init")
     _connect(sandbox)
-    from tests.cli.shell import query
-
     error = "RetriableSyncError: Could not reach the CRM " + "and this goes on " * 10 + "END"
     query(data_dir / "salesbridge.db", "UPDATE job_queue_entry SET status = 'error', "
           "last_error = ? WHERE mapping_name = 'CUSTOMER'", error)  # fmt: skip
