@@ -25,7 +25,6 @@ from rich.table import Table
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app import catalog
 from app.clock import as_utc, utc_now
 from app.command_lines import command_line
 from app.db import SessionMaker, session_scope
@@ -36,7 +35,6 @@ from app.mappings.table_mappings import get_mapping, list_mappings
 from app.models.integration import Direction, JobQueueEntry, JobStatus
 from app.settings import Settings
 from app.sync import log, progress
-from app.sync.errors import SyncError
 
 
 @dataclass
@@ -71,6 +69,10 @@ async def run_with_progress(
     sessionmaker: SessionMaker, settings: Settings, *, mapping_name: str, is_full: bool,
     console: Console,
 ) -> RunSummary:  # fmt: skip
+    # Here, not at the top: `sync status` shares this module and needs no engine.
+    from app import catalog
+    from app.sync.errors import SyncError
+
     total = await _check_can_run(sessionmaker, mapping_name, is_full=is_full)
     summary = RunSummary()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
