@@ -88,6 +88,48 @@ def is_unstorable_text(exc: DBAPIError) -> bool:
     return getattr(exc.orig, "sqlstate", None) in _UNSTORABLE_TEXT_SQLSTATES
 
 
+# One error code for every request the schema refuses, whether FastAPI or a service found
+# the problem (``ValidationFailedError`` renders the same).
+VALIDATION_FAILED = "ValidationFailed"
+_FORM_ENDPOINTS = ("/api/v1/auth/token",)
+
+
+def _is_json(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
+def _common_mistake(request: Request, exc: RequestValidationError) -> str | None:
+    """The commonest curl mistakes, named: broken JSON, JSON without its Content-Type, JSON
+    to the form-encoded token endpoint."""
+    found = exc.errors()
+    if found and found[0].get("type") == "json_invalid":
+        position = int(found[0]["loc"][-1]) if len(found[0]["loc"]) > 1 else 0
+        text = exc.body if isinstance(exc.body, str) else ""
+        line = text.count("\n", 0, position) + 1
+        column = position - (text.rfind("\n", 0, position) + 1) + 1
+        reason = str(found[0].get("ctx", {}).get("error", "invalid JSON"))
+        return (
+            f"The request body is not valid JSON: {reason} at line {line}, column {column} "
+            f"(character {position + 1})."
+        )
+    if request.url.path in _FORM_ENDPOINTS and _is_json(request):
+        return (
+            "Send form fields username and password (Content-Type "
+            "application/x-www-form-urlencoded; curl: -d username=... -d password=...), not JSON."
+        )
+    body = exc.body
+    looks_like_json = isinstance(body, bytes) and body.lstrip()[:1] in (b"{", b"[")
+    if looks_like_json and not _is_json(request):
+        sent = request.headers.get("content-type") or "none"
+        return (
+            f"The request body looks like JSON but its Content-Type is {sent}: send "
+            "'Content-Type: application/json' (curl: -H 'Content-Type: application/json', "
+            "or --json instead of -d)."
+        )
+    return None
+
+
 # A hostile body can carry hundreds of thousands of problems (one per unknown key); the
 # answer lists the first ones, so a 6 MB request never becomes a 27 MB response.
 MAX_REPORTED_ERRORS = 50
@@ -118,15 +160,18 @@ def install_exception_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors, total = _validation_errors(exc)
-        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-        if total > len(errors):
-            summary += f" (and {total - len(errors)} more problems not listed)"
-        return JSONResponse(
-            error_body("InvalidRequest", f"The request is not valid: {summary}", errors),
-            status_code=422,
-        )
+        cause = _common_mistake(request, exc)
+        if cause is not None:
+            detail = cause
+        else:
+            detail = "The request is not valid: " + "; ".join(
+                f"{e['field']}: {e['message']}" for e in errors[:5]
+            )
+            if total > len(errors):
+                detail += f" (and {total - len(errors)} more problems not listed)"
+        return JSONResponse(error_body(VALIDATION_FAILED, detail, errors), status_code=422)
 
     @app.exception_handler(IntegrityError)
     async def _integrity(_request: Request, exc: IntegrityError) -> JSONResponse:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import structlog
@@ -13,8 +14,12 @@ _SECRET_WORDS = ("password", "secret", "token", "key", "authorization")
 
 
 def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    for field in list(event):
-        if field != "event" and any(word in field.lower() for word in _SECRET_WORDS):
+    """Mask text under a secret-sounding name; flags and counts (``is_key_only``,
+    ``access_keys=2``) say nothing secret and stay readable."""
+    for field, value in event.items():
+        if field == "event" or isinstance(value, bool | int | float) or value is None:
+            continue
+        if any(word in field.lower() for word in _SECRET_WORDS):
             event[field] = "***"
     return event
 
@@ -69,3 +74,25 @@ def configure_logging(*, level: str = "INFO", fmt: str = "console") -> None:
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
     return logger
+
+
+@contextlib.contextmanager
+def quiet_under_a_progress_bar() -> Iterator[None]:
+    """While a rich progress bar draws: warnings and errors only, printed above the bar.
+
+    At INFO every CRM request and job step writes a line, which would push the bar off
+    the screen. The handler keeps the stderr it was created with, and rich swaps
+    ``sys.stderr`` for a proxy that prints above the bar only while it draws.
+    """
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    handlers = [h for h in root.handlers if type(h) is logging.StreamHandler]
+    originals = [h.setStream(sys.stderr) for h in handlers]
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        for handler, stream in zip(handlers, originals, strict=True):
+            if stream is not None:
+                handler.setStream(stream)

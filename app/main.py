@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api import health
+from app.api.docs_page import install_docs_page
+from app.api.openapi_text import install_openapi_text
 from app.api.router import api_router
 from app.db import create_engine, create_sessionmaker
 from app.exception_handlers import ERROR_RESPONSES, install_exception_handlers
@@ -55,6 +57,8 @@ def create_app(settings: Settings | None = None, *, should_migrate: bool = True)
         version="0.1.0",
         summary="ERP <-> Dynamics 365 Sales bridge: item availability OData service and sync.",
         lifespan=lifespan,
+        docs_url=None,  # app.api.docs_page serves it from the installed files, not a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.should_migrate = should_migrate
@@ -71,5 +75,7 @@ def create_app(settings: Settings | None = None, *, should_migrate: bool = True)
     app.include_router(odata_router)  # first: its catch-all only matches /odata/, hot path
     app.include_router(health.router)
     app.include_router(api_router, responses=ERROR_RESPONSES)  # our error body, not FastAPI's
+    install_docs_page(app)
+    install_openapi_text(app)
     install_console(app)  # last: the console's pages never shadow the API
     return app

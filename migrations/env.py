@@ -9,7 +9,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-import app.models  # noqa: F401  (registers every table)
+import app.models.all_tables  # noqa: F401  (registers every table)
 from app.db import create_engine
 from app.settings import get_settings
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-import app.models  # noqa: F401
+import app.models.all_tables  # noqa: F401 - every table registered
 from app.db import SessionMaker, create_engine, create_sessionmaker
 from app.main import create_app
 from app.migrations import upgrade_database

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import OAuth2PasswordBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import tokens
@@ -45,18 +45,25 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionMakerDep = Annotated[SessionMaker, Depends(get_sessionmaker)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
-_bearer = HTTPBearer(auto_error=False)
+# Declared as OAuth2's password flow so /docs' "Authorize" asks for a user name and password
+# (and gets the token itself); any bearer from POST /api/v1/auth/token works the same.
+_bearer = OAuth2PasswordBearer(
+    tokenUrl="/api/v1/auth/token",
+    scheme_name="sign-in",
+    description="User name and password (or an access key as the password) of a Salesbridge user.",
+    auto_error=False,
+)
 
 
 async def get_current_user(
     session: SessionDep,
     settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    bearer: Annotated[str | None, Depends(_bearer)],
 ) -> User:
-    if credentials is None:
+    if bearer is None:
         msg = "Not authenticated: send 'Authorization: Bearer <token>' (POST /api/v1/auth/token)."
         raise UnauthorizedError(msg)
-    claims = tokens.decode_access_token(settings, credentials.credentials)
+    claims = tokens.decode_access_token(settings, bearer)
     user = await get_user_by_name(session, claims.subject)
     if user is None or user.state != UserState.enabled:
         msg = "Invalid or expired token."

@@ -11,9 +11,12 @@ from app.api.deps import SessionDep, SettingsDep, require_roles
 from app.api.schemas.users import (
     KeyCreate,
     KeyIssued,
+    KeyList,
     KeyRead,
     KeysRevoked,
     UserCreate,
+    UserDeleted,
+    UserList,
     UserRead,
     UserUpdate,
 )
@@ -31,9 +34,11 @@ def _issued(user_name: str, row: WebServiceAccessKey, key: str) -> KeyIssued:
     return KeyIssued(**KeyRead.from_row(row).model_dump(), user_name=user_name, key=key)
 
 
-@router.get("", response_model=list[UserRead])
-async def list_users(session: SessionDep) -> list[UserRead]:
-    return [UserRead.from_user(user) for user in await users.list_users(session)]
+@router.get("", response_model=UserList)
+async def list_users(session: SessionDep) -> UserList:
+    """List every user with roles and state (never a password hash)."""
+    items = [UserRead.from_user(user) for user in await users.list_users(session)]
+    return UserList(items=items, count=len(items))
 
 
 @router.post("", response_model=UserRead, status_code=status.HTTP_201_CREATED)
@@ -54,10 +59,19 @@ async def update_user(session: SessionDep, user_name: str, body: UserUpdate) -> 
     return UserRead.from_user(user)
 
 
-@router.get("/{user_name}/keys", response_model=list[KeyRead])
-async def list_keys(session: SessionDep, user_name: str) -> list[KeyRead]:
+@router.delete("/{user_name}", response_model=UserDeleted)
+async def delete_user(session: SessionDep, user_name: str) -> UserDeleted:
+    """Delete a user and its access keys (not the last enabled admin, not the OData user)."""
+    deleted = await users.delete_user(session, user_name=user_name)
+    return UserDeleted(user_name=user_name, access_keys_deleted=deleted)
+
+
+@router.get("/{user_name}/keys", response_model=KeyList)
+async def list_keys(session: SessionDep, user_name: str) -> KeyList:
+    """List a user's access keys: ids, dates and state (never the key)."""
     rows = await user_keys.list_keys(session, user_name=user_name)
-    return [KeyRead.from_row(row) for row in rows]
+    items = [KeyRead.from_row(row) for row in rows]
+    return KeyList(items=items, count=len(items))
 
 
 @router.post("/{user_name}/keys", response_model=KeyIssued, status_code=status.HTTP_201_CREATED)

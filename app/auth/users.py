@@ -10,14 +10,14 @@ from __future__ import annotations
 import re
 from enum import Enum
 
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import passwords
 from app.errors import ConflictError, InvalidInputError, NotFoundError
 from app.logs import get_logger
-from app.models.security import Role, User, UserState
+from app.models.security import Role, User, UserState, WebServiceAccessKey
 
 log = get_logger("salesbridge.users")
 
@@ -219,3 +219,39 @@ async def update_user(
     if password is not UNCHANGED:
         user = await set_password(session, user_name=user_name, password=password)
     return user
+
+
+async def delete_user(session: AsyncSession, *, user_name: str) -> int:
+    """Delete a user with its access keys; returns how many keys went with it.
+
+    Refused for the last enabled admin and for the user the CRM reads item availability
+    as (the connection names it): deleting it would cut the CRM off without a word.
+    """
+    # Here, not at the top: the user commands of the CLI need no integration tables.
+    from app.models.integration import ConnectionSetup
+
+    user = await get_user_or_raise(session, user_name=user_name)
+    await _keep_an_admin(session, user, stays_admin=False)
+    publishing = await session.exec(
+        select(ConnectionSetup.id).where(
+            func.lower(ConnectionSetup.odata_user_name) == user.user_name.lower(),
+            col(ConnectionSetup.item_availability_enabled).is_(True),
+        )
+    )
+    if publishing.first() is not None:
+        msg = (
+            f"User {user.user_name!r} is the connection's OData user (item availability): "
+            "name another one in the connection setup first."
+        )
+        raise ConflictError(msg)
+    owned = col(WebServiceAccessKey.user_id) == user.id
+    key_count = (
+        await session.exec(select(func.count()).select_from(WebServiceAccessKey).where(owned))
+    ).one()
+    # One statement for the keys, then the user: the ORM must not track rows that the
+    # database's ON DELETE CASCADE removes behind its back.
+    await session.exec(delete(WebServiceAccessKey).where(owned))
+    await session.delete(user)
+    await session.flush()
+    log.info("user_deleted", user_name=user.user_name, access_keys=key_count)
+    return int(key_count)

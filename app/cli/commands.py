@@ -1,122 +1,95 @@
-"""``salesbridge``: serve, worker, sandbox, init, db, user and key commands.
+"""``salesbridge``: the root command, serve, demo, worker, sandbox, init, db and token.
 
-Secrets a command creates (passwords, access keys) go to stdout alone, so scripts can
-capture them; everything said to people goes to stderr.
+The other groups live beside it (``users``: user and key; ``connection``: connection and
+mapping; ``sync_commands``: sync). Every import of the service's own code happens inside
+the command that needs it, so ``--help``, ``--version`` and the quick commands start fast.
+Secrets a command creates go to stdout alone; everything said to people goes to stderr.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import secrets
-import signal
-from collections.abc import AsyncIterator, Coroutine
-from datetime import timedelta
 from pathlib import Path
-from types import FrameType
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.auth import user_keys, users
-from app.clock import utc_now
-from app.db import create_engine, create_sessionmaker, session_scope
-from app.embedded_redis import EmbeddedRedis, EmbeddedRedisError, find_running
-from app.errors import ConflictError, SalesbridgeError
-from app.logs import configure_logging
-from app.migrations import upgrade_database_sync
-from app.models.security import Role
-from app.settings import Settings, get_settings
+from app.cli.connection import (
+    SANDBOX_PORT,
+    SANDBOX_PORT_VARIABLE,
+    connection_cli,
+    mapping_cli,
+    sandbox_setup_arguments,
+)
+from app.cli.runtime import configure, fail, guarded, run, say, settings, upgrade_or_fail
+from app.cli.sync_commands import sync_cli
+from app.cli.users import key_cli, user_cli
+from app.command_lines import command_line
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    import contextlib
+    from types import FrameType
+
+    from app.sandbox.config import SandboxConfig
+    from app.settings import Settings
 
 cli = typer.Typer(
     name="salesbridge",
     help="Salesbridge: ERP <-> Dynamics 365 Sales bridge (API, job queue workers, sandbox).",
     no_args_is_help=True,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    # Plain help: rich's panels print a "<bool>" type beside every flag, and cost an import.
+    rich_markup_mode=None,
 )
 db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
-user_cli = typer.Typer(help="Users and their roles.", no_args_is_help=True)
-key_cli = typer.Typer(help="Web service access keys (shown once).", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(user_cli, name="user")
 cli.add_typer(key_cli, name="key")
-sync_cli = typer.Typer(help="Synchronization with Dynamics 365 Sales.", no_args_is_help=True)
+cli.add_typer(connection_cli, name="connection")
+cli.add_typer(mapping_cli, name="mapping")
 cli.add_typer(sync_cli, name="sync")
 
 FIRST_ADMIN = "admin"
-SANDBOX_PORT = 8100
-DEMO_HINT = (
-    "New here? `salesbridge demo` (or `bin/serve demo`) runs the service beside a sandbox CRM "
-    "with a sample company and a first full sync; see docs/demo.md.\n"
-)
+HostOption = Annotated[
+    str | None, typer.Option(metavar="ADDRESS", help="Address to listen on [127.0.0.1].")
+]
+PortOption = Annotated[int | None, typer.Option(metavar="PORT", help="Port to listen on [8000].")]
+SandboxPortOption = Annotated[
+    int, typer.Option(metavar="PORT", envvar=SANDBOX_PORT_VARIABLE, help="Port of the sandbox CRM.")
+]
+
+
+def demo_hint() -> str:
+    return (
+        f"New here? `{command_line('demo')}` runs the service beside a sandbox CRM with a "
+        "sample company and a first full sync; see docs/demo.md.\n"
+    )
 
 
 def main() -> None:
     cli()
 
 
+def _print_version(is_asked: bool) -> None:  # noqa: FBT001 - typer's callback signature
+    if is_asked:
+        from importlib.metadata import version
+
+        typer.echo(f"salesbridge {version('salesbridge')}")
+        raise typer.Exit
+
+
 @cli.callback()
-def _before_any_command() -> None:
+def _before_any_command(
+    *,
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True,
+                     help="Print the version and exit."),
+    ] = False,
+) -> None:  # fmt: skip
     # Log lines go to stderr in the configured format, never into a secret on stdout.
-    configure(get_settings())
-
-
-def configure(settings: Settings) -> None:
-    configure_logging(level=settings.log_level, fmt=settings.log_format)
-    if logging.getLogger().level > logging.DEBUG:
-        # Alembic's per-step notes and arq's line per tick drown what matters; our own
-        # log lines say what ran.
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        logging.getLogger("arq.worker").setLevel(logging.WARNING)
-
-
-def say(message: str) -> None:
-    typer.echo(message, err=True)
-
-
-def fail(message: str) -> NoReturn:
-    typer.secho(f"Error: {message}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(1)
-
-
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine; known errors become one clear line and exit code 1."""
-    try:
-        return asyncio.run(coroutine)
-    except (SalesbridgeError, EmbeddedRedisError) as exc:
-        fail(str(exc))
-    except DBAPIError as exc:
-        fail(f"{exc.orig} (is the schema up to date? run `salesbridge db upgrade`)")
-
-
-@contextlib.asynccontextmanager
-async def open_session(settings: Settings) -> AsyncIterator[AsyncSession]:
-    """One committed unit of work against the configured database."""
-    engine = create_engine(settings.database_url)
-    try:
-        async with session_scope(create_sessionmaker(engine)) as session:
-            yield session
-    finally:
-        await engine.dispose()
-
-
-def upgrade_or_fail(settings: Settings) -> None:
-    """Apply the migrations; an unreachable or broken database is one clear line."""
-    try:
-        upgrade_database_sync(settings.database_url)
-    except (DBAPIError, OSError) as exc:
-        where = make_url(settings.database_url).render_as_string(hide_password=True)
-        fail(f"Could not upgrade the database {where}: {exc}")
-
-
-def new_password() -> str:
-    return secrets.token_urlsafe(18)
+    del show_version
+    configure(settings())
 
 
 # --- first user ---------------------------------------------------------------------------
@@ -124,6 +97,14 @@ def new_password() -> str:
 
 async def create_first_admin(settings: Settings, *, user_name: str = FIRST_ADMIN) -> str | None:
     """The first integration-admin with a generated password, or None when users exist."""
+    from sqlalchemy.exc import IntegrityError
+
+    from app.auth import users
+    from app.cli.runtime import open_session
+    from app.cli.users import new_password
+    from app.errors import ConflictError
+    from app.models.security import Role
+
     password = new_password()
     try:
         async with open_session(settings) as session:
@@ -142,59 +123,91 @@ def announce_first_admin(settings: Settings, user_name: str, password: str) -> N
         f"\nCreated the first user '{user_name}' (integration-admin). Its password, shown "
         f"only now:\n\n    {password}\n\nSign in to the web console at {settings.public_url}/ "
         f"or for the API: POST {settings.public_url}/api/v1/auth/token "
-        f"(form fields username, password). Lost it? `salesbridge user reset-password "
-        f"{user_name}`.\n"
+        f"(form fields username, password). Lost it? `"
+        f"{command_line(f'user reset-password {user_name}')}`.\n"
     )
 
 
 @cli.command()
 def init(
-    user_name: Annotated[str, typer.Option(help="Name of the first user.")] = FIRST_ADMIN,
+    user_name: Annotated[
+        str, typer.Option(metavar="NAME", help="Name of the first user.")
+    ] = FIRST_ADMIN,
 ) -> None:
-    """Create the database and the first integration-admin (only when no user exists)."""
-    settings = get_settings()
-    upgrade_or_fail(settings)
-    password = run(create_first_admin(settings, user_name=user_name))
+    """Create the database and the first admin.
+
+    Only when there is no user yet; prints the password once.
+    """
+    config = settings()
+    upgrade_or_fail(config)
+    password = run(create_first_admin(config, user_name=user_name))
     if password is None:
-        fail("Salesbridge has users already; add more with `salesbridge user create`.")
+        fail(f"Salesbridge has users already; add more with `{command_line('user create')}`.")
     say(f"Created user '{user_name}' (integration-admin). Its password, shown only now:")
     typer.echo(password)
 
 
-# --- serve / worker / sandbox --------------------------------------------------------------
+# --- serve / demo / worker / sandbox -------------------------------------------------------
 
 
 def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    import signal
+
     raise SystemExit(128 + signal.SIGTERM)
+
+
+def _settings_with(host: str | None, port: int | None) -> Settings:
+    from app.settings import Settings
+
+    overrides: dict[str, Any] = {"host": host, "port": port}
+    return Settings(**{name: value for name, value in overrides.items() if value is not None})
+
+
+def _check_port(config: Settings) -> None:
+    """Before migrations, Redis and the worker: a port in use is one line naming --port."""
+    from app.ports import bind
+
+    bind(config.host, config.port, what="service", option="--port").close()
 
 
 @cli.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
-    ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
-    ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+    host: HostOption = None,
+    port: PortOption = None,
+    ssl_certfile: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="TLS certificate (PEM).")
+    ] = None,
+    ssl_keyfile: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="TLS private key (PEM).")
+    ] = None,
 ) -> None:
-    """The API, one job queue worker and (without SALESBRIDGE_REDIS_URL) an embedded Redis."""
+    """Run the service: API, OData, a worker.
+
+    Without SALESBRIDGE_REDIS_URL it also runs an embedded Redis in the data dir.
+    """
+    import asyncio
+    import contextlib
+    import signal
+
     from app.service import run_service
 
     if (ssl_certfile is None) != (ssl_keyfile is None):
         fail("Give both --ssl-certfile and --ssl-keyfile, or neither.")
-    overrides: dict[str, Any] = {"host": host, "port": port}
-    settings = Settings(**{name: value for name, value in overrides.items() if value is not None})
-    configure(settings)
+    config = _settings_with(host, port)
+    configure(config)
+    guarded(lambda: _check_port(config))
     # Until uvicorn takes the signals over, SIGTERM unwinds like Ctrl-C (Redis is stopped).
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    upgrade_or_fail(settings)
-    password = run(create_first_admin(settings))
+    upgrade_or_fail(config)
+    password = run(create_first_admin(config))
     if password is not None:
-        announce_first_admin(settings, FIRST_ADMIN, password)
-        say(DEMO_HINT)
+        announce_first_admin(config, FIRST_ADMIN, password)
+        say(demo_hint())
     scheme = "https" if ssl_certfile is not None else "http"
-    say(console_line(settings, scheme=scheme))
+    say(console_line(config, scheme=scheme))
     with contextlib.ExitStack() as stack:
-        settings = with_embedded_redis(stack, settings)
-        asyncio.run(run_service(settings, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile))
+        config = with_embedded_redis(stack, config)
+        asyncio.run(run_service(config, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile))
 
 
 def console_line(settings: Settings, *, scheme: str = "http") -> str:
@@ -205,292 +218,166 @@ def console_line(settings: Settings, *, scheme: str = "http") -> str:
     return f"Salesbridge web console: {base}/   (API pages: {base}/docs)"
 
 
-def with_embedded_redis(stack: contextlib.ExitStack, settings: Settings) -> Settings:
+def with_embedded_redis(stack: contextlib.ExitStack, config: Settings) -> Settings:
     """Without SALESBRIDGE_REDIS_URL: start the embedded Redis (stopped with ``stack``)."""
-    if not settings.uses_embedded_redis:
-        return settings
+    from app.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+
+    if not config.uses_embedded_redis:
+        return config
     try:
-        embedded = stack.enter_context(EmbeddedRedis(settings.data_dir))
+        embedded = stack.enter_context(EmbeddedRedis(config.data_dir))
     except EmbeddedRedisError as exc:
         fail(str(exc))
-    return settings.model_copy(update={"redis_url": embedded.url})
+    return config.model_copy(update={"redis_url": embedded.url})
 
 
 @cli.command()
 def demo(
-    host: Annotated[str | None, typer.Option(help="Address of the service [127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port of the service [8000].")] = None,
-    sandbox_port: Annotated[int, typer.Option(help="Port of the sandbox CRM.")] = SANDBOX_PORT,
+    host: HostOption = None,
+    port: PortOption = None,
+    sandbox_port: SandboxPortOption = SANDBOX_PORT,
     *,
     sandbox_memory: Annotated[
         bool, typer.Option("--sandbox-memory", help="Keep the sandbox CRM's data in memory only.")
     ] = False,
 ) -> None:
-    """Try it: serve beside a sandbox CRM with a sample company and a first full sync."""
+    """Try it all: service, sandbox CRM, sample data.
+
+    Serves beside a sandbox CRM with a sample company, the assisted setup and a first
+    full synchronization.
+    """
+    import contextlib
+    import signal
+
     from app.demo.run import DemoOptions, demo_settings, run_demo
 
-    overrides: dict[str, Any] = {"host": host, "port": port}
-    settings = demo_settings(
-        Settings(**{name: value for name, value in overrides.items() if value is not None})
-    )
-    configure(settings)
+    config = demo_settings(_settings_with(host, port))
+    configure(config)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # as in serve: unwind, stop Redis
-    upgrade_or_fail(settings)
-    password = run(create_first_admin(settings))
+    upgrade_or_fail(config)
+    password = run(create_first_admin(config))
     if password is not None:
-        announce_first_admin(settings, FIRST_ADMIN, password)
-    sandbox_db = None if sandbox_memory else settings.data_dir / "sandbox.db"
+        announce_first_admin(config, FIRST_ADMIN, password)
+    sandbox_db = None if sandbox_memory else config.data_dir / "sandbox.db"
     with contextlib.ExitStack() as stack:
-        settings = with_embedded_redis(stack, settings)
-        run(run_demo(settings, DemoOptions(sandbox_port=sandbox_port, sandbox_db=sandbox_db)))
+        config = with_embedded_redis(stack, config)
+        run(run_demo(config, DemoOptions(sandbox_port=sandbox_port, sandbox_db=sandbox_db)))
 
 
 @cli.command()
 def worker() -> None:
-    """One job queue worker (SALESBRIDGE_REDIS_URL, or the embedded Redis of a running serve)."""
+    """Run one more job queue worker.
+
+    On SALESBRIDGE_REDIS_URL, or on the embedded Redis of a serve with the same data dir.
+    """
+    import asyncio
+
+    from app.embedded_redis import find_running
     from workers.settings import run_worker
 
-    settings = get_settings()
-    if not settings.redis_url:
-        url = find_running(settings.data_dir)
+    config = settings()
+    if not config.redis_url:
+        url = find_running(config.data_dir)
         if url is None:
             fail(
-                "No Redis: set SALESBRIDGE_REDIS_URL, or start `salesbridge serve` with the same "
-                "SALESBRIDGE_DATA_DIR first (the worker then uses its embedded Redis)."
+                "No Redis: set SALESBRIDGE_REDIS_URL, or start "
+                f"`{command_line('serve')}` with the same SALESBRIDGE_DATA_DIR first (the "
+                "worker then uses its embedded Redis)."
             )
-        settings = settings.model_copy(update={"redis_url": url})
-    asyncio.run(run_worker(settings))
+        config = config.model_copy(update={"redis_url": url})
+    asyncio.run(run_worker(config))
 
 
 @cli.command()
 def sandbox(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = SANDBOX_PORT,
-    db: Annotated[Path | None, typer.Option(help="SQLite file for the sandbox's data.")] = None,
+    host: Annotated[
+        str, typer.Option(metavar="ADDRESS", help="Address to listen on.")
+    ] = "127.0.0.1",
+    port: SandboxPortOption = SANDBOX_PORT,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="SQLite file for the sandbox's data [<data dir>/sandbox.db].",
+            show_default=False,
+        ),
+    ] = None,
     *,
     memory: Annotated[bool, typer.Option("--memory", help="Keep the data in memory only.")] = False,
 ) -> None:
-    """A Dataverse-compatible sandbox server (stands in for Dynamics 365 Sales)."""
+    """Run a sandbox CRM (a Dataverse stand-in).
+
+    Prints its URLs, credentials and the command that connects a running serve to it.
+    """
     from app.sandbox.server import serve as serve_sandbox
 
     if memory and db is not None:
         fail("Give --db or --memory, not both.")
-    settings = get_settings()
-    db_path = None if memory else (db or settings.data_dir / "sandbox.db")
-    serve_sandbox(host=host, port=port, db_path=db_path)
+    db_path = None if memory else (db or settings().data_dir / "sandbox.db")
+    where = "in memory only" if db_path is None else f"in {db_path}"
+
+    def announce(base_url: str, config: SandboxConfig) -> None:
+        say(sandbox_banner(base_url, config, where))
+
+    guarded(lambda: serve_sandbox(host=host, port=port, db_path=db_path, announce=announce))
 
 
-# --- db ------------------------------------------------------------------------------------
+def sandbox_banner(base_url: str, config: SandboxConfig, where: str) -> str:
+    token_url = f"{base_url}/{config.tenant_id}/oauth2/v2.0/token"
+    connect = sandbox_setup_arguments(base_url, token_url, config.client_id, config.client_secret)
+    return f"""
+Sandbox CRM (a Dataverse Web API stand-in) is running, its data {where}.
+
+  Web API     {base_url}/api/data/v{config.api_version}/
+  Token URL   {token_url}
+  Tenant      {config.tenant_id}
+  Client id   {config.client_id}
+  Secret      {config.client_secret}
+
+Point a running `serve` at it: paste this in another terminal, in the checkout:
+
+  {command_line(connect)}
+
+Then `{command_line("connection test")}` and `{command_line("sync full")}` (docs/setup.md).
+Ctrl-C stops the sandbox.
+"""
+
+
+# --- db, token -----------------------------------------------------------------------------
 
 
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
     """Apply all migrations (creates the database on first use)."""
-    upgrade_or_fail(get_settings())
+    upgrade_or_fail(settings())
     say("The database schema is up to date.")
 
 
-# --- users ---------------------------------------------------------------------------------
-
-RolesOption = Annotated[
-    list[Role], typer.Option("--role", help="A role (repeat for several).", show_default=False)
-]
-
-
-@user_cli.command("create")
-def user_create(
-    user_name: Annotated[str, typer.Argument(help="The user name.")],
-    roles: RolesOption,
-    full_name: Annotated[str, typer.Option(help="Full name.")] = "",
-    email: Annotated[str, typer.Option(help="E-mail address.")] = "",
-    *,
-    key_only: Annotated[
-        bool, typer.Option("--key-only", help="No password: sign in with access keys only.")
-    ] = False,
+@cli.command()
+def token(
+    user_name: Annotated[str, typer.Argument(metavar="USER", help="The user.")] = FIRST_ADMIN,
 ) -> None:
-    """Create a user; prints a generated password once (unless --key-only)."""
-    password = None if key_only else new_password()
+    """Print a bearer token for a user.
 
-    async def create() -> None:
-        async with open_session(get_settings()) as session:
-            await users.create_user(
-                session,
-                user_name=user_name,
-                roles=roles,
-                password=password,
-                full_name=full_name,
-                email=email,
-            )
-
-    run(create())
-    roles_text = ", ".join(role.value for role in roles)
-    if password is None:
-        say(f"Created user '{user_name}' ({roles_text}); give it a key: `salesbridge key new`.")
-        return
-    say(f"Created user '{user_name}' ({roles_text}). Its password, shown only now:")
-    typer.echo(password)
-
-
-@user_cli.command("list")
-def user_list() -> None:
-    """List users with their roles and state."""
-
-    async def load() -> list[tuple[str, str, str, str]]:
-        async with open_session(get_settings()) as session:
-            return [
-                (u.user_name, u.roles, str(u.state), u.full_name)
-                for u in await users.list_users(session)
-            ]
-
-    rows = run(load())
-    width = max([len(row[0]) for row in rows] + [9])
-    typer.echo(f"{'USER NAME':<{width}}  {'STATE':<8}  ROLES")
-    for user_name, roles, state, full_name in rows:
-        suffix = f"  ({full_name})" if full_name else ""
-        typer.echo(f"{user_name:<{width}}  {state:<8}  {roles}{suffix}")
-
-
-@user_cli.command("disable")
-def user_disable(user_name: Annotated[str, typer.Argument(help="The user name.")]) -> None:
-    """Disable a user: sign-in, tokens and access keys stop working at once."""
-
-    async def disable() -> None:
-        async with open_session(get_settings()) as session:
-            await users.disable_user(session, user_name=user_name)
-
-    run(disable())
-    say(f"Disabled user '{user_name}'.")
-
-
-@user_cli.command("enable")
-def user_enable(user_name: Annotated[str, typer.Argument(help="The user name.")]) -> None:
-    """Enable a disabled user again."""
-
-    async def enable() -> None:
-        async with open_session(get_settings()) as session:
-            await users.enable_user(session, user_name=user_name)
-
-    run(enable())
-    say(f"Enabled user '{user_name}'.")
-
-
-@user_cli.command("reset-password")
-def user_reset_password(user_name: Annotated[str, typer.Argument(help="The user name.")]) -> None:
-    """Give a user a new generated password; prints it once."""
-    password = new_password()
-
-    async def reset() -> None:
-        async with open_session(get_settings()) as session:
-            await users.set_password(session, user_name=user_name, password=password)
-
-    run(reset())
-    say(f"New password for '{user_name}', shown only now:")
-    typer.echo(password)
-
-
-# --- access keys ---------------------------------------------------------------------------
-
-ExpiryOption = Annotated[
-    int | None, typer.Option(min=1, help="Days until the key expires (default: never).")
-]
-
-
-def _issue_key(user_name: str, expires_in_days: int | None, *, is_rotation: bool) -> None:
-    settings = get_settings()
-    expires_at = utc_now() + timedelta(days=expires_in_days) if expires_in_days else None
-    issue = user_keys.rotate_key if is_rotation else user_keys.create_key
-
-    async def create() -> str:
-        async with open_session(settings) as session:
-            _row, key = await issue(session, settings, user_name=user_name, expires_at=expires_at)
-        return key
-
-    key = run(create())
-    what = "replaces all earlier keys" if is_rotation else "works next to any earlier keys"
-    say(f"New access key for '{user_name}' ({what}), shown only now:")
-    typer.echo(key)
-
-
-@key_cli.command("new")
-def key_new(
-    user_name: Annotated[str, typer.Argument(help="The user name.")],
-    expires_in_days: ExpiryOption = None,
-) -> None:
-    """Issue an access key for a user; prints it once."""
-    _issue_key(user_name, expires_in_days, is_rotation=False)
-
-
-@key_cli.command("rotate")
-def key_rotate(
-    user_name: Annotated[str, typer.Argument(help="The user name.")],
-    expires_in_days: ExpiryOption = None,
-) -> None:
-    """Revoke a user's keys and issue one new key; prints it once."""
-    _issue_key(user_name, expires_in_days, is_rotation=True)
-
-
-@key_cli.command("revoke")
-def key_revoke(user_name: Annotated[str, typer.Argument(help="The user name.")]) -> None:
-    """Revoke every access key of a user."""
-
-    async def revoke() -> int:
-        async with open_session(get_settings()) as session:
-            return await user_keys.revoke_keys(session, user_name=user_name)
-
-    count = run(revoke())
-    say(f"Revoked {count} access key(s) of '{user_name}'.")
-
-
-@sync_cli.command("run")
-def sync_run(
-    mapping: Annotated[str, typer.Argument(help="The mapping, e.g. 'ITEM-PRODUCT'.")],
-    *,
-    full: Annotated[
-        bool, typer.Option("--full", help="Every record, not only modified ones.")
-    ] = False,
-) -> None:
-    """Run one mapping now IN THIS PROCESS (no worker needed), with a progress bar.
-
-    Refused while a worker runs the same mapping. To queue a run on the workers instead,
-    POST /api/v1/sync/mappings/{name}/run.
+    For curl: TOKEN=$(bin/salesbridge token admin); -H "Authorization: Bearer $TOKEN".
     """
-    from rich.console import Console
+    from app.auth import tokens, users
 
-    from app.cli import sync_console
+    config = settings()
 
-    settings = get_settings()
-    err = Console(stderr=True)
+    async def issue() -> tuple[str, int]:
+        from app.cli.runtime import open_session
+        from app.errors import ForbiddenError
+        from app.models.security import UserState
 
-    async def go() -> sync_console.RunSummary:
-        engine = create_engine(settings.database_url)
-        try:
-            return await sync_console.run_with_progress(
-                create_sessionmaker(engine),
-                settings,
-                mapping_name=mapping,
-                is_full=full,
-                console=err,
-            )
-        finally:
-            await engine.dispose()
+        async with open_session(config) as session:
+            user = await users.get_user_or_raise(session, user_name=user_name)
+            if user.state != UserState.enabled:
+                msg = f"User {user.user_name!r} is disabled."
+                raise ForbiddenError(msg)
+            roles = sorted(role.value for role in user.role_set)
+            return tokens.create_access_token(config, subject=user.user_name, roles=roles)
 
-    err.print(sync_console.summary_table(run(go())))
-
-
-@sync_cli.command("status")
-def sync_status() -> None:
-    """Job queue entries (status, next start, last error) and running syncs' progress."""
-    from rich.console import Console
-
-    from app.cli import sync_console
-
-    settings = get_settings()
-
-    async def load() -> Any:
-        engine = create_engine(settings.database_url)
-        try:
-            return await sync_console.status_table(create_sessionmaker(engine))
-        finally:
-            await engine.dispose()
-
-    Console().print(run(load()))
+    access_token, lifetime = run(issue())
+    say(f"A bearer token for '{user_name}', valid {lifetime // 60} minutes:")
+    typer.echo(access_token)

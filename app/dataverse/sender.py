@@ -231,7 +231,8 @@ class Sender:
 
     async def _back_off(self, label: str, delay: float, *, reason: str) -> None:
         self.stats.backoff_retries += 1
-        log.info("dataverse %s failed (%s); retrying in %.2f s", label, reason, delay)
+        # DEBUG: expected and retried here; the caller logs one line if the request fails.
+        log.debug("dataverse %s failed (%s); retrying in %.2f s", label, reason, delay)
         await asyncio.sleep(delay)
         if self.observer is not None:
             await self.observer.waited(delay)

@@ -9,42 +9,29 @@ to the same sandbox and only adds what is missing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.auth import users
-from app.auth.service import get_user_by_name
-from app.connection import assisted_setup, connection_setup
+from app.connection import connection_setup, one_step_setup
+from app.connection.one_step_setup import DEFAULT_ODATA_USER, ConnectAnswers, ensure_odata_user
 from app.couplings import matching
 from app.dataverse import DataverseClient
 from app.db import SessionMaker, session_scope
 from app.demo.sample_company import SALESPEOPLE
-from app.demo.sandbox_thread import RunningSandbox, local_url
+from app.demo.sandbox_thread import RunningSandbox
 from app.errors import ConflictError
 from app.models.integration import IntegrationRecord
-from app.models.security import Role
+from app.ports import local_url
 from app.settings import Settings
 from app.sync.crm_client import build_crm_client, crm_errors
 
-ODATA_USER = "crm"
+ODATA_USER = DEFAULT_ODATA_USER
 
 
 @dataclass(frozen=True)
 class Connected:
     is_reused: bool
-
-
-async def ensure_odata_user(session: AsyncSession) -> None:
-    """The CRM's reader of item availability: product-availability, access keys only."""
-    if await get_user_by_name(session, ODATA_USER) is None:
-        await users.create_user(
-            session,
-            user_name=ODATA_USER,
-            roles=[Role.product_availability],
-            full_name="Dynamics 365 Sales (item availability)",
-        )
 
 
 def service_url(settings: Settings) -> str:
@@ -56,21 +43,14 @@ def service_url(settings: Settings) -> str:
     return local_url(settings.host, settings.port)
 
 
-def _steps(settings: Settings, sandbox: RunningSandbox) -> list[tuple[str, dict[str, Any]]]:
+def _answers(settings: Settings, sandbox: RunningSandbox) -> ConnectAnswers:
     config = sandbox.config
-    return [
-        ("crm_url", {"server_address": sandbox.base_url}),
-        ("credentials", {
-            "authentication_type": "oauth_client_secret", "client_id": config.client_id,
-            "client_secret": config.client_secret, "token_url": sandbox.token_url,
-        }),
-        ("options", {
-            "import_solution": True, "publish_item_availability": True,
-            "odata_url": f"{service_url(settings)}/odata/v4", "odata_user_name": ODATA_USER,
-            "issue_odata_access_key": True,
-            "enable_dataverse_connection": True, "api_version": config.api_version,
-        }),
-    ]  # fmt: skip
+    return ConnectAnswers(
+        server_address=sandbox.base_url, client_id=config.client_id,
+        client_secret=config.client_secret, token_url=sandbox.token_url,
+        odata_url=f"{service_url(settings)}/odata/v4", odata_user_name=ODATA_USER,
+        api_version=config.api_version,
+    )  # fmt: skip
 
 
 async def connect(
@@ -78,7 +58,7 @@ async def connect(
 ) -> Connected:
     """Run the assisted setup against the sandbox unless already connected to it."""
     async with session_scope(sessionmaker) as session:
-        await ensure_odata_user(session)
+        await ensure_odata_user(session, ODATA_USER)
         setup = await connection_setup.get_connection_setup(session, settings)
         # The same sandbox: same URL and the same org (an in-memory one is new each run).
         same_org = str(setup.integration_user_id) == sandbox.user_id
@@ -86,10 +66,7 @@ async def connect(
             return Connected(is_reused=True)
         if setup.integration_user_id is not None and not same_org:
             await _refuse_if_coupled_elsewhere(session)
-        await assisted_setup.start(session, settings)
-        for step, answers in _steps(settings, sandbox):
-            await assisted_setup.put_step(session, settings, step=step, answers=answers)
-        await assisted_setup.finish(session, settings)
+        await one_step_setup.connect(session, settings, answers=_answers(settings, sandbox))
     return Connected(is_reused=False)
 
 

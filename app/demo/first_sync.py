@@ -10,10 +10,7 @@ the pass ends).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -31,6 +28,7 @@ from sqlmodel import col, select
 from app.db import SessionMaker, session_scope
 from app.errors import ConflictError
 from app.jobs import scheduling
+from app.logs import quiet_under_a_progress_bar
 from app.models.integration import (
     IntegrationSynchJob,
     JobKind,
@@ -113,23 +111,6 @@ async def _snapshot(sessionmaker: SessionMaker, entry_ids: Sequence[int]) -> Sna
         return Snapshot(list(entries), list(jobs))
 
 
-@contextlib.contextmanager
-def _logs_above_the_bar() -> Iterator[None]:
-    """Log lines through rich's stderr proxy while the bar is live, so they print above it.
-
-    The log handler keeps the stderr it was created with; rich swaps ``sys.stderr`` for a
-    proxy only while it draws in a terminal.
-    """
-    handlers = [h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler]
-    originals = [h.setStream(sys.stderr) for h in handlers]
-    try:
-        yield
-    finally:
-        for handler, stream in zip(handlers, originals, strict=True):
-            if stream is not None:
-                handler.setStream(stream)
-
-
 async def follow(
     sessionmaker: SessionMaker, entry_ids: Sequence[int], console: Console
 ) -> Snapshot:
@@ -137,7 +118,7 @@ async def follow(
     columns = (TextColumn("{task.description:<32}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())  # fmt: skip
     bars: dict[tuple[str, str], TaskID] = {}
-    with Progress(*columns, console=console) as bar, _logs_above_the_bar():
+    with Progress(*columns, console=console) as bar, quiet_under_a_progress_bar():
         overall = bar.add_task("mappings synchronized", total=len(entry_ids))
         while True:
             snapshot = await _snapshot(sessionmaker, entry_ids)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import shlex
 
+from app.command_lines import command_line
 from app.demo.connect import ODATA_USER, service_url
 from app.demo.sandbox_thread import RunningSandbox
 from app.settings import Settings
-
-DEFAULT_DATA_DIR = ".salesbridge"
 
 
 def availability_curl(settings: Settings, key: str) -> str:
@@ -17,16 +16,8 @@ def availability_curl(settings: Settings, key: str) -> str:
     return f"curl -s -u {shlex.quote(f'{ODATA_USER}:{key}')} {shlex.quote(url)}"
 
 
-def _cli(settings: Settings, command: str) -> str:
-    """The CLI command, with the data dir when it is not the default one."""
-    if str(settings.data_dir) == DEFAULT_DATA_DIR:
-        return f"salesbridge {command}"
-    return f"SALESBRIDGE_DATA_DIR={shlex.quote(str(settings.data_dir))} salesbridge {command}"
-
-
 def ready_text(settings: Settings, sandbox: RunningSandbox, key: str) -> str:
     base = service_url(settings)
-    token = f"{base}/api/v1/auth/token"
     return f"""
 Salesbridge demo is running.
 
@@ -41,14 +32,13 @@ Item availability as the CRM reads it (user '{ODATA_USER}', a new access key sho
 
 The sync log:
 
-  {_cli(settings, "sync status")}
-  TOKEN=$(curl -s -X POST {token} -d username=admin \\
-          -d 'password=<admin password>' | jq -r .access_token)
+  {command_line("sync status")}
+  TOKEN=$({command_line("token admin")})
   curl -s -H "Authorization: Bearer $TOKEN" {base}/api/v1/sync-jobs
 
   or open {base}/sync-log in the web console,
   or open {base}/docs and try GET /api/v1/sync-jobs (Authorize with the admin user).
-  Lost the admin password? `{_cli(settings, "user reset-password admin")}`.
+  Lost the admin password? `{command_line("user reset-password admin")}`.
 
 Ctrl-C stops the service, the worker, the embedded Redis and the sandbox.
 """

@@ -22,8 +22,9 @@ from app.auth import user_keys
 from app.db import SessionMaker, create_engine, create_sessionmaker, session_scope
 from app.demo import connect, first_sync, instructions
 from app.demo.sample_company import load_sample_company
-from app.demo.sandbox_thread import RunningSandbox, bind, local_url, serve_sandbox
+from app.demo.sandbox_thread import RunningSandbox, serve_sandbox
 from app.logs import get_logger
+from app.ports import bind, local_url
 from app.service import run_service
 from app.settings import Settings
 
@@ -88,7 +89,8 @@ async def _prepare(sessionmaker: SessionMaker, settings: Settings, sandbox: Runn
     async with session_scope(sessionmaker) as session:
         added = await load_sample_company(session)
     if any(added.values()):
-        say("Loaded the sample company: " + ", ".join(f"{n} {label}" for label, n in added.items()))
+        counts = ", ".join(_count(n, label) for label, n in added.items())
+        say(f"Loaded the sample company: {counts}")
     else:
         say("The sample company is loaded already; nothing added.")
     connected = await connect.connect(sessionmaker, settings, sandbox)
@@ -99,7 +101,19 @@ async def _prepare(sessionmaker: SessionMaker, settings: Settings, sandbox: Runn
             "and job queue entries created, integration solution deployed.")  # fmt: skip
     coupled = await connect.couple_salespeople(sessionmaker, settings)
     if coupled:
-        say(f"Coupled {coupled} salespeople to sandbox CRM users (match on e-mail).")
+        say(f"Coupled {_count(coupled, 'salespeople')} to sandbox CRM users (match on e-mail).")
+
+
+# The labels of load_sample_company are plural; one row reads "1 currency", not "1 currencies".
+_SINGULAR = {"units of measure": "unit of measure", "currencies": "currency",
+             "salespeople": "salesperson", "customer price groups": "customer price group",
+             "items": "item", "resources": "resource", "customers": "customer",
+             "contacts": "contact", "sales prices": "sales price",
+             "item ledger entries": "item ledger entry"}  # fmt: skip
+
+
+def _count(count: int, label: str) -> str:
+    return f"{count} {_SINGULAR.get(label, label) if count == 1 else label}"
 
 
 async def _serve_while(settings: Settings, steps: Coroutine[Any, Any, None]) -> None:

@@ -8,8 +8,6 @@ clear error before anything else starts.
 from __future__ import annotations
 
 import contextlib
-import errno
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +17,7 @@ from pathlib import Path
 import uvicorn
 
 from app.errors import SalesbridgeError
+from app.ports import bind, local_url
 from app.sandbox.app import create_sandbox_app
 from app.sandbox.config import SandboxConfig
 
@@ -45,37 +44,12 @@ class RunningSandbox:
         return f"{self.base_url}/api/data/v{self.config.api_version}/"
 
 
-def bind(host: str, port: int, *, what: str, option: str) -> socket.socket:
-    """A socket bound to the address, or one clear error naming the option to change."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        reason = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc})"
-        msg = f"The {what} port {host}:{port} {reason}: choose another with {option}."
-        raise SandboxStartError(msg) from None
-    return sock
-
-
-def local_url(host: str, port: int) -> str:
-    """``http://host:port`` as this machine reaches it (a wildcard address via loopback)."""
-    return f"http://{_url_host(host)}:{port}"
-
-
-def _url_host(host: str) -> str:
-    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - a URL to reach it from this machine
-        return "127.0.0.1"
-    return f"[{host}]" if ":" in host else host
-
-
 @contextlib.contextmanager
 def serve_sandbox(*, host: str, port: int, db_path: Path | None) -> Iterator[RunningSandbox]:
     """Serve until the block ends; ``db_path`` None keeps the CRM's data in memory."""
     config = SandboxConfig(db_path=db_path)
     app = create_sandbox_app(config)
-    sock = bind(host, port, what="sandbox", option="--sandbox-port")
+    sock = bind(host, port, what="sandbox", option="--sandbox-port")  # before anything starts
     server = uvicorn.Server(
         uvicorn.Config(
             app,

@@ -33,7 +33,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.clock import utc_now
+from app.dataverse.errors import DataverseError
 from app.db import SessionMaker, current_actor, session_scope
+from app.errors import SalesbridgeError
 from app.jobs import scheduling
 from app.logs import get_logger
 from app.models.integration import (
@@ -44,6 +46,7 @@ from app.models.integration import (
     JobStatus,
 )
 from app.settings import Settings
+from app.sync.errors import SyncError
 
 log = get_logger("salesbridge.jobs")
 
@@ -56,6 +59,10 @@ INTERRUPTED_MESSAGE = (
     "finished. What it committed stays; the entry's next run went on from there."
 )
 WAITING_STATUSES = (JobStatus.ready, JobStatus.on_hold_with_inactivity_timeout)
+
+
+# Failures a run is expected to meet (they carry an admin's message): logged as one line.
+EXPECTED_FAILURES = (SyncError, DataverseError, SalesbridgeError)
 
 
 class JobConfigError(Exception):
@@ -342,11 +349,20 @@ async def _run(
         async with asyncio.timeout(timeout_seconds):
             return Outcome(result=await runner_for(entry.kind)(sessionmaker, entry, settings))
     except JobConfigError as exc:
+        log.warning("job_failed", entry_id=run.entry_id, error=str(exc), will_retry=False)
         return Outcome(message=str(exc), is_retriable=False)
     except TimeoutError:
-        return Outcome(message=f"The run did not finish within {timeout_seconds} s.")
+        message = f"The run did not finish within {timeout_seconds} s."
+        log.warning("job_failed", entry_id=run.entry_id, error=message)
+        return Outcome(message=message)
+    except EXPECTED_FAILURES as exc:
+        # The CRM unreachable, a mapping misconfigured: the message says it all, and it is
+        # on the entry too. One line per failure; a traceback would repeat it 100 lines long.
+        message = f"{type(exc).__name__}: {exc}"
+        log.warning("job_failed", entry_id=run.entry_id, error=message[:500])
+        return Outcome(message=message)
     except Exception as exc:  # noqa: BLE001 - any failure of a run is recorded on its entry
-        log.exception("job_failed", entry_id=run.entry_id)
+        log.exception("job_failed_unexpectedly", entry_id=run.entry_id)
         return Outcome(message=f"{type(exc).__name__}: {exc}")
 
 

@@ -1,5 +1,6 @@
-"""Every table module, imported so ``SQLModel.metadata`` is complete for Alembic."""
+"""The tables, one module per area: ``security``, ``erp``, ``integration``, ``availability``.
 
-from app.models import availability, erp, integration, security
-
-__all__ = ["availability", "erp", "integration", "security"]
+Nothing is imported here, so a command that needs the users only (``salesbridge user
+list``) does not build every table class first; what needs them all (Alembic's
+``migrations/env.py``, the app) imports ``app.models.all_tables``.
+"""

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 
 from app.auth import tokens
-from app.auth.service import authenticate, get_user_by_name
+from app.auth.service import BAD_CREDENTIALS, authenticate, get_user_by_name
 from app.db import SessionMaker
 from app.errors import UnauthorizedError
 from app.models.security import Role, User, UserState
@@ -36,6 +36,14 @@ class Caller:
 
 
 _cache: dict[bytes, tuple[float, Caller]] = {}
+
+
+# What the service accepts, said in every 401: the shared message of the REST sign-in also
+# names passwords, which OData refuses.
+ACCEPTED = (
+    "OData accepts HTTP Basic with a user name and one of its web service access keys "
+    "(not its password), or a bearer token from POST /api/v1/auth/token."
+)
 
 
 def clear_cache() -> None:
@@ -66,7 +74,7 @@ async def authenticate_request(
     client_ip: str | None,
 ) -> Caller:
     if not authorization:
-        msg = "Authentication required: HTTP Basic with user name and web service access key."
+        msg = f"Authentication required. {ACCEPTED}"
         raise ODataUnauthorizedError(msg)
     scheme, _, credentials = authorization.partition(" ")
     key = hashlib.sha256(authorization.encode("utf-8", "surrogateescape")).digest()
@@ -114,7 +122,10 @@ async def _basic(
                 allow_password=False,
             )
         except UnauthorizedError as exc:
-            raise ODataUnauthorizedError(exc.detail) from exc
+            detail = f"Incorrect user name or access key. {ACCEPTED}"
+            raise ODataUnauthorizedError(
+                detail if exc.detail == BAD_CREDENTIALS else exc.detail
+            ) from exc
         await session.commit()  # keeps the key's last_used_at
         return _caller(user)
 

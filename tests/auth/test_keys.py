@@ -61,7 +61,7 @@ async def test_new_key_is_shown_once_and_only_its_digest_is_stored(
     stored_values = [str(value) for value in row.model_dump().values()]
     assert not any(key in value or value == key.split("_", 2)[2] for value in stored_values)
     listed = await client.get(f"{USERS}/crm/keys", headers=admin)
-    assert [set(k) for k in listed.json()] == [KEY_FIELDS]
+    assert [set(k) for k in listed.json()["items"]] == [KEY_FIELDS]
     assert key not in listed.text and row.key_digest not in listed.text
     assert await _login(client, key) == 200
 
@@ -90,7 +90,7 @@ async def test_rotate_revokes_old_keys_and_issues_one(
     assert await _login(client, new_key) == 200
     rows = await _rows(session)
     assert [row.revoked_at is not None for row in rows] == [True, True, False]
-    listed = (await client.get(f"{USERS}/crm/keys", headers=admin)).json()
+    listed = (await client.get(f"{USERS}/crm/keys", headers=admin)).json()["items"]
     assert [k["is_active"] for k in listed] == [False, False, True]
 
 
@@ -128,7 +128,7 @@ async def test_key_with_expiry_works_until_it_expires(
     session.add(row)
     await session.commit()
     assert await _login(client, key) == 401
-    listed = (await client.get(f"{USERS}/crm/keys", headers=admin)).json()
+    listed = (await client.get(f"{USERS}/crm/keys", headers=admin)).json()["items"]
     assert listed[0]["is_active"] is False
 
 

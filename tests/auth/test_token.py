@@ -91,7 +91,7 @@ async def test_key_login_stamps_last_used_at(
     await factories.create_user(session, user_name="admin")
     await session.commit()
     headers = await factories.bearer_headers(client, user_name="admin")
-    keys = (await client.get("/api/v1/users/crm/keys", headers=headers)).json()
+    keys = (await client.get("/api/v1/users/crm/keys", headers=headers)).json()["items"]
     assert keys[0]["last_used_at"] is not None
 
 

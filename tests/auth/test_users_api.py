@@ -50,7 +50,8 @@ async def test_create_then_get_and_list(
     fetched = await client.get(f"{USERS}/svc.crm@contoso", headers=admin)
     assert fetched.json() == shown
     listed = await client.get(USERS, headers=admin)
-    assert [u["user_name"] for u in listed.json()] == ["admin", "svc.crm@contoso"]
+    assert listed.json()["count"] == 2 and listed.json()["next"] is None
+    assert [u["user_name"] for u in listed.json()["items"]] == ["admin", "svc.crm@contoso"]
     stored = await _stored_user(session, "svc.crm@contoso")
     assert stored is not None
     assert stored.modified_by == "admin"
@@ -123,7 +124,7 @@ async def test_malformed_json_gets_422(client: httpx.AsyncClient, admin: dict[st
     )
 
     assert response.status_code == 422
-    assert response.json()["error"] == "InvalidRequest"
+    assert response.json()["error"] == "ValidationFailed"
 
 
 async def test_duplicate_user_name_is_409_ignoring_case(

@@ -135,7 +135,7 @@ def test_key_new_rotate_and_revoke(data_dir: Path) -> None:
     assert [r.revoked_at is None for r in rows] == [False, True]
     assert access_keys.key_matches(pepper, second, rows[1].key_digest)
 
-    assert "Revoked 1 access key(s)" in ok("key", "revoke", "crm").stderr
+    assert "Revoked 1 access key of" in ok("key", "revoke", "crm").stderr
     assert all(r.revoked_at is not None for r in query(select(WebServiceAccessKey)))
     ghost = invoke("key", "new", "ghost")
     assert ghost.exit_code == 1 and "does not exist" in ghost.stderr

@@ -229,5 +229,5 @@ def test_demo_syncs_a_sample_company_serves_it_and_runs_again(
 def test_first_serve_points_a_newcomer_to_the_demo(start_serve: Callable[[], Served]) -> None:
     serve = start_serve()
     serve.wait_ready()
-    assert "`salesbridge demo`" in serve.output and "docs/demo.md" in serve.output
+    assert "bin/salesbridge demo`" in serve.output and "docs/demo.md" in serve.output
     assert serve.stop(signal.SIGINT) == 0, serve.output

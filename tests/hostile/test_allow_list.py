@@ -17,7 +17,7 @@ import pytest
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-import app.models  # noqa: F401 - every table registered
+import app.models.all_tables  # noqa: F401 - every table registered
 from app.odata.entity_sets import ENTITY_SETS
 from app.settings import Settings
 from tests.factories import bearer_headers, create_user

@@ -34,7 +34,7 @@ async def test_huge_integers_are_refused(
     method = "POST" if url.endswith("set-on-hold") else "GET"
     response = await client.request(method, url, headers=admin)
     assert response.status_code == 422, response.text
-    assert response.json()["error"] == "InvalidRequest"
+    assert response.json()["error"] == "ValidationFailed"
 
 
 async def test_job_queue_entry_ids_start_at_one(

@@ -104,7 +104,7 @@ async def test_oversized_targets_are_414_or_400(port: int, auth: dict[str, str])
     _odata_error(response.json(), "BadRequest_InvalidFilter")
     response = await raw_request(port, request_head("GET", f"{ITEMS}?$filter={near}", rest))
     assert response.status == 422, response.body[:200]  # over the list filter's max_length
-    _house_error(response.json(), "InvalidRequest")
+    _house_error(response.json(), "ValidationFailed")
 
 
 def _json_post(path: str, bearer: str, length: int | None) -> bytes:

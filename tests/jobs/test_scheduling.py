@@ -267,6 +267,6 @@ def test_cli_runs_a_mapping_in_process_and_shows_the_queue(
     status = runner.invoke(cli, ["sync", "status"])
     assert status.exit_code == 0, status.output
     rows = [line for line in status.output.splitlines() if "ITEM-PRODUCT" in line]
-    assert rows and "ready" in rows[0]
+    assert rows and "scheduled" in rows[0]  # status ready, in words
     unknown = runner.invoke(cli, ["sync", "run", "NOPE"])
     assert unknown.exit_code == 1 and "NOPE" in unknown.output

@@ -72,6 +72,19 @@ class UserRead(BaseModel):
         )
 
 
+class UserList(BaseModel):
+    """Every user, as every list of the API: ``items``, ``count``, ``next`` (no paging)."""
+
+    items: list[UserRead]
+    count: int
+    next: str | None = None
+
+
+class UserDeleted(BaseModel):
+    user_name: str
+    access_keys_deleted: int
+
+
 class KeyCreate(_Input):
     """BC's "key expiration date"; no expiry when left out."""
 
@@ -97,6 +110,14 @@ class KeyRead(BaseModel):
             revoked_at=row.revoked_at,
             is_active=row.revoked_at is None and not is_expired,
         )
+
+
+class KeyList(BaseModel):
+    """A user's keys, as every list of the API: ``items``, ``count``, ``next`` (no paging)."""
+
+    items: list[KeyRead]
+    count: int
+    next: str | None = None
 
 
 class KeyIssued(KeyRead):

@@ -1,0 +1,5 @@
+"""Every table module, imported so ``SQLModel.metadata`` is complete (Alembic, the app)."""
+
+from app.models import availability, erp, integration, security
+
+__all__ = ["availability", "erp", "integration", "security"]
