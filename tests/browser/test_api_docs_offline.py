@@ -26,8 +26,10 @@ async def test_docs_render_offline_and_authorize_with_a_password(
     dialog = page.locator(".dialog-ux")
     await dialog.locator("#oauth_username").fill("apiuser")
     await dialog.locator("#oauth_password").fill(PASSWORD)
-    await dialog.get_by_role("button", name="Authorize").click()
-    await expect(dialog.get_by_role("button", name="Logout")).to_be_visible()
+    # Swagger UI names its buttons for screen readers ("Apply given OAuth2 credentials").
+    await dialog.locator("button.modal-btn.authorize").click()
+    await expect(dialog.locator("button.modal-btn", has_text="Logout")).to_be_visible()
+    await expect(dialog.get_by_text("Authorized", exact=True)).to_be_visible()
     await screenshot(page, "api-docs-authorized")
-    await dialog.get_by_role("button", name="Close").click()
+    await dialog.locator("button.modal-btn", has_text="Close").click()
     assert log.foreign() == [], log.foreign()

@@ -29,7 +29,7 @@ MAX_KEY_DAYS = 3650
 async def users_page(request: Request, session: SessionDep, _caller: UsersCaller) -> Response:
     context = {
         "title": "Users and keys",
-        "users": await api.list_users(session),
+        "users": (await api.list_users(session)).items,
         "roles": list(Role),
     }
     return render(request, "users.html", context)
@@ -40,7 +40,7 @@ async def user_page(
     request: Request, session: SessionDep, _caller: UsersCaller, user_name: str
 ) -> Response:
     user = await api.get_user(session, user_name)
-    keys = await api.list_keys(session, user.user_name)
+    keys = (await api.list_keys(session, user.user_name)).items
     context = {"title": user.user_name, "user": user, "keys": keys, "roles": list(Role)}
     return render(request, "user.html", context)
 
