@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass
 
 from app.auth import tokens
-from app.auth.service import authenticate, get_user_by_name
+from app.auth.service import authenticate, user_for_token
 from app.db import SessionMaker
 from app.errors import UnauthorizedError
-from app.models.security import Role, User, UserState
+from app.models.security import Role, User
 from app.odata.errors import ODataForbiddenError, ODataUnauthorizedError
 from app.settings import Settings
 
@@ -104,7 +104,7 @@ async def _basic(
         raise ODataUnauthorizedError(msg)
     async with sessionmaker() as session:
         try:
-            user = await authenticate(
+            sign_in = await authenticate(
                 session,
                 sessionmaker,
                 settings,
@@ -116,7 +116,7 @@ async def _basic(
         except UnauthorizedError as exc:
             raise ODataUnauthorizedError(exc.detail) from exc
         await session.commit()  # keeps the key's last_used_at
-        return _caller(user)
+        return _caller(sign_in.user)
 
 
 async def _bearer(sessionmaker: SessionMaker, settings: Settings, token: str) -> Caller:
@@ -125,8 +125,7 @@ async def _bearer(sessionmaker: SessionMaker, settings: Settings, token: str) ->
     except UnauthorizedError as exc:
         raise ODataUnauthorizedError(exc.detail) from exc
     async with sessionmaker() as session:
-        user = await get_user_by_name(session, claims.subject)
-    if user is None or user.state != UserState.enabled:
-        msg = "Invalid or expired token."
-        raise ODataUnauthorizedError(msg)
+        user = await user_for_token(session, claims)
+    if user is None:
+        raise ODataUnauthorizedError(tokens.INVALID)
     return _caller(user)
