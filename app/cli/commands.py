@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import signal
 from collections.abc import AsyncIterator, Coroutine
 from datetime import timedelta
@@ -19,14 +18,21 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import user_keys, users
+from app.cli.first_admin import (
+    FIRST_ADMIN,
+    announce_first_admin,
+    create_first_admin,
+    new_password,
+)
 from app.clock import utc_now
 from app.db import create_engine, create_sessionmaker, session_scope
 from app.embedded_redis import EmbeddedRedis, EmbeddedRedisError, find_running
-from app.errors import ConflictError, SalesbridgeError
+from app.errors import SalesbridgeError
+from app.file_modes import make_data_files_private
 from app.logs import configure_logging
 from app.migrations import upgrade_database_sync
 from app.models.security import Role
@@ -49,7 +55,6 @@ cli.add_typer(key_cli, name="key")
 sync_cli = typer.Typer(help="Synchronization with Dynamics 365 Sales.", no_args_is_help=True)
 cli.add_typer(sync_cli, name="sync")
 
-FIRST_ADMIN = "admin"
 SANDBOX_PORT = 8100
 DEMO_HINT = (
     "New here? `salesbridge demo` (or `bin/serve demo`) runs the service beside a sandbox CRM "
@@ -107,43 +112,15 @@ async def open_session(settings: Settings) -> AsyncIterator[AsyncSession]:
 
 
 def upgrade_or_fail(settings: Settings) -> None:
-    """Apply the migrations; an unreachable or broken database is one clear line."""
+    """Apply the migrations; an unreachable or broken database is one clear line.
+
+    Before anything opens it, the data dir is made 0700 and a SQLite database 0600."""
     try:
+        make_data_files_private(settings.data_dir, settings.database_url)
         upgrade_database_sync(settings.database_url)
     except (DBAPIError, OSError) as exc:
         where = make_url(settings.database_url).render_as_string(hide_password=True)
         fail(f"Could not upgrade the database {where}: {exc}")
-
-
-def new_password() -> str:
-    return secrets.token_urlsafe(18)
-
-
-# --- first user ---------------------------------------------------------------------------
-
-
-async def create_first_admin(settings: Settings, *, user_name: str = FIRST_ADMIN) -> str | None:
-    """The first integration-admin with a generated password, or None when users exist."""
-    password = new_password()
-    try:
-        async with open_session(settings) as session:
-            if await users.count_users(session) > 0:
-                return None
-            await users.create_user(
-                session, user_name=user_name, roles=[Role.integration_admin], password=password
-            )
-    except (ConflictError, IntegrityError):
-        return None  # another process created the first user at the same moment
-    return password
-
-
-def announce_first_admin(settings: Settings, user_name: str, password: str) -> None:
-    say(
-        f"\nCreated the first user '{user_name}' (integration-admin). Its password, shown "
-        f"only now:\n\n    {password}\n\nSign in: POST {settings.public_url}/api/v1/auth/token "
-        f"(form fields username, password). Lost it? `salesbridge user reset-password "
-        f"{user_name}`.\n"
-    )
 
 
 @cli.command()

@@ -24,7 +24,14 @@ from app.clock import utc_now
 from app.connection import connection_setup, defaults, solution
 from app.connection.connection_check import run_connection_test
 from app.connection.odata_credentials import check_access_key, check_odata_user
-from app.connection.setup_validation import check_api_version, check_connection_string, check_url
+from app.connection.setup_validation import (
+    SecretDestination,
+    answers_move_secrets,
+    check_api_version,
+    check_connection_string,
+    check_crm_url,
+    check_url,
+)
 from app.errors import ConflictError, InvalidInputError, NotFoundError
 from app.logs import get_logger
 from app.models.integration import AssistedSetup, AssistedSetupStatus, AuthenticationType
@@ -49,6 +56,7 @@ STEPS = (
 )
 STEP_NAMES = tuple(step.name for step in STEPS)
 SECRET_ANSWERS = ("client_secret", "password", "odata_access_key")
+CRM_SECRETS = ("client_secret", "password")
 OPTION_DEFAULTS: dict[str, Any] = {
     "import_solution": True,
     "publish_item_availability": False,
@@ -122,6 +130,12 @@ def read_secrets(settings: Settings, flow: AssistedSetup) -> dict[str, str]:
 
 def _store(settings: Settings, flow: AssistedSetup, answers: Mapping[str, Any]) -> None:
     secrets = read_secrets(settings, flow)
+    moved = answers_move_secrets(flow.answers, {**flow.answers, **answers})
+    for name in CRM_SECRETS if moved else ():
+        if name in secrets and not answers.get(name):  # to be given again, for the new place
+            del secrets[name]
+            log.warning("connection_secret_cleared", category="security", cleared=name,
+                        changed=moved, where="assisted setup")  # fmt: skip
     plain = dict(flow.answers)
     for name, value in answers.items():
         if name in SECRET_ANSWERS:
@@ -144,13 +158,21 @@ def _check_order(flow: AssistedSetup, step: str) -> None:
         raise ConflictError(msg)
 
 
-def _check_crm_url(flow: AssistedSetup, answers: Mapping[str, Any]) -> dict[str, Any]:
+def _check_crm_url(
+    settings: Settings, flow: AssistedSetup, answers: Mapping[str, Any]
+) -> dict[str, Any]:
     url = str(answers.get("server_address") or "")
     if not url:
         msg = "Enter the Dynamics 365 Sales URL, for example https://contoso.crm4.dynamics.com."
         raise InvalidInputError(msg)
     on_premises = flow.answers.get("authentication_type") in ("ad", "ifd")
-    return {"server_address": check_url(url, label="CRM URL", allow_plain_http=on_premises)}
+    checked = check_crm_url(
+        url,
+        label="CRM URL",
+        allow_private=settings.allow_private_crm_addresses,
+        allow_plain_http=on_premises,
+    )
+    return {"server_address": checked}
 
 
 async def _check_credentials(
@@ -160,11 +182,17 @@ async def _check_credentials(
     merged = {**flow.answers, **values}
     kind = AuthenticationType(merged.get("authentication_type") or "oauth_client_secret")
     stored = await connection_setup.get_connection_setup(session, settings)
+    # The stored secrets count only while they would go where they went before.
+    destination = SecretDestination.of_answers({**merged, "authentication_type": kind.value})
+    moved = destination.moved_from(connection_setup.secret_destination(stored))
+    flow_secrets = read_secrets(settings, flow)
+    if answers_move_secrets(flow.answers, merged):
+        flow_secrets = {}  # this step moves them: ask for them again
     has_secret = {
-        "client_secret": bool(values.get("client_secret") or read_secrets(settings, flow).get(
-            "client_secret") or stored.client_secret_encrypted),
-        "password": bool(values.get("password") or read_secrets(settings, flow).get(
-            "password") or stored.password_encrypted),
+        "client_secret": bool(values.get("client_secret") or flow_secrets.get("client_secret")
+                              or (stored.client_secret_encrypted and not moved)),
+        "password": bool(values.get("password") or flow_secrets.get("password")
+                         or (stored.password_encrypted and not moved)),
     }  # fmt: skip
     if kind == AuthenticationType.oauth_client_secret:
         has_authority = bool(merged.get("tenant_id") or merged.get("token_url"))
@@ -183,7 +211,11 @@ async def _check_credentials(
         msg = f"The authentication type {kind.value} needs {', '.join(missing)}."
         raise InvalidInputError(msg)
     if values.get("token_url"):
-        values["token_url"] = check_url(values["token_url"], label="token URL")
+        values["token_url"] = check_crm_url(
+            values["token_url"],
+            label="token URL",
+            allow_private=settings.allow_private_crm_addresses,
+        )
     if values.get("connection_string"):
         check_connection_string(values["connection_string"])
     values["authentication_type"] = kind.value
@@ -240,7 +272,7 @@ async def put_step(
     flow = await _in_progress_or_raise(session)
     _check_order(flow, step)
     if step == "crm_url":
-        checked = _check_crm_url(flow, answers)
+        checked = _check_crm_url(settings, flow, answers)
     elif step == "credentials":
         checked = await _check_credentials(session, settings, flow, answers)
     else:

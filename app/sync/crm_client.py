@@ -53,6 +53,8 @@ def build_crm_client(
     if interactive:
         options.setdefault("retry_policy", INTERACTIVE_RETRY)
         options.setdefault("timeout", INTERACTIVE_TIMEOUT)
+    # No loopback, private, link-local or metadata address unless the operator allows it.
+    options.setdefault("public_addresses_only", not settings.allow_private_crm_addresses)
     try:
         return client_from_connection(
             server_address=setup.server_address,

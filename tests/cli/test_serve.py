@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -82,6 +81,7 @@ def start_serve(tmp_path: Path) -> Iterator[Callable[[], Served]]:
                 env=_environment(tmp_path / "data"),
                 stdout=sink,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # no controlling terminal, as under a service manager
             )
         started.append(Served(process, log_file, tmp_path / "data", f"http://127.0.0.1:{port}"))
         return started[-1]
@@ -93,12 +93,20 @@ def start_serve(tmp_path: Path) -> Iterator[Callable[[], Served]]:
             served.process.wait(timeout=10)
 
 
+def first_admin_password(data_dir: Path, output: str) -> str:
+    """Without a terminal, serve leaves the first password in a private file, not the log."""
+    path = data_dir / "first-admin-password"
+    assert path.stat().st_mode & 0o777 == 0o600
+    password = path.read_text().strip()
+    assert password and password not in output, output
+    return password
+
+
 def _sign_in(served: Served) -> dict[str, str]:
-    match = re.search(r"shown only now:\s+(\S+)", served.output)
-    assert match, served.output
+    password = first_admin_password(served.data_dir, served.output)
     response = httpx.post(
         f"{served.base_url}/api/v1/auth/token",
-        data={"username": "admin", "password": match.group(1)},
+        data={"username": "admin", "password": password},
         timeout=10,
     )
     assert response.status_code == 200, response.text
