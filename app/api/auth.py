@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 
-from app.api.deps import CurrentUser, SessionDep, SessionMakerDep, SettingsDep
+from app.api.deps import CurrentUser, SessionMakerDep, SettingsDep
 from app.api.schemas.auth import MeResponse, TokenResponse
 from app.auth import tokens
 from app.auth.service import authenticate
@@ -21,7 +21,6 @@ SecretField = Annotated[str, Form(min_length=1, max_length=1024)]
 @router.post("/token", response_model=TokenResponse)
 async def issue_token(
     request: Request,
-    session: SessionDep,
     sessionmaker: SessionMakerDep,
     settings: SettingsDep,
     username: UserNameField,
@@ -31,7 +30,7 @@ async def issue_token(
     that stops working when that credential changes (``app.auth.service.user_for_token``)."""
     client_ip = request.client.host if request.client else None
     sign_in = await authenticate(
-        session, sessionmaker, settings, user_name=username, secret=password, client_ip=client_ip
+        sessionmaker, settings, user_name=username, secret=password, client_ip=client_ip
     )
     user = sign_in.user
     token, lifetime = tokens.create_access_token(

@@ -20,7 +20,7 @@ from app.auth import access_keys, passwords, throttle
 from app.auth.tokens import TokenClaims
 from app.auth.users import USER_NAME_PATTERN
 from app.clock import as_utc, utc_now
-from app.db import SessionMaker
+from app.db import SessionMaker, session_scope
 from app.errors import TooManyRequestsError, UnauthorizedError
 from app.logs import get_logger
 from app.models.security import User, UserState, WebServiceAccessKey
@@ -108,35 +108,31 @@ async def _fail(
 
 
 async def _with_key(
-    session: AsyncSession,
-    sessionmaker: SessionMaker,
-    settings: Settings,
-    attempt: throttle.Attempt,
-    *,
-    key: str,
-    key_id: str,
+    sessionmaker: SessionMaker, settings: Settings, attempt: throttle.Attempt, *, key: str
 ) -> SignIn:
     """A key whose digest matches always passes: keys cannot be guessed, so no counter
     (anyone else's failures included) stands in its way."""
-    user = await get_user_by_name(session, attempt.user_name)
-    row = await _key_row(session, key_id)
+    key_id = access_keys.parse_key_id(key) or ""
     pepper = settings.access_key_pepper.get_secret_value()
-    matches = access_keys.key_matches(pepper, key, row.key_digest if row else _NO_DIGEST)
-    problem = _key_problem(user, row, matches=matches)
-    if not problem and user is not None and row is not None:
-        _note_use(row)
-        return SignIn(user=user, key_id=key_id)
+    async with session_scope(sessionmaker) as session:  # keeps last_used_at
+        user = await get_user_by_name(session, attempt.user_name)
+        row = await _key_row(session, key_id)
+        matches = access_keys.key_matches(pepper, key, row.key_digest if row else _NO_DIGEST)
+        problem = _key_problem(user, row, matches=matches)
+        if not problem and user is not None and row is not None:
+            _note_use(row)
+            return SignIn(user=user, key_id=key_id)
     standing = await throttle.standing(sessionmaker, settings, attempt)
     raise await _fail(sessionmaker, settings, attempt, standing, reason=problem, is_password=False)
 
 
+async def _load_user(sessionmaker: SessionMaker, user_name: str) -> User | None:
+    async with sessionmaker() as session:
+        return await get_user_by_name(session, user_name)
+
+
 async def _with_password(
-    session: AsyncSession,
-    sessionmaker: SessionMaker,
-    settings: Settings,
-    attempt: throttle.Attempt,
-    *,
-    password: str,
+    sessionmaker: SessionMaker, settings: Settings, attempt: throttle.Attempt, *, password: str
 ) -> SignIn:
     standing = await throttle.standing(sessionmaker, settings, attempt)
     refusal = standing.refusal()
@@ -149,7 +145,8 @@ async def _with_password(
     if delay:
         _security_event("sign_in_slowed", attempt, delay_seconds=delay)
         await asyncio.sleep(delay)
-    user = await get_user_by_name(session, attempt.user_name)
+    # No database connection is held while argon2 runs (or waits for its turn).
+    user = await _load_user(sessionmaker, attempt.user_name)
     is_valid = await passwords.check_password(password, user.password_hash if user else None)
     if user is not None and is_valid and user.state == UserState.enabled:
         await throttle.record_password_success(sessionmaker, attempt)
@@ -163,7 +160,6 @@ async def _with_password(
 
 
 async def authenticate(
-    session: AsyncSession,
     sessionmaker: SessionMaker,
     settings: Settings,
     *,
@@ -172,13 +168,15 @@ async def authenticate(
     client_ip: str | None,
     allow_password: bool = True,
 ) -> SignIn:
-    """A user from a user name plus a password or access key; counts failed attempts."""
+    """A user from a user name plus a password or access key; counts failed attempts.
+
+    Each step uses its own short session, so a request never holds a pooled connection
+    while it waits (for argon2, for a backoff): a flood cannot drain the pool."""
     attempt = throttle.Attempt(user_name=user_name, address=client_ip)
-    key_id = access_keys.parse_key_id(secret)
-    if key_id is not None:
-        return await _with_key(session, sessionmaker, settings, attempt, key=secret, key_id=key_id)
+    if access_keys.parse_key_id(secret) is not None:
+        return await _with_key(sessionmaker, settings, attempt, key=secret)
     if allow_password and _USER_NAME.match(user_name):
-        return await _with_password(session, sessionmaker, settings, attempt, password=secret)
+        return await _with_password(sessionmaker, settings, attempt, password=secret)
     # No user can have this name, or a password where only keys count: no argon2 needed.
     reason = "malformed_user_name" if allow_password else "password_not_accepted"
     standing = await throttle.standing(sessionmaker, settings, attempt)

@@ -102,21 +102,18 @@ async def _basic(
     if not separator or not user_name:
         msg = "Malformed Basic credentials."
         raise ODataUnauthorizedError(msg)
-    async with sessionmaker() as session:
-        try:
-            sign_in = await authenticate(
-                session,
-                sessionmaker,
-                settings,
-                user_name=user_name,
-                secret=secret,
-                client_ip=client_ip,
-                allow_password=False,
-            )
-        except UnauthorizedError as exc:
-            raise ODataUnauthorizedError(exc.detail) from exc
-        await session.commit()  # keeps the key's last_used_at
-        return _caller(sign_in.user)
+    try:
+        sign_in = await authenticate(
+            sessionmaker,
+            settings,
+            user_name=user_name,
+            secret=secret,
+            client_ip=client_ip,
+            allow_password=False,
+        )
+    except UnauthorizedError as exc:
+        raise ODataUnauthorizedError(exc.detail) from exc
+    return _caller(sign_in.user)
 
 
 async def _bearer(sessionmaker: SessionMaker, settings: Settings, token: str) -> Caller:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import orjson
 import uvicorn
+from fastapi import FastAPI
 
 from app.main import create_app
 from app.settings import Settings
@@ -27,7 +28,17 @@ DEADLINE_SECONDS = 30.0
 @contextmanager
 def serve(settings: Settings, *, http: str = "httptools") -> Iterator[int]:
     """The app in uvicorn on a free port (in a thread); yields the port."""
-    app = create_app(settings, should_migrate=False)
+    with serve_app(create_app(settings, should_migrate=False), http=http) as port:
+        yield port
+
+
+@contextmanager
+def serve_app(app: FastAPI, *, http: str = "httptools") -> Iterator[int]:
+    """``serve`` for an app the test keeps a handle on (its state: engine, settings).
+
+    X-Forwarded-For is honoured from the app's SALESBRIDGE_TRUSTED_PROXIES, as in
+    ``salesbridge serve``: that is how a test sends requests "from" many addresses."""
+    trusted = app.state.settings.trusted_proxies.strip()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -38,6 +49,8 @@ def serve(settings: Settings, *, http: str = "httptools") -> Iterator[int]:
         access_log=False,
         lifespan="on",
         http=http,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
