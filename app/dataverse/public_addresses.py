@@ -57,9 +57,18 @@ def is_public(address: IPAddress) -> bool:
 
 
 def literal_address(host: str) -> IPAddress | None:
+    """The address a host name spells out, including the forms the C resolver also reads
+    as IPv4 (``127.1``, ``2130706433``, ``0x7f000001``, ``0177.0.0.1``)."""
+    text = host.strip("[]").split("%", 1)[0].rstrip(".")
     try:
-        return ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+        return ipaddress.ip_address(text)
     except ValueError:
+        pass
+    if not text or text.strip("0123456789abcdefABCDEFxX."):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(text))
+    except OSError:
         return None
 
 

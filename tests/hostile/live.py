@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import orjson
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from app.main import create_app
 from app.settings import Settings
@@ -39,6 +40,16 @@ def serve_app(app: FastAPI, *, http: str = "httptools") -> Iterator[int]:
     X-Forwarded-For is honoured from the app's SALESBRIDGE_TRUSTED_PROXIES, as in
     ``salesbridge serve``: that is how a test sends requests "from" many addresses."""
     trusted = app.state.settings.trusted_proxies.strip()
+    with serve_asgi(app, http=http, trusted_proxies=trusted) as port:
+        yield port
+
+
+@contextmanager
+def serve_asgi(
+    app: ASGIApp, *, http: str = "httptools", trusted_proxies: str = ""
+) -> Iterator[int]:
+    """Any ASGI app in uvicorn on a free port of 127.0.0.1 (in a thread); yields the port."""
+    trusted = trusted_proxies
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
