@@ -236,7 +236,11 @@ def sandbox(
     *,
     memory: Annotated[bool, typer.Option("--memory", help="Keep the data in memory only.")] = False,
 ) -> None:
-    """A Dataverse-compatible sandbox server (stands in for Dynamics 365 Sales)."""
+    """A Dataverse-compatible sandbox server (stands in for Dynamics 365 Sales).
+
+    It listens on this machine: a `salesbridge serve` connecting to it needs
+    SALESBRIDGE_ALLOW_PRIVATE_CRM_ADDRESSES=true (`salesbridge demo` sets that itself).
+    """
     from app.sandbox.server import serve as serve_sandbox
 
     if memory and db is not None:
