@@ -44,6 +44,7 @@ from app.settings import Settings
 SEEN_DAYS = 30
 NAME_CHARS = 100  # user names are at most 100 characters; longer input is cut
 NO_ADDRESS = "unknown"
+SOON = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -139,8 +140,9 @@ async def standing(sessionmaker: SessionMaker, settings: Settings, attempt: Atte
     )
 
 
-def _upsert(dialect: str, subjects: list[str], now: datetime, window_start: datetime) -> Any:
-    """Count one failure for each subject: a new window when the old one has passed."""
+def _upsert(dialect: str, subjects: list[str], now: datetime, restart_before: datetime) -> Any:
+    """Count one for each subject; a row whose window started before ``restart_before``
+    starts a new window now (count 1)."""
     table = LoginThrottle.__table__  # type: ignore[attr-defined]
     actor = current_actor.get()
     rows = [
@@ -149,7 +151,7 @@ def _upsert(dialect: str, subjects: list[str], now: datetime, window_start: date
         for subject in subjects
     ]  # fmt: skip
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table).values(rows)
-    expired = table.c.window_started_at < sa.literal(window_start, UTCDateTime)
+    expired = table.c.window_started_at < sa.literal(restart_before, UTCDateTime)
     return insert.on_conflict_do_update(
         index_elements=[table.c.subject],
         set_={
@@ -190,5 +192,5 @@ async def record_password_success(sessionmaker: SessionMaker, attempt: Attempt) 
     async with session_scope(sessionmaker) as session:
         await session.exec(delete(LoginThrottle).where(col(LoginThrottle.subject) == attempt.pair))
         dialect = session.get_bind().dialect.name
-        # Reuses the failure upsert's shape: a fresh "window" = the time of this sign-in.
-        await session.exec(_upsert(dialect, [attempt.seen], now, now + timedelta(seconds=1)))
+        # Always restarted: a seen row's "window" is the time of the latest sign-in.
+        await session.exec(_upsert(dialect, [attempt.seen], now, restart_before=now + SOON))
