@@ -19,8 +19,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.clock import utc_now
 from app.settings import Settings
 from tests import factories
+from tests.hostile.live import serve
 
 ME = "/api/v1/auth/me"
+ODATA = "/odata/v4/ItemAvailability"
 _RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 RSA_PRIVATE_PEM = _RSA_KEY.private_bytes(
     serialization.Encoding.PEM,
@@ -297,6 +299,27 @@ async def test_every_bad_token_is_refused_with_the_same_401(
         response = await client.get(ME, headers=headers)
         if response.status_code != 401 or response.json() != expected:
             failures.append(f"{attack.__name__}: {response.status_code} {response.text[:80]}")
+
+    assert failures == []
+
+
+async def test_bad_tokens_are_refused_over_real_http_on_rest_and_odata(
+    settings: Settings, users: None
+) -> None:
+    """The same table against uvicorn, on the REST API and the OData service (whose
+    Bearer path decodes with the same code), plus the control on both."""
+    failures = []
+    with serve(settings) as port:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as live:
+            good = {"Authorization": f"Bearer {_sign(settings, _claims(settings))}"}
+            assert (await live.get(ME, headers=good)).status_code == 200
+            assert (await live.get(ODATA, headers=good)).status_code == 200
+            for attack in ATTACKS:
+                headers = {"Authorization": f"Bearer {attack(settings)}"}
+                statuses = [(await live.get(url, headers=headers)).status_code
+                            for url in (ME, ODATA)]  # fmt: skip
+                if statuses != [401, 401]:
+                    failures.append(f"{attack.__name__}: {statuses}")
 
     assert failures == []
 

@@ -16,6 +16,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
+import structlog
 from fastapi import FastAPI
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -129,22 +130,31 @@ async def test_a_thousand_failures_from_other_addresses_never_refuse_the_crms_ke
 async def test_a_sprayed_address_keeps_serving_who_signed_in_there_before(
     api: httpx.AsyncClient, crm_key: str
 ) -> None:
-    """Behind one proxy address: the admin signed in before, then someone sprays names."""
+    """Behind one proxy address: the admin signed in before, then someone sprays names.
+    Every failure and refusal is a security event with the name and address."""
     office = "192.0.2.200"
     admin_form = {"username": "admin", "password": factories.PASSWORD}
     assert (await api.post(TOKEN_URL, data=admin_form, headers=_from(office))).status_code == 200
-    for n in range(6):
-        form = {"username": f"user{n}", "password": "Summer2026!!"}
-        await api.post(TOKEN_URL, data=form, headers=_from(office))
-
-    newcomer = await api.post(
-        TOKEN_URL, data={"username": "nobody-yet", "password": "Summer2026!!"},
-        headers=_from(office),
-    )  # fmt: skip
+    with structlog.testing.capture_logs() as logged:
+        for n in range(6):
+            form = {"username": f"user{n}", "password": "Summer2026!!"}
+            await api.post(TOKEN_URL, data=form, headers=_from(office))
+        newcomer = await api.post(
+            TOKEN_URL, data={"username": "nobody-yet", "password": "Summer2026!!"},
+            headers=_from(office),
+        )  # fmt: skip
     admin = await api.post(TOKEN_URL, data=admin_form, headers=_from(office))
+
     assert newcomer.status_code == 429
     assert admin.status_code == 200, admin.text
     assert await _crm_reads(api, crm_key, address=office) == 200
+    events = [(e["event"], e["user_name"], e.get("throttled_by")) for e in logged
+              if e.get("category") == "security"]  # fmt: skip
+    assert events[:5] == [("sign_in_failed", f"user{n}", None) for n in range(5)]
+    assert events[5:] == [("sign_in_refused", "user5", "address"),
+                          ("sign_in_refused", "nobody-yet", "address")]  # fmt: skip
+    assert all(e["client_ip"] == office for e in logged if e.get("category") == "security")
+    assert "Summer2026" not in repr(logged)
 
 
 async def test_old_counters_are_purged_on_the_way(
