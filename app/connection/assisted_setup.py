@@ -175,25 +175,36 @@ def _check_crm_url(
     return {"server_address": checked}
 
 
+async def _secrets_at_hand(
+    session: AsyncSession,
+    settings: Settings,
+    flow: AssistedSetup,
+    merged: Mapping[str, Any],
+    *,
+    given: Mapping[str, Any],
+) -> dict[str, bool]:
+    """Which CRM secrets the flow has: given now, given in an earlier step, or stored. A
+    stored or earlier one counts only while it would still go where it went before."""
+    stored = await connection_setup.get_connection_setup(session, settings)
+    moved = SecretDestination.of_answers(merged).moved_from(
+        connection_setup.secret_destination(stored)
+    )
+    earlier = {} if answers_move_secrets(flow.answers, merged) else read_secrets(settings, flow)
+    kept = {"client_secret": stored.client_secret_encrypted, "password": stored.password_encrypted}
+    return {
+        name: bool(given.get(name) or earlier.get(name) or (kept[name] and not moved))
+        for name in CRM_SECRETS
+    }
+
+
 async def _check_credentials(
     session: AsyncSession, settings: Settings, flow: AssistedSetup, answers: Mapping[str, Any]
 ) -> dict[str, Any]:
     values = {k: v for k, v in answers.items() if v is not None}
     merged = {**flow.answers, **values}
     kind = AuthenticationType(merged.get("authentication_type") or "oauth_client_secret")
-    stored = await connection_setup.get_connection_setup(session, settings)
-    # The stored secrets count only while they would go where they went before.
-    destination = SecretDestination.of_answers({**merged, "authentication_type": kind.value})
-    moved = destination.moved_from(connection_setup.secret_destination(stored))
-    flow_secrets = read_secrets(settings, flow)
-    if answers_move_secrets(flow.answers, merged):
-        flow_secrets = {}  # this step moves them: ask for them again
-    has_secret = {
-        "client_secret": bool(values.get("client_secret") or flow_secrets.get("client_secret")
-                              or (stored.client_secret_encrypted and not moved)),
-        "password": bool(values.get("password") or flow_secrets.get("password")
-                         or (stored.password_encrypted and not moved)),
-    }  # fmt: skip
+    merged["authentication_type"] = kind.value
+    has_secret = await _secrets_at_hand(session, settings, flow, merged, given=values)
     if kind == AuthenticationType.oauth_client_secret:
         has_authority = bool(merged.get("tenant_id") or merged.get("token_url"))
         needed = [
