@@ -13,6 +13,7 @@ from app.api.openapi_text import install_openapi_text
 from app.api.router import api_router
 from app.db import create_engine, create_sessionmaker
 from app.exception_handlers import ERROR_RESPONSES, install_exception_handlers
+from app.file_modes import make_private_sqlite
 from app.logs import get_logger
 from app.middleware import (
     BodySizeLimitMiddleware,
@@ -31,6 +32,7 @@ log = get_logger("salesbridge.app")
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    make_private_sqlite(settings.database_url)  # 0600 before SQLite creates it (umask)
     engine = create_engine(settings.database_url)
     if app.state.should_migrate:
         await upgrade_engine(engine)

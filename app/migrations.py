@@ -10,6 +10,7 @@ from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import create_engine
+from app.file_modes import make_private_sqlite
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,10 +35,7 @@ async def upgrade_engine(engine: AsyncEngine, *, revision: str = "head") -> None
 
 
 async def upgrade_database(database_url: str, *, revision: str = "head") -> None:
-    if database_url.startswith("sqlite"):
-        path = database_url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    make_private_sqlite(database_url)  # a new SQLite file: 0600 in a 0700 directory
     engine = create_engine(database_url)
     try:
         await upgrade_engine(engine, revision=revision)

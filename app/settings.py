@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Literal
 
 from cryptography.fernet import Fernet
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.file_modes import make_private_dir
 
 ODATA_PAGE_SIZE_HARD_CAP = 20_000
 
@@ -22,7 +24,7 @@ ODATA_PAGE_SIZE_HARD_CAP = 20_000
 def _read_or_create_secret(path: Path, make: type[object] | None = None) -> str:
     if path.exists():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     value = Fernet.generate_key().decode() if make is Fernet else secrets.token_urlsafe(48)
     # O_EXCL: two processes starting together must not each write a different secret.
     try:
@@ -59,11 +61,17 @@ class Settings(BaseSettings):
     console_session_hours: int = Field(default=12, ge=1, le=7 * 24)
     login_max_failures: int = Field(default=10, ge=1)
     login_window_seconds: int = Field(default=300, ge=1)
+    # Past the limit, password checks for a user name wait (doubling, up to this); see
+    # app/auth/throttle.py. They are slowed, never refused.
+    login_backoff_max_seconds: int = Field(default=10, ge=0, le=120)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_url_bytes: int = Field(default=16 * 1024, ge=1024)  # path + query; $filter caps at 4096
     max_header_bytes: int = Field(default=32 * 1024, ge=1024)  # all names + values together
     max_header_count: int = Field(default=100, ge=10)
     trusted_proxies: str = ""
+    # CRM and token URLs on loopback, private, link-local or cloud metadata addresses are
+    # refused unless this is set (an on-premises CRM, the sandbox, the demo).
+    allow_private_crm_addresses: bool = False
     embedded_worker: bool = True
     scheduler_tick_seconds: int = Field(default=5, ge=1, le=60)
     job_timeout_seconds: int = Field(default=300, ge=5)
@@ -71,10 +79,12 @@ class Settings(BaseSettings):
     # CRM order line without a product (a write-in) becomes; empty = such lines fail.
     write_in_product_type: Literal["item", "resource"] = "item"
     write_in_product_no: str = Field(default="", max_length=20)
+    _has_public_url: bool = PrivateAttr(default=False)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
         self.data_dir = self.data_dir.expanduser()
+        self._has_public_url = bool(self.public_url)
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'salesbridge.db'}"
         if not self.secret_key.get_secret_value():
@@ -88,6 +98,11 @@ class Settings(BaseSettings):
         if not self.public_url:
             self.public_url = f"http://{self.host}:{self.port}"
         return self
+
+    @property
+    def has_public_url(self) -> bool:
+        """SALESBRIDGE_PUBLIC_URL was given: every absolute link uses it, never Host."""
+        return self._has_public_url
 
     @property
     def is_sqlite(self) -> bool:

@@ -227,6 +227,7 @@ def environment(database_url: str, redis_url: str, data_dir: Path) -> dict[str, 
         SALESBRIDGE_DATA_DIR=str(data_dir), SALESBRIDGE_EMBEDDED_WORKER="false",
         SALESBRIDGE_SCHEDULER_TICK_SECONDS="1", SALESBRIDGE_LOG_LEVEL="WARNING",
         SALESBRIDGE_LOG_FORMAT="json",
+        SALESBRIDGE_ALLOW_PRIVATE_CRM_ADDRESSES="true",  # the sandbox CRM is on 127.0.0.1
     )  # fmt: skip
     return env
 

@@ -91,6 +91,7 @@ def _start_workers(count: int, settings: Settings, log_dir: Path) -> list[subpro
         SALESBRIDGE_DATA_DIR=str(settings.data_dir), SALESBRIDGE_DATABASE_URL=settings.database_url,
         SALESBRIDGE_REDIS_URL=settings.redis_url or "", SALESBRIDGE_SCHEDULER_TICK_SECONDS="1",
         SALESBRIDGE_JOB_TIMEOUT_SECONDS="600",
+        SALESBRIDGE_ALLOW_PRIVATE_CRM_ADDRESSES="true",  # the sandbox CRM is on 127.0.0.1
     )  # fmt: skip
     command = [str(Path(sys.executable).parent / "salesbridge"), "worker"]
     workers = []

@@ -104,6 +104,10 @@ def settings(tmp_path: Path, database_url: str, redis_url: str) -> Settings:
         database_url=database_url,
         redis_url=redis_url,
         login_max_failures=5,
+        # The sandbox CRM listens on 127.0.0.1, which the service refuses to connect to by
+        # default; tests of that rule (tests/connection/test_outbound_addresses.py) turn
+        # it off again.
+        allow_private_crm_addresses=True,
     )
 
 

@@ -16,6 +16,7 @@ from arq.worker import Worker
 from redis.exceptions import RedisError
 
 from app.db import create_engine, create_sessionmaker
+from app.file_modes import make_private_sqlite
 from app.logs import get_logger
 from app.settings import Settings, get_settings
 from workers import heartbeat, tasks
@@ -30,6 +31,7 @@ REDIS_RETRY_SECONDS = 2
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
+    make_private_sqlite(settings.database_url)  # 0600 before SQLite creates it (umask)
     engine = create_engine(settings.database_url)
     ctx["engine"] = engine
     ctx["sessionmaker"] = create_sessionmaker(engine)

@@ -1,6 +1,7 @@
 """Connection setup, test, enable/disable, solution deployment and the assisted setup.
 
-Reads are open to integration users (without secrets); every change needs the admin.
+Reads are open to integration users (without secrets, and without the last four characters
+an admin sees); every change needs the admin.
 """
 
 from __future__ import annotations
@@ -22,16 +23,18 @@ from app.api.schemas.connection import (
     RoleRead,
 )
 from app.connection import assisted_setup, connection_check, connection_setup, solution
+from app.models.security import Role
 
 router = APIRouter(tags=["connection"])
 
 
 @router.get("/connection", response_model=ConnectionRead)
 async def get_connection(
-    session: SessionDep, settings: SettingsDep, _user: IntegrationUser
+    session: SessionDep, settings: SettingsDep, user: IntegrationUser
 ) -> ConnectionRead:
     setup = await connection_setup.get_connection_setup(session, settings)
-    return ConnectionRead.from_setup(settings, setup)
+    is_admin = Role.integration_admin in user.role_set
+    return ConnectionRead.from_setup(settings, setup, show_hints=is_admin)
 
 
 @router.patch("/connection", response_model=ConnectionRead)

@@ -13,10 +13,10 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import tokens
-from app.auth.service import get_user_by_name
+from app.auth.service import user_for_token
 from app.db import SessionMaker, current_actor
 from app.errors import ForbiddenError, UnauthorizedError
-from app.models.security import Role, User, UserState
+from app.models.security import Role, User
 from app.settings import Settings
 
 
@@ -64,10 +64,9 @@ async def get_current_user(
         msg = "Not authenticated: send 'Authorization: Bearer <token>' (POST /api/v1/auth/token)."
         raise UnauthorizedError(msg)
     claims = tokens.decode_access_token(settings, bearer)
-    user = await get_user_by_name(session, claims.subject)
-    if user is None or user.state != UserState.enabled:
-        msg = "Invalid or expired token."
-        raise UnauthorizedError(msg)
+    user = await user_for_token(session, claims)
+    if user is None:
+        raise UnauthorizedError(tokens.INVALID)
     current_actor.set(user.user_name)
     return user
 

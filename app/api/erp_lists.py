@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement
 from app.erp import listing
 from app.errors import InvalidInputError
 from app.models.base import TableBase
+from app.settings import Settings
 
 OPTIONS = frozenset({"$top", "$skip", "limit", "offset", "$orderby", "sort", "$filter", "$count"})
 PageSize = Annotated[int | None, Query(ge=0, le=listing.MAX_OFFSET)]
@@ -97,9 +98,14 @@ def next_link(request: Request, query: listing.ListQuery, *, has_more: bool) -> 
         ("limit", "offset") if "limit" in params or "offset" in params else ("$top", "$skip")
     )
     url = request.url.remove_query_params(["$top", "$skip", "limit", "offset"])
-    return str(
-        url.include_query_params(**{size_name: query.top, skip_name: query.skip + query.top})
-    )
+    url = url.include_query_params(**{size_name: query.top, skip_name: query.skip + query.top})
+    settings: Settings = request.app.state.settings
+    if not settings.has_public_url:
+        return str(url)
+    # The configured public URL, never the caller's Host header, starts links others follow.
+    root_path = request.scope.get("root_path", "")
+    path = url.path.removeprefix(root_path) if root_path else url.path
+    return f"{settings.public_url.rstrip('/')}{path}?{url.query}"
 
 
 def page_body(

@@ -2,9 +2,10 @@
 
 The browser keeps a random token (in a signed cookie, ``app.web.cookies``); the database
 keeps only its SHA-256, the user, when it was last used (idle expiry) and when it ends
-regardless (absolute expiry). A session also remembers the fingerprint of the credential
-it was opened with: a password reset, a role change or disabling the user changes the
-fingerprint, and every session opened before it stops working at its next request.
+regardless (absolute expiry). A session also remembers the user's token version when it
+was opened: what ends bearer tokens (a password change or reset, a role taken away,
+disabling the user: ``app.auth.users``) bumps that version, and every session opened
+before it stops working at its next request, exactly like the tokens.
 """
 
 from __future__ import annotations
@@ -27,13 +28,9 @@ TOUCH_EVERY_SECONDS = 60
 
 
 def credential_fingerprint(user: User) -> str:
-    """What a session is tied to: the stored password hash, the roles and the state.
-
-    The one check that "the credential behind this session is still the current one";
-    bearer tokens get the same rule where they are decoded.
-    """
-    material = "\x00".join((user.password_hash or "", user.roles, str(user.state)))
-    return hashlib.sha256(material.encode()).hexdigest()
+    """What a session is tied to: the user and its token version, the one record of "the
+    credential changed" that bearer tokens are checked against too (``user_for_token``)."""
+    return hashlib.sha256(f"{user.id}:{user.token_version}".encode()).hexdigest()
 
 
 def _digest(token: str) -> str:

@@ -15,6 +15,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import passwords
+from app.db import lock_until_commit
 from app.errors import ConflictError, InvalidInputError, NotFoundError
 from app.logs import get_logger
 from app.models.security import Role, User, UserState, WebServiceAccessKey
@@ -124,29 +125,47 @@ async def create_user(
     return user
 
 
-async def _count_other_enabled_admins(session: AsyncSession, user: User) -> int:
-    statement = select(User).where(User.state == UserState.enabled, User.id != user.id)
-    return sum(
-        1 for other in await session.exec(statement) if Role.integration_admin in other.role_set
-    )
-
-
 def _is_enabled_admin(user: User) -> bool:
     return user.state == UserState.enabled and Role.integration_admin in user.role_set
 
 
 async def _keep_an_admin(session: AsyncSession, user: User, *, stays_admin: bool) -> None:
-    """Refuse, before changing anything, a change that leaves no enabled administrator."""
-    if stays_admin or not _is_enabled_admin(user):
+    """Refuse, before changing anything, a change that leaves no enabled administrator.
+
+    Two admins disabling each other at once must not both pass the check: the lock makes
+    the second wait for the first's commit, and both the user and the count are read
+    after it, fresh from the database.
+    """
+    if stays_admin:
         return
-    if await _count_other_enabled_admins(session, user) == 0:
+    await lock_until_commit(session, "enabled-admins", table=User)
+    await session.refresh(user)
+    if not _is_enabled_admin(user):
+        return
+    others = (
+        select(func.count())
+        .select_from(User)
+        .where(
+            User.state == UserState.enabled,
+            User.id != user.id,
+            col(User.roles).contains(Role.integration_admin.value),
+        )
+    )
+    if (await session.exec(others)).one() == 0:
         msg = f"User {user.user_name!r} is the last enabled integration-admin; keep at least one."
         raise ConflictError(msg)
+
+
+def _end_tokens(user: User) -> None:
+    """Every bearer token issued to the user so far stops working (``user_for_token``)."""
+    user.token_version += 1
 
 
 async def set_state(session: AsyncSession, *, user_name: str, state: UserState) -> User:
     user = await get_user_or_raise(session, user_name=user_name)
     await _keep_an_admin(session, user, stays_admin=state == UserState.enabled)
+    if state != user.state and state == UserState.disabled:
+        _end_tokens(user)  # enabling again must not bring the old tokens back
     user.state = state
     session.add(user)
     await session.flush()
@@ -167,6 +186,8 @@ async def set_roles(session: AsyncSession, *, user_name: str, roles: list[Role])
     stored_roles = format_roles(roles)
     user = await get_user_or_raise(session, user_name=user_name)
     await _keep_an_admin(session, user, stays_admin=Role.integration_admin in roles)
+    if user.role_set - set(roles):
+        _end_tokens(user)  # a token must not outlive a role it was issued with
     user.roles = stored_roles
     session.add(user)
     await session.flush()
@@ -180,6 +201,7 @@ async def set_password(session: AsyncSession, *, user_name: str, password: str |
     user.password_hash = (
         passwords.hash_password(check_password(password)) if password is not None else None
     )
+    _end_tokens(user)
     session.add(user)
     await session.flush()
     log.info("user_sign_in_changed", user_name=user.user_name, is_key_only=password is None)

@@ -20,6 +20,7 @@ from app.cli.connection import (
     mapping_cli,
     sandbox_setup_arguments,
 )
+from app.cli.first_admin import FIRST_ADMIN, announce_first_admin, create_first_admin
 from app.cli.runtime import configure, fail, guarded, run, say, settings, upgrade_or_fail
 from app.cli.sync_commands import sync_cli
 from app.cli.users import key_cli, user_cli
@@ -49,7 +50,6 @@ cli.add_typer(connection_cli, name="connection")
 cli.add_typer(mapping_cli, name="mapping")
 cli.add_typer(sync_cli, name="sync")
 
-FIRST_ADMIN = "admin"
 HostOption = Annotated[
     str | None, typer.Option(metavar="ADDRESS", help="Address to listen on [127.0.0.1].")
 ]
@@ -93,39 +93,6 @@ def _before_any_command(
 
 
 # --- first user ---------------------------------------------------------------------------
-
-
-async def create_first_admin(settings: Settings, *, user_name: str = FIRST_ADMIN) -> str | None:
-    """The first integration-admin with a generated password, or None when users exist."""
-    from sqlalchemy.exc import IntegrityError
-
-    from app.auth import users
-    from app.cli.runtime import open_session
-    from app.cli.users import new_password
-    from app.errors import ConflictError
-    from app.models.security import Role
-
-    password = new_password()
-    try:
-        async with open_session(settings) as session:
-            if await users.count_users(session) > 0:
-                return None
-            await users.create_user(
-                session, user_name=user_name, roles=[Role.integration_admin], password=password
-            )
-    except (ConflictError, IntegrityError):
-        return None  # another process created the first user at the same moment
-    return password
-
-
-def announce_first_admin(settings: Settings, user_name: str, password: str) -> None:
-    say(
-        f"\nCreated the first user '{user_name}' (integration-admin). Its password, shown "
-        f"only now:\n\n    {password}\n\nSign in to the web console at {settings.public_url}/ "
-        f"or for the API: POST {settings.public_url}/api/v1/auth/token "
-        f"(form fields username, password). Lost it? `"
-        f"{command_line(f'user reset-password {user_name}')}`.\n"
-    )
 
 
 @cli.command()
@@ -322,6 +289,9 @@ def sandbox(
     guarded(lambda: serve_sandbox(host=host, port=port, db_path=db_path, announce=announce))
 
 
+ALLOW_LOCAL_CRM = "SALESBRIDGE_ALLOW_PRIVATE_CRM_ADDRESSES"
+
+
 def sandbox_banner(base_url: str, config: SandboxConfig, where: str) -> str:
     token_url = f"{base_url}/{config.tenant_id}/oauth2/v2.0/token"
     connect = sandbox_setup_arguments(base_url, token_url, config.client_id, config.client_secret)
@@ -334,12 +304,14 @@ Sandbox CRM (a Dataverse Web API stand-in) is running, its data {where}.
   Client id   {config.client_id}
   Secret      {config.client_secret}
 
+It listens on this machine: the service must be started with
+{ALLOW_LOCAL_CRM}=true (it refuses a CRM on a private address otherwise).
 Point a running `serve` at it: paste this in another terminal, in the checkout:
 
-  {command_line(connect)}
+  {ALLOW_LOCAL_CRM}=true {command_line(connect)}
 
-Then `{command_line("connection test")}` and `{command_line("sync full")}` (docs/setup.md).
-Ctrl-C stops the sandbox.
+Then `{ALLOW_LOCAL_CRM}=true {command_line("connection test")}` and
+`{command_line("sync full")}` (docs/setup.md). Ctrl-C stops the sandbox.
 """
 
 
@@ -376,7 +348,13 @@ def token(
                 msg = f"User {user.user_name!r} is disabled."
                 raise ForbiddenError(msg)
             roles = sorted(role.value for role in user.role_set)
-            return tokens.create_access_token(config, subject=user.user_name, roles=roles)
+            return tokens.create_access_token(
+                config,
+                subject=user.user_name,
+                roles=roles,
+                version=user.token_version,
+                key_id=None,
+            )
 
     access_token, lifetime = run(issue())
     say(f"A bearer token for '{user_name}', valid {lifetime // 60} minutes:")

@@ -99,13 +99,17 @@ async def open_session(settings: Settings) -> AsyncIterator[AsyncSession]:
 
 
 def upgrade_or_fail(settings: Settings) -> None:
-    """Apply the migrations; an unreachable or broken database is one clear line."""
+    """Apply the migrations; an unreachable or broken database is one clear line.
+
+    Before anything opens it, the data dir is made 0700 and a SQLite database 0600."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import DBAPIError
 
+    from app.file_modes import make_data_files_private
     from app.migrations import upgrade_database_sync
 
     try:
+        make_data_files_private(settings.data_dir, settings.database_url)
         upgrade_database_sync(settings.database_url)
     except (DBAPIError, OSError) as exc:
         where = make_url(settings.database_url).render_as_string(hide_password=True)

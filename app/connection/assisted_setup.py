@@ -24,7 +24,14 @@ from app.clock import utc_now
 from app.connection import connection_setup, defaults, solution
 from app.connection.connection_check import record_test, run_connection_test
 from app.connection.odata_credentials import check_access_key, check_odata_user
-from app.connection.setup_validation import check_api_version, check_connection_string, check_url
+from app.connection.setup_validation import (
+    SecretDestination,
+    answers_move_secrets,
+    check_api_version,
+    check_connection_string,
+    check_crm_url,
+    check_url,
+)
 from app.errors import ConflictError, InvalidInputError, NotFoundError
 from app.logs import get_logger
 from app.models.integration import AssistedSetup, AssistedSetupStatus, AuthenticationType
@@ -49,6 +56,7 @@ STEPS = (
 )
 STEP_NAMES = tuple(step.name for step in STEPS)
 SECRET_ANSWERS = ("client_secret", "password", "odata_access_key")
+CRM_SECRETS = ("client_secret", "password")
 OPTION_DEFAULTS: dict[str, Any] = {
     "import_solution": True,
     "publish_item_availability": False,
@@ -122,6 +130,12 @@ def read_secrets(settings: Settings, flow: AssistedSetup) -> dict[str, str]:
 
 def _store(settings: Settings, flow: AssistedSetup, answers: Mapping[str, Any]) -> None:
     secrets = read_secrets(settings, flow)
+    moved = answers_move_secrets(flow.answers, {**flow.answers, **answers})
+    for name in CRM_SECRETS if moved else ():
+        if name in secrets and not answers.get(name):  # to be given again, for the new place
+            del secrets[name]
+            log.warning("connection_secret_cleared", category="security", cleared=name,
+                        changed=moved, where="assisted setup")  # fmt: skip
     plain = dict(flow.answers)
     for name, value in answers.items():
         if name in SECRET_ANSWERS:
@@ -144,13 +158,43 @@ def _check_order(flow: AssistedSetup, step: str) -> None:
         raise ConflictError(msg)
 
 
-def _check_crm_url(flow: AssistedSetup, answers: Mapping[str, Any]) -> dict[str, Any]:
+def _check_crm_url(
+    settings: Settings, flow: AssistedSetup, answers: Mapping[str, Any]
+) -> dict[str, Any]:
     url = str(answers.get("server_address") or "")
     if not url:
         msg = "Enter the Dynamics 365 Sales URL, for example https://contoso.crm4.dynamics.com."
         raise InvalidInputError(msg)
     on_premises = flow.answers.get("authentication_type") in ("ad", "ifd")
-    return {"server_address": check_url(url, label="CRM URL", allow_plain_http=on_premises)}
+    checked = check_crm_url(
+        url,
+        label="CRM URL",
+        allow_private=settings.allow_private_crm_addresses,
+        allow_plain_http=on_premises,
+    )
+    return {"server_address": checked}
+
+
+async def _secrets_at_hand(
+    session: AsyncSession,
+    settings: Settings,
+    flow: AssistedSetup,
+    merged: Mapping[str, Any],
+    *,
+    given: Mapping[str, Any],
+) -> dict[str, bool]:
+    """Which CRM secrets the flow has: given now, given in an earlier step, or stored. A
+    stored or earlier one counts only while it would still go where it went before."""
+    stored = await connection_setup.get_connection_setup(session, settings)
+    moved = SecretDestination.of_answers(merged).moved_from(
+        connection_setup.secret_destination(stored)
+    )
+    earlier = {} if answers_move_secrets(flow.answers, merged) else read_secrets(settings, flow)
+    kept = {"client_secret": stored.client_secret_encrypted, "password": stored.password_encrypted}
+    return {
+        name: bool(given.get(name) or earlier.get(name) or (kept[name] and not moved))
+        for name in CRM_SECRETS
+    }
 
 
 async def _check_credentials(
@@ -159,13 +203,8 @@ async def _check_credentials(
     values = {k: v for k, v in answers.items() if v is not None}
     merged = {**flow.answers, **values}
     kind = AuthenticationType(merged.get("authentication_type") or "oauth_client_secret")
-    stored = await connection_setup.get_connection_setup(session, settings)
-    has_secret = {
-        "client_secret": bool(values.get("client_secret") or read_secrets(settings, flow).get(
-            "client_secret") or stored.client_secret_encrypted),
-        "password": bool(values.get("password") or read_secrets(settings, flow).get(
-            "password") or stored.password_encrypted),
-    }  # fmt: skip
+    merged["authentication_type"] = kind.value
+    has_secret = await _secrets_at_hand(session, settings, flow, merged, given=values)
     if kind == AuthenticationType.oauth_client_secret:
         has_authority = bool(merged.get("tenant_id") or merged.get("token_url"))
         needed = [
@@ -183,7 +222,11 @@ async def _check_credentials(
         msg = f"The authentication type {kind.value} needs {', '.join(missing)}."
         raise InvalidInputError(msg)
     if values.get("token_url"):
-        values["token_url"] = check_url(values["token_url"], label="token URL")
+        values["token_url"] = check_crm_url(
+            values["token_url"],
+            label="token URL",
+            allow_private=settings.allow_private_crm_addresses,
+        )
     if values.get("connection_string"):
         check_connection_string(values["connection_string"])
     values["authentication_type"] = kind.value
@@ -240,7 +283,7 @@ async def put_step(
     flow = await _in_progress_or_raise(session)
     _check_order(flow, step)
     if step == "crm_url":
-        checked = _check_crm_url(flow, answers)
+        checked = _check_crm_url(settings, flow, answers)
     elif step == "credentials":
         checked = await _check_credentials(session, settings, flow, answers)
     else:

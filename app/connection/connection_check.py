@@ -2,7 +2,8 @@
 
 The test answers what worked and what failed, step by step, in words an admin can act
 on; it stores the integration user id WhoAmI reports (its own writes are never synced
-back). Nothing here logs or returns a secret.
+back). Nothing here logs or returns a secret, and a failure is a classified reason
+(``check_reasons``), never the body the other side answered.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import httpx
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.clock import utc_now
+from app.connection.check_reasons import NOT_DATAVERSE, UNREACHABLE, crm_failure, token_failure
 from app.connection.connection_setup import (
     CheckStep,
     ConnectionTestResult,
@@ -22,6 +24,7 @@ from app.dataverse import DataverseClient
 from app.dataverse.auth import ClientCredentialsAuth
 from app.dataverse.client import STANDARD_HEADERS
 from app.dataverse.errors import DataverseError
+from app.dataverse.public_addresses import PublicAddressTransport
 from app.errors import ConflictError, SalesbridgeError
 from app.logs import get_logger
 from app.models.integration import ConnectionSetup
@@ -37,25 +40,34 @@ async def _token_step(crm: DataverseClient) -> CheckStep:
     try:
         await crm.auth.get_token()
     except DataverseError as exc:
-        return CheckStep("token", ok=False, detail=exc.message)
+        return CheckStep("token", ok=False, detail=token_failure(exc))
     return CheckStep("token", ok=True, detail=f"signed in as application {crm.auth.client_id}")
 
 
-async def _version_step(crm: DataverseClient) -> tuple[CheckStep, str]:
+async def _version_step(settings: Settings, crm: DataverseClient) -> tuple[CheckStep, str]:
     """The CRM's build from ``RetrieveVersion()``; else at least that our API version answers."""
+    public_only = not settings.allow_private_crm_addresses
     async with httpx.AsyncClient(
-        auth=crm.auth, base_url=crm.api_url, headers=STANDARD_HEADERS, timeout=INTERACTIVE_TIMEOUT
+        auth=crm.auth,
+        base_url=crm.api_url,
+        headers=STANDARD_HEADERS,
+        timeout=INTERACTIVE_TIMEOUT,
+        transport=PublicAddressTransport() if public_only else None,
     ) as http:
         try:
             response = await http.get("RetrieveVersion()")
             if response.status_code == httpx.codes.OK:
-                version = str(response.json().get("Version", ""))
+                version = str(response.json().get("Version", ""))[:40]
                 return CheckStep(
                     "version", ok=True, detail=f"Dynamics 365 version {version}"
                 ), version
             root = await http.get("")
-        except (httpx.HTTPError, ValueError) as exc:
-            return CheckStep("version", ok=False, detail=f"no answer: {type(exc).__name__}"), ""
+        except httpx.HTTPError:
+            return CheckStep("version", ok=False, detail=f"the CRM gave {UNREACHABLE}"), ""
+        except (ValueError, AttributeError):
+            return CheckStep("version", ok=False, detail=NOT_DATAVERSE), ""
+        except DataverseError as exc:
+            return CheckStep("version", ok=False, detail=crm_failure(exc)), ""
     if root.status_code == httpx.codes.OK:
         detail = f"Web API {crm.api_url} answers (the server does not report its build)"
         return CheckStep("version", ok=True, detail=detail), ""
@@ -78,11 +90,14 @@ async def run_connection_test(settings: Settings, setup: ConnectionSetup) -> Con
         try:
             who = await crm.whoami()
         except DataverseError as exc:
-            result.steps.append(CheckStep("whoami", ok=False, detail=exc.message))
+            result.steps.append(CheckStep("whoami", ok=False, detail=crm_failure(exc)))
+            return result
+        except (ValueError, KeyError, TypeError):
+            result.steps.append(CheckStep("whoami", ok=False, detail=NOT_DATAVERSE))
             return result
         result.integration_user_id = who.user_id
         result.steps.append(CheckStep("whoami", ok=True, detail=f"integration user {who.user_id}"))
-        step, result.crm_version = await _version_step(crm)
+        step, result.crm_version = await _version_step(settings, crm)
         result.steps.append(step)
     return result
 

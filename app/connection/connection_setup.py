@@ -2,7 +2,9 @@
 
 Secrets (client secret, password, the OData access key handed to the CRM) are encrypted
 on the way in and are never returned: ``app.api.schemas.connection`` shows only whether
-each is set and its last four characters. Enabling needs the Dataverse connection and a
+each is set (and, to admins, its last four characters). A change of where the CRM
+secrets would be sent (CRM host, token URL, authentication type) clears them unless the
+same change gives them again. Enabling needs the Dataverse connection and a
 CRM that answers (token + WhoAmI); it creates the default mappings if there are none and
 sets the CRM job queue entries ready. Disabling puts them on hold.
 """
@@ -23,9 +25,10 @@ from app.clock import utc_now
 from app.connection import defaults
 from app.connection.odata_credentials import ODATA_FIELDS, apply_odata_changes
 from app.connection.setup_validation import (
+    SecretDestination,
     check_api_version,
     check_connection_string,
-    check_url,
+    check_crm_url,
     missing_credentials,
     raise_if_incomplete,
 )
@@ -57,12 +60,15 @@ async def get_connection_setup(session: AsyncSession, settings: Settings) -> Con
     return setup
 
 
-def _normalize(setup: ConnectionSetup, name: str, value: Any) -> Any:
+def _normalize(settings: Settings, setup: ConnectionSetup, name: str, value: Any) -> Any:
+    allow_private = settings.allow_private_crm_addresses
     if name == "server_address" and value:
         is_on_premises = setup.authentication_type in ON_PREMISES_TYPES
-        return check_url(value, label="CRM URL", allow_plain_http=is_on_premises)
+        return check_crm_url(
+            value, label="CRM URL", allow_private=allow_private, allow_plain_http=is_on_premises
+        )
     if name == "token_url" and value:
-        return check_url(value, label="token URL")
+        return check_crm_url(value, label="token URL", allow_private=allow_private)
     if name == "api_version":
         return check_api_version(value)
     if name == "connection_string":
@@ -70,11 +76,36 @@ def _normalize(setup: ConnectionSetup, name: str, value: Any) -> Any:
     return value
 
 
-def _apply_plain(setup: ConnectionSetup, changes: Mapping[str, Any]) -> None:
+def _apply_plain(settings: Settings, setup: ConnectionSetup, changes: Mapping[str, Any]) -> None:
     if "authentication_type" in changes:  # first: it decides whether http is allowed
         setup.authentication_type = AuthenticationType(changes["authentication_type"])
     for name, value in changes.items():
-        setattr(setup, name, _normalize(setup, name, value))
+        setattr(setup, name, _normalize(settings, setup, name, value))
+
+
+def secret_destination(setup: ConnectionSetup) -> SecretDestination:
+    return SecretDestination.of(
+        server_address=setup.server_address,
+        authentication_type=str(setup.authentication_type),
+        tenant_id=setup.tenant_id,
+        token_url=setup.token_url,
+    )
+
+
+def _clear_moved_secrets(
+    setup: ConnectionSetup, before: SecretDestination, changes: Mapping[str, Any]
+) -> None:
+    """A stored secret never goes to a new place unless it is given in the same change:
+    otherwise whoever may change the URLs could have it sent to a host of their own."""
+    moved = secret_destination(setup).moved_from(before)
+    if not moved:
+        return
+    for name, column in SECRET_FIELDS.items():
+        if getattr(setup, column) and not changes.get(name):
+            setattr(setup, column, "")
+            log.warning(
+                "connection_secret_cleared", category="security", cleared=name, changed=moved
+            )
 
 
 def _check_identity_change(setup: ConnectionSetup, changes: Mapping[str, Any]) -> None:
@@ -128,9 +159,11 @@ async def update_connection_setup(
     """Apply validated changes; on any error the caller's transaction rolls them back."""
     setup = await get_connection_setup(session, settings)
     sales_orders_before = _sales_order_flags(setup)
+    destination_before = secret_destination(setup)
     plain = {k: v for k, v in changes.items() if k not in SECRET_FIELDS and k not in ODATA_FIELDS}
     _check_identity_change(setup, plain)
-    _apply_plain(setup, plain)
+    _apply_plain(settings, setup, plain)
+    _clear_moved_secrets(setup, destination_before, changes)
     for name, column in SECRET_FIELDS.items():
         if name in changes:
             setattr(setup, column, encrypt_secret(settings, changes[name] or ""))

@@ -27,6 +27,7 @@ from app.dataverse.addressing import RecordKey
 from app.dataverse.auth import ClientCredentialsAuth, scope_for_server, token_url_for_tenant
 from app.dataverse.entities import primary_key_for
 from app.dataverse.errors import DuplicateRecordError, NotFoundError
+from app.dataverse.public_addresses import PublicAddressTransport
 from app.dataverse.retry import RetryPolicy
 from app.dataverse.sender import Exchange, GatedTransport, Sender, SendStats
 from app.dataverse.throttle import DATAVERSE_MAX_CONCURRENCY, AdaptiveLimiter, gate_for_user
@@ -77,16 +78,21 @@ class DataverseClient:
         max_concurrency: int = DATAVERSE_MAX_CONCURRENCY,
         max_pages: int = paging.DEFAULT_MAX_PAGES,
         observer: UsageObserver | None = None,
+        public_addresses_only: bool = False,
     ) -> None:
         self.server_url = base_url.rstrip("/")
         self.api_url = f"{self.server_url}/api/data/v{api_version.lstrip('v')}/"
         self._api = httpx.URL(self.api_url)
         self.max_pages = max_pages
         self._owns_auth = auth is None  # close only what we made
-        self.auth = auth or _auth_from_credentials(credentials, self.server_url, transport)
-        inner = transport or httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_connections=max_concurrency)
-        )
+        limits = httpx.Limits(max_connections=max_concurrency)
+        if transport is None and public_addresses_only:  # the token request included
+            inner: httpx.AsyncBaseTransport = PublicAddressTransport(limits=limits)
+            auth_transport: httpx.AsyncBaseTransport | None = PublicAddressTransport()
+        else:
+            inner = transport or httpx.AsyncHTTPTransport(limits=limits)
+            auth_transport = transport
+        self.auth = auth or _auth_from_credentials(credentials, self.server_url, auth_transport)
         gate = gate_for_user(self.server_url, credentials.client_id if credentials else None)
         http = httpx.AsyncClient(
             base_url=self.api_url,

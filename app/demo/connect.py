@@ -37,8 +37,7 @@ class Connected:
 def service_url(settings: Settings) -> str:
     """The service's base URL as this machine (and so the sandbox) reaches it: the public
     URL when one is configured, else the listening address (loopback for 0.0.0.0)."""
-    derived = f"http://{settings.host}:{settings.port}"  # what Settings fills in when unset
-    if settings.public_url.rstrip("/") != derived:
+    if settings.has_public_url:
         return settings.public_url.rstrip("/")
     return local_url(settings.host, settings.port)
 

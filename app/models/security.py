@@ -31,6 +31,9 @@ class User(TableBase, table=True):
     password_hash: str | None = Field(default=None, max_length=255)
     roles: str = Field(default="", max_length=200)
     state: UserState = Field(default=UserState.enabled, sa_type=sa.String(10))
+    # Every bearer token carries the value it was issued under; a change of password,
+    # state or a lost role bumps it, so the user's earlier tokens stop working.
+    token_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
     @property
     def role_set(self) -> frozenset[Role]:
@@ -48,13 +51,16 @@ class WebServiceAccessKey(TableBase, table=True):
 
 
 class LoginThrottle(TableBase, table=True):
-    """Failed-login counters per user name and per client address, shared by all API processes."""
+    """Sign-in counters shared by all API processes (subjects: ``app.auth.throttle``).
+
+    A subject's window starts at its first failure; ``failure_count`` counts the failures
+    in that window. ``seen:`` subjects record the last successful password sign-in instead.
+    """
 
     __tablename__ = "login_throttle"
     subject: str = Field(max_length=200, unique=True)
     failure_count: int = 0
-    window_started_at: datetime | None = utc_field()
-    blocked_until: datetime | None = utc_field()
+    window_started_at: datetime | None = utc_field(index=True)
 
 
 class ConsoleSession(TableBase, table=True):

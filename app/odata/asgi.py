@@ -78,7 +78,7 @@ class ODataApp:
                 query=scope.get("query_string", b"").decode("latin-1"),
                 headers=headers,
                 client_ip=scope["client"][0] if scope.get("client") else None,
-                base_url=_base_url(scope, headers.get("host")),
+                base_url=_link_base(scope, headers.get("host")),
                 state=scope["app"].state,
             )
             reply = await handler.handle(request)
@@ -115,6 +115,15 @@ def _request_id(incoming: str | None) -> str:
     if incoming and incoming.isprintable():
         return incoming[:64]
     return os.urandom(16).hex()
+
+
+def _link_base(scope: Scope, host: str | None) -> str:
+    """Where absolute links start: SALESBRIDGE_PUBLIC_URL when set (the Host header is the
+    caller's to choose, so it must not end up in links others follow), else the request's."""
+    settings = scope["app"].state.settings
+    if settings.has_public_url:
+        return f"{settings.public_url.rstrip('/')}/"
+    return _base_url(scope, host)
 
 
 def _base_url(scope: Scope, host: str | None) -> str:

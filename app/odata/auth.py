@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass
 
 from app.auth import tokens
-from app.auth.service import BAD_CREDENTIALS, authenticate, get_user_by_name
+from app.auth.service import BAD_CREDENTIALS, authenticate, user_for_token
 from app.db import SessionMaker
 from app.errors import UnauthorizedError
-from app.models.security import Role, User, UserState
+from app.models.security import Role, User
 from app.odata.errors import ODataForbiddenError, ODataUnauthorizedError
 from app.settings import Settings
 
@@ -110,24 +110,21 @@ async def _basic(
     if not separator or not user_name:
         msg = "Malformed Basic credentials."
         raise ODataUnauthorizedError(msg)
-    async with sessionmaker() as session:
-        try:
-            user = await authenticate(
-                session,
-                sessionmaker,
-                settings,
-                user_name=user_name,
-                secret=secret,
-                client_ip=client_ip,
-                allow_password=False,
-            )
-        except UnauthorizedError as exc:
-            detail = f"Incorrect user name or access key. {ACCEPTED}"
-            raise ODataUnauthorizedError(
-                detail if exc.detail == BAD_CREDENTIALS else exc.detail
-            ) from exc
-        await session.commit()  # keeps the key's last_used_at
-        return _caller(user)
+    try:
+        sign_in = await authenticate(
+            sessionmaker,
+            settings,
+            user_name=user_name,
+            secret=secret,
+            client_ip=client_ip,
+            allow_password=False,
+        )
+    except UnauthorizedError as exc:
+        detail = f"Incorrect user name or access key. {ACCEPTED}"
+        raise ODataUnauthorizedError(
+            detail if exc.detail == BAD_CREDENTIALS else exc.detail
+        ) from exc
+    return _caller(sign_in.user)
 
 
 async def _bearer(sessionmaker: SessionMaker, settings: Settings, token: str) -> Caller:
@@ -136,8 +133,7 @@ async def _bearer(sessionmaker: SessionMaker, settings: Settings, token: str) ->
     except UnauthorizedError as exc:
         raise ODataUnauthorizedError(exc.detail) from exc
     async with sessionmaker() as session:
-        user = await get_user_by_name(session, claims.subject)
-    if user is None or user.state != UserState.enabled:
-        msg = "Invalid or expired token."
-        raise ODataUnauthorizedError(msg)
+        user = await user_for_token(session, claims)
+    if user is None:
+        raise ODataUnauthorizedError(tokens.INVALID)
     return _caller(user)

@@ -56,6 +56,8 @@ def build_crm_client(
         options.setdefault("timeout", INTERACTIVE_TIMEOUT)
     label = crm_usage.connection_label(setup.server_address, setup.client_id)
     options.setdefault("observer", crm_usage.observer_for(settings.redis_url, label=label))
+    # No loopback, private, link-local or metadata address unless the operator allows it.
+    options.setdefault("public_addresses_only", not settings.allow_private_crm_addresses)
     try:
         return client_from_connection(
             server_address=setup.server_address,

@@ -19,8 +19,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.clock import utc_now
 from app.settings import Settings
 from tests import factories
+from tests.hostile.live import serve
 
 ME = "/api/v1/auth/me"
+ODATA = "/odata/v4/ItemAvailability"
 _RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 RSA_PRIVATE_PEM = _RSA_KEY.private_bytes(
     serialization.Encoding.PEM,
@@ -42,6 +44,8 @@ def _claims(settings: Settings, **changes: Any) -> dict[str, Any]:
         "sub": "admin",
         "roles": ["integration-admin"],
         "typ": "access",
+        "cred": "password",
+        "ver": 0,
         "iat": now,
         "nbf": now,
         "exp": now + 600,
@@ -151,6 +155,60 @@ def signature_stripped(settings: Settings) -> str:
     return f"{header}.{payload}."
 
 
+def issued_in_the_future(settings: Settings) -> str:
+    """A token "issued" an hour from now would outlive any lifetime we grant."""
+    now = int(utc_now().timestamp())
+    return _sign(settings, _claims(settings, iat=now + 3600, nbf=now, exp=now + 3600 + 600))
+
+
+def fractional_exp(settings: Settings) -> str:
+    return _sign(settings, _claims(settings, exp=int(utc_now().timestamp()) + 600.5))
+
+
+def fractional_iat(settings: Settings) -> str:
+    return _sign(settings, _claims(settings, iat=int(utc_now().timestamp()) - 0.5))
+
+
+def boolean_nbf(settings: Settings) -> str:
+    return _sign(settings, _claims(settings, nbf=True))
+
+
+def longer_than_any_token_we_issue(settings: Settings) -> str:
+    """Signed right, but valid for a year: we never issue more than token_minutes."""
+    now = int(utc_now().timestamp())
+    return _sign(settings, _claims(settings, exp=now + 365 * 24 * 3600))
+
+
+def exp_before_iat(settings: Settings) -> str:
+    now = int(utc_now().timestamp())
+    return _sign(settings, _claims(settings, iat=now, exp=now - 1, nbf=now - 100))
+
+
+def missing_version(settings: Settings) -> str:
+    return _sign(settings, _claims(settings, ver=None))
+
+
+def version_not_an_integer(settings: Settings) -> str:
+    return _sign(settings, _claims(settings, ver="0"))
+
+
+def stale_version(settings: Settings) -> str:
+    """Issued before the user's credentials changed (tests/auth/test_token_revocation)."""
+    return _sign(settings, _claims(settings, ver=-1))
+
+
+def missing_credential(settings: Settings) -> str:
+    return _sign(settings, _claims(settings, cred=None))
+
+
+def unknown_credential(settings: Settings) -> str:
+    return _sign(settings, _claims(settings, cred="certificate"))
+
+
+def key_credential_of_no_key(settings: Settings) -> str:
+    return _sign(settings, _claims(settings, cred="key:abcdefghijkm"))
+
+
 def unknown_user(settings: Settings) -> str:
     return _sign(settings, _claims(settings, sub="nobody"))
 
@@ -191,6 +249,18 @@ ATTACKS: list[Callable[[Settings], str]] = [
     tampered_payload,
     tampered_signature,
     signature_stripped,
+    issued_in_the_future,
+    fractional_exp,
+    fractional_iat,
+    boolean_nbf,
+    longer_than_any_token_we_issue,
+    exp_before_iat,
+    missing_version,
+    version_not_an_integer,
+    stale_version,
+    missing_credential,
+    unknown_credential,
+    key_credential_of_no_key,
     unknown_user,
     garbage,
     garbage_three_parts,
@@ -229,6 +299,27 @@ async def test_every_bad_token_is_refused_with_the_same_401(
         response = await client.get(ME, headers=headers)
         if response.status_code != 401 or response.json() != expected:
             failures.append(f"{attack.__name__}: {response.status_code} {response.text[:80]}")
+
+    assert failures == []
+
+
+async def test_bad_tokens_are_refused_over_real_http_on_rest_and_odata(
+    settings: Settings, users: None
+) -> None:
+    """The same table against uvicorn, on the REST API and the OData service (whose
+    Bearer path decodes with the same code), plus the control on both."""
+    failures = []
+    with serve(settings) as port:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as live:
+            good = {"Authorization": f"Bearer {_sign(settings, _claims(settings))}"}
+            assert (await live.get(ME, headers=good)).status_code == 200
+            assert (await live.get(ODATA, headers=good)).status_code == 200
+            for attack in ATTACKS:
+                headers = {"Authorization": f"Bearer {attack(settings)}"}
+                statuses = [(await live.get(url, headers=headers)).status_code
+                            for url in (ME, ODATA)]  # fmt: skip
+                if statuses != [401, 401]:
+                    failures.append(f"{attack.__name__}: {statuses}")
 
     assert failures == []
 

@@ -207,9 +207,11 @@ async def test_disabled_users_existing_token_stops_working(
     assert response.json()["detail"] == "Invalid or expired token."
 
 
-async def test_role_taken_away_applies_to_existing_token(
+async def test_role_taken_away_ends_existing_tokens(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
+    """The token dies with the role (tests/auth/test_token_revocation.py over real HTTP);
+    signed in again, the user has the roles it has now."""
     await factories.create_user(session, user_name="root")
     await factories.create_user(session, user_name="admin2")
     await session.commit()
@@ -222,7 +224,9 @@ async def test_role_taken_away_applies_to_existing_token(
     )
 
     assert changed.status_code == 200, changed.text
-    assert (await client.get("/api/v1/users", headers=admin2)).status_code == 403
+    assert (await client.get("/api/v1/users", headers=admin2)).status_code == 401
+    again = await factories.bearer_headers(client, user_name="admin2")
+    assert (await client.get("/api/v1/users", headers=again)).status_code == 403
 
 
 async def test_deleted_users_token_stops_working(

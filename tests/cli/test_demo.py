@@ -19,7 +19,7 @@ import pytest
 
 from app.demo.sample_company import CUSTOMERS, ITEMS, RESOURCES
 from app.embedded_redis import server_processes
-from tests.cli.test_serve import BIN, STARTUP_SECONDS, Served, _environment
+from tests.cli.test_serve import BIN, STARTUP_SECONDS, Served, _environment, first_admin_password
 from tests.cli.test_serve import start_serve as start_serve  # the fixture, shared
 from tests.conftest import BACKENDS
 from tests.fixtures.services import free_port, postgres_url
@@ -108,7 +108,7 @@ def _start(
             [str(BIN / "salesbridge"), "demo", "--port", str(port),
              "--sandbox-port", str(sandbox_port), *options],
             cwd=tmp_path, env={**_environment(tmp_path / "data"), **env}, stdout=sink,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.STDOUT, start_new_session=True,  # no terminal: see test_serve
         )  # fmt: skip
     demos.append(Demo(process, log_file, f"http://127.0.0.1:{port}",
                       f"http://127.0.0.1:{sandbox_port}"))  # fmt: skip
@@ -184,9 +184,8 @@ def test_demo_syncs_a_sample_company_serves_it_and_runs_again(
     assert accounts == sorted(str(c["name"]) for c in CUSTOMERS)
 
     # The sync log over REST, as the printed instructions say.
-    password = re.search(r"shown only now:\s+(\S+)", first.output)
-    assert password, first.output
-    admin = _admin(first, password.group(1))
+    password = first_admin_password(tmp_path / "data", first.output)
+    admin = _admin(first, password)
     log = _get(first, "/api/v1/sync-jobs?$top=200", admin)
     jobs = [j for j in log["items"] if j["type"] == "synchronization"]
     item_jobs = [
@@ -211,7 +210,7 @@ def test_demo_syncs_a_sample_company_serves_it_and_runs_again(
     assert {no: row["Inventory"] for no, row in rows.items()} == STOCK  # stock not doubled
     assert _crm_rows(second, "products", "productnumber") == products
     assert _crm_rows(second, "accounts", "name") == accounts
-    admin = _admin(second, password.group(1))
+    admin = _admin(second, password)
     assert _get(second, "/api/v1/customers", admin)["count"] == len(CUSTOMERS)
     assert second.stop() == 0, second.output
     assert _no_redis_left(tmp_path)

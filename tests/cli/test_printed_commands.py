@@ -16,7 +16,7 @@ from pathlib import Path
 from tests.cli.shell import Background, fresh_env, ok, running
 from tests.fixtures.services import free_port
 
-COMMAND_START = re.compile(r"^(bin/salesbridge|SALESBRIDGE_\w+=\S+ bin/salesbridge|curl|TOKEN=)")
+COMMAND_START = re.compile(r"^((SALESBRIDGE_\w+=\S+ )*bin/salesbridge|curl|TOKEN=)")
 BACKTICKED = re.compile(r"`([^`]+)`")
 LONG_RUNNING = re.compile(r"bin/salesbridge (demo|serve|sandbox)\b")
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import pty
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -82,6 +84,7 @@ def start_serve(tmp_path: Path) -> Iterator[Callable[[], Served]]:
                 env=_environment(tmp_path / "data"),
                 stdout=sink,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # no controlling terminal, as under a service manager
             )
         started.append(Served(process, log_file, tmp_path / "data", f"http://127.0.0.1:{port}"))
         return started[-1]
@@ -93,12 +96,20 @@ def start_serve(tmp_path: Path) -> Iterator[Callable[[], Served]]:
             served.process.wait(timeout=10)
 
 
+def first_admin_password(data_dir: Path, output: str) -> str:
+    """Without a terminal, serve leaves the first password in a private file, not the log."""
+    path = data_dir / "first-admin-password"
+    assert path.stat().st_mode & 0o777 == 0o600
+    password = path.read_text().strip()
+    assert password and password not in output, output
+    return password
+
+
 def _sign_in(served: Served) -> dict[str, str]:
-    match = re.search(r"shown only now:\s+(\S+)", served.output)
-    assert match, served.output
+    password = first_admin_password(served.data_dir, served.output)
     response = httpx.post(
         f"{served.base_url}/api/v1/auth/token",
-        data={"username": "admin", "password": match.group(1)},
+        data={"username": "admin", "password": password},
         timeout=10,
     )
     assert response.status_code == 200, response.text
@@ -212,3 +223,54 @@ def test_sandbox_command_serves_a_dataverse_token_endpoint(tmp_path: Path) -> No
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
     assert not (tmp_path / "data" / "sandbox.db").exists()  # --memory keeps no file
+
+
+def _read_terminal(master: int, until: str, process: subprocess.Popen[bytes]) -> str:
+    seen = b""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while until.encode() not in seen:
+        assert process.poll() is None and time.monotonic() < deadline, seen.decode()
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            seen += os.read(master, 4096)
+    return seen.decode(errors="replace")
+
+
+def test_with_a_terminal_the_first_password_goes_to_it_not_to_the_log(tmp_path: Path) -> None:
+    """stdout and stderr (the log stream) go to a file; the terminal is a pty."""
+    master, terminal = pty.openpty()
+    terminal_name = os.ttyname(terminal)
+
+    def become_the_terminals_session() -> None:
+        os.open(terminal_name, os.O_RDWR)  # a new session's first tty becomes its terminal
+
+    port = free_port()
+    log_file = tmp_path / "serve.log"
+    with log_file.open("wb") as sink:
+        process = subprocess.Popen(  # noqa: PLW1509 - no threads run in this test
+            [str(BIN / "salesbridge"), "serve", "--port", str(port)],
+            cwd=tmp_path, env=_environment(tmp_path / "data"), stdin=subprocess.DEVNULL,
+            stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=become_the_terminals_session,
+        )  # fmt: skip
+    served = Served(process, log_file, tmp_path / "data", f"http://127.0.0.1:{port}")
+    try:
+        shown = _read_terminal(master, "Lost it?", process)
+        password = re.search(r"shown only now:\s+(\S+)", shown)
+        assert password, shown
+        served.wait_ready()
+        sign_in = httpx.post(
+            f"{served.base_url}/api/v1/auth/token",
+            data={"username": "admin", "password": password.group(1)}, timeout=10,
+        )  # fmt: skip
+        assert sign_in.status_code == 200, sign_in.text
+        assert "=" * 72 in shown  # framed, apart from anything else on the screen
+        assert password.group(1) not in served.output
+        assert "app_started" in served.output  # the log stream is where it was
+        assert not (served.data_dir / "first-admin-password").exists()
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=60)
+        os.close(master)
+        os.close(terminal)

@@ -42,7 +42,8 @@ def _wait_until_started(command: str, process: Background, env: dict[str, str]) 
 
 
 def _check_synchronized(tmp_path: Path, outputs: dict[str, str]) -> None:
-    assert "The connection works." in outputs["bin/salesbridge connection test"]
+    test = next(command for command in outputs if command.endswith("connection test"))
+    assert "The connection works." in outputs[test]
     assert "The full synchronization has finished." in outputs["bin/salesbridge sync full"]
     database = tmp_path / "data" / "salesbridge.db"
     full_sync = query(
@@ -55,7 +56,10 @@ def _check_synchronized(tmp_path: Path, outputs: dict[str, str]) -> None:
 
 def test_the_sandbox_recipe_of_setup_md_works_as_written(tmp_path: Path) -> None:
     commands = recipe_commands()
-    assert commands[:2] == ["bin/salesbridge serve", "bin/salesbridge sandbox"], commands
+    assert commands[:2] == [
+        "SALESBRIDGE_ALLOW_PRIVATE_CRM_ADDRESSES=true bin/salesbridge serve",
+        "bin/salesbridge sandbox",
+    ], commands
     env = _environment(tmp_path)
     outputs: dict[str, str] = {}
     with (
@@ -75,11 +79,12 @@ def test_the_sandbox_recipe_of_setup_md_works_as_written(tmp_path: Path) -> None
 
 def test_the_command_the_sandbox_prints_connects_a_running_serve(tmp_path: Path) -> None:
     env = _environment(tmp_path)
+    serve_env = {**env, "SALESBRIDGE_ALLOW_PRIVATE_CRM_ADDRESSES": "true"}  # as the banner says
     with (
-        running("bin/salesbridge serve", env, tmp_path / "serve.log") as serve,
+        running("bin/salesbridge serve", serve_env, tmp_path / "serve.log") as serve,
         running("bin/salesbridge sandbox --memory", env, tmp_path / "sandbox.log") as sandbox,
     ):
-        _wait_until_started("bin/salesbridge serve", serve, env)
+        _wait_until_started("bin/salesbridge serve", serve, serve_env)
         _wait_until_started("bin/salesbridge sandbox", sandbox, env)
         banner = sandbox.output
         for label in ("Web API", "Token URL", "Tenant", "Client id", "Secret"):
@@ -87,6 +92,7 @@ def test_the_command_the_sandbox_prints_connects_a_running_serve(tmp_path: Path)
         pasted = printed_commands(banner)
         setup = next(command for command in pasted if "connection setup" in command)
         assert "--client-secret sandbox-secret" in setup and "--token-url http" in setup
+        assert "SALESBRIDGE_ALLOW_PRIVATE_CRM_ADDRESSES=true" in banner
         outputs = {command.split("bin/salesbridge ")[1]: ok(command, env) for command in pasted}
         assert "The connection works." in outputs["connection test"]
         assert "The full synchronization has finished." in outputs["sync full"]

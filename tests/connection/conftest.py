@@ -10,10 +10,13 @@ import pytest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.dataverse import DataverseClient, client_from_connection
+from app.db import SessionMaker
+from app.main import create_app
 from app.models.security import Role
 from app.settings import Settings
 from tests.factories import bearer_headers, create_access_key, create_user
 from tests.fixtures.sandbox import RunningSandbox
+from tests.hostile.live import serve_app
 
 API = "/api/v1"
 
@@ -26,6 +29,26 @@ async def _headers(
     key = await create_access_key(session, settings, user=user)
     await session.commit()
     return await bearer_headers(client, user_name=name, password=key)
+
+
+@pytest.fixture
+def allow_private_crm_addresses() -> bool:
+    """The live app's setting; a test module overrides this fixture to refuse them."""
+    return True
+
+
+@pytest.fixture
+async def live(
+    settings: Settings, sessionmaker: SessionMaker, allow_private_crm_addresses: bool
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API served by uvicorn on 127.0.0.1, for requests over real HTTP. It shares the
+    database and the signing secret with ``client``, so ``admin``'s token works on it."""
+    live_settings = settings.model_copy(
+        update={"allow_private_crm_addresses": allow_private_crm_addresses}
+    )
+    with serve_app(create_app(live_settings, should_migrate=False)) as port:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            yield client
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ async def api(
     await seed.master_data(session)
     await session.commit()
     token, _ = tokens.create_access_token(
-        settings, subject=USER, roles=[Role.integration_user.value]
+        settings, subject=USER, roles=[Role.integration_user.value], version=0, key_id=None
     )
     client.headers["Authorization"] = f"Bearer {token}"
     yield client

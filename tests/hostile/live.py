@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import orjson
 import uvicorn
+from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from app.main import create_app
 from app.settings import Settings
@@ -27,7 +29,27 @@ DEADLINE_SECONDS = 30.0
 @contextmanager
 def serve(settings: Settings, *, http: str = "httptools") -> Iterator[int]:
     """The app in uvicorn on a free port (in a thread); yields the port."""
-    app = create_app(settings, should_migrate=False)
+    with serve_app(create_app(settings, should_migrate=False), http=http) as port:
+        yield port
+
+
+@contextmanager
+def serve_app(app: FastAPI, *, http: str = "httptools") -> Iterator[int]:
+    """``serve`` for an app the test keeps a handle on (its state: engine, settings).
+
+    X-Forwarded-For is honoured from the app's SALESBRIDGE_TRUSTED_PROXIES, as in
+    ``salesbridge serve``: that is how a test sends requests "from" many addresses."""
+    trusted = app.state.settings.trusted_proxies.strip()
+    with serve_asgi(app, http=http, trusted_proxies=trusted) as port:
+        yield port
+
+
+@contextmanager
+def serve_asgi(
+    app: ASGIApp, *, http: str = "httptools", trusted_proxies: str = ""
+) -> Iterator[int]:
+    """Any ASGI app in uvicorn on a free port of 127.0.0.1 (in a thread); yields the port."""
+    trusted = trusted_proxies
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -38,6 +60,8 @@ def serve(settings: Settings, *, http: str = "httptools") -> Iterator[int]:
         access_log=False,
         lifespan="on",
         http=http,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -34,7 +34,7 @@ SECRETS = (
     "password_encrypted",
     "odata_access_key_encrypted",
     "secrets_encrypted",
-    "blocked_until",
+    "token_version",
     "failure_count",
 )
 

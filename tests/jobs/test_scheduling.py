@@ -242,9 +242,13 @@ def cli_env(settings: Settings, database_url: str) -> Iterator[None]:
         del os.environ[name]
     os.environ["SALESBRIDGE_DATA_DIR"] = str(settings.data_dir)
     os.environ["SALESBRIDGE_DATABASE_URL"] = database_url
+    # As the suite's settings: the sandbox CRM is on 127.0.0.1.
+    allowance = str(settings.allow_private_crm_addresses)
+    os.environ["SALESBRIDGE_ALLOW_PRIVATE_CRM_ADDRESSES"] = allowance
     get_settings.cache_clear()
     yield
-    for name in ("SALESBRIDGE_DATA_DIR", "SALESBRIDGE_DATABASE_URL"):
+    for name in ("SALESBRIDGE_DATA_DIR", "SALESBRIDGE_DATABASE_URL",
+                 "SALESBRIDGE_ALLOW_PRIVATE_CRM_ADDRESSES"):  # fmt: skip
         del os.environ[name]
     os.environ.update(saved)
     get_settings.cache_clear()

@@ -101,6 +101,7 @@ def worker_environment(settings: Settings) -> dict[str, str]:
         SALESBRIDGE_REDIS_URL=settings.redis_url,
         SALESBRIDGE_SCHEDULER_TICK_SECONDS=str(settings.scheduler_tick_seconds),
         SALESBRIDGE_JOB_TIMEOUT_SECONDS=str(settings.job_timeout_seconds),
+        SALESBRIDGE_ALLOW_PRIVATE_CRM_ADDRESSES=str(settings.allow_private_crm_addresses),
     )
     return env
 

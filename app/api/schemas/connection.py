@@ -1,7 +1,7 @@
 """Bodies of the connection setup, test/enable/deploy and assisted setup endpoints.
 
 Secrets go in (client_secret, password, odata_access_key) and never come out: reads say
-only whether each is set and, for long ones, the last four characters.
+only whether each is set and, to admins and for long ones, the last four characters.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ class SecretState(BaseModel):
     hint: str | None = None
 
     @classmethod
-    def of(cls, settings: Settings, ciphertext: str) -> SecretState:
-        return cls(is_set=bool(ciphertext), hint=secret_hint(ciphertext, settings))
+    def of(cls, settings: Settings, ciphertext: str, *, show_hint: bool) -> SecretState:
+        hint = secret_hint(ciphertext, settings) if show_hint else None
+        return cls(is_set=bool(ciphertext), hint=hint)
 
 
 class ConnectionRead(BaseModel):
@@ -56,17 +57,21 @@ class ConnectionRead(BaseModel):
     modified_at: datetime
 
     @classmethod
-    def from_setup(cls, settings: Settings, setup: ConnectionSetup) -> ConnectionRead:
+    def from_setup(
+        cls, settings: Settings, setup: ConnectionSetup, *, show_hints: bool = True
+    ) -> ConnectionRead:
+        """``show_hints``: the last four characters of each secret, for admins only."""
         hidden = {"client_secret_encrypted", "password_encrypted", "odata_access_key_encrypted"}
         plain = setup.model_dump(exclude=hidden, warnings=False)
-        return cls.model_validate(
-            {
-                **plain,
-                "client_secret": SecretState.of(settings, setup.client_secret_encrypted),
-                "password": SecretState.of(settings, setup.password_encrypted),
-                "odata_access_key": SecretState.of(settings, setup.odata_access_key_encrypted),
-            }
-        )
+        secrets = {
+            name: SecretState.of(settings, getattr(setup, column), show_hint=show_hints)
+            for name, column in (
+                ("client_secret", "client_secret_encrypted"),
+                ("password", "password_encrypted"),
+                ("odata_access_key", "odata_access_key_encrypted"),
+            )
+        }
+        return cls.model_validate({**plain, **secrets})
 
 
 class ConnectionUpdate(BaseModel):

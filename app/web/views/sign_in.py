@@ -9,7 +9,7 @@ from starlette.responses import RedirectResponse
 
 from app.api.auth import SecretField, UserNameField
 from app.api.deps import SessionDep, SessionMakerDep, SettingsDep
-from app.auth import access_keys, console_sessions, throttle
+from app.auth import access_keys, console_sessions
 from app.auth.service import authenticate
 from app.errors import TooManyRequestsError, UnauthorizedError
 from app.web import cookies
@@ -76,16 +76,15 @@ async def sign_in(
                      status_code=401, user_name=username)  # fmt: skip
     client_ip = request.client.host if request.client else None
     try:
-        user = await authenticate(
-            session, sessionmaker, settings, user_name=username, secret=password,
-            client_ip=client_ip,
-        )  # fmt: skip
+        signed_in = await authenticate(
+            sessionmaker, settings, user_name=username, secret=password, client_ip=client_ip
+        )
     except (UnauthorizedError, TooManyRequestsError) as exc:
         response = _form(request, settings, next_url=next_url, message=exc.detail,
                          status_code=exc.status_code, user_name=username)  # fmt: skip
         response.headers.update(exc.headers or {})
         return response
-    await throttle.clear_failures(sessionmaker, user.user_name)
+    user = signed_in.user
     token = await console_sessions.open_session(session, settings, user=user)
     caller = Caller(user=user, csrf="")
     response = RedirectResponse(_safe_next(next_url) or caller.home, status_code=303)
