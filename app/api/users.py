@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, status
 
 from app.api.deps import SessionDep, SettingsDep, require_roles
 from app.api.schemas.users import (
+    CrmKeyRead,
     KeyCreate,
     KeyIssued,
     KeyRead,
@@ -18,6 +19,7 @@ from app.api.schemas.users import (
     UserUpdate,
 )
 from app.auth import user_keys, users
+from app.connection import odata_keys
 from app.models.security import Role, WebServiceAccessKey
 
 router = APIRouter(
@@ -27,8 +29,10 @@ router = APIRouter(
 )
 
 
-def _issued(user_name: str, row: WebServiceAccessKey, key: str) -> KeyIssued:
-    return KeyIssued(**KeyRead.from_row(row).model_dump(), user_name=user_name, key=key)
+def _issued(
+    user_name: str, row: WebServiceAccessKey, key: str, crm: CrmKeyRead | None = None
+) -> KeyIssued:
+    return KeyIssued(**KeyRead.from_row(row).model_dump(), user_name=user_name, key=key, crm=crm)
 
 
 @router.get("", response_model=list[UserRead])
@@ -75,14 +79,15 @@ async def create_key(
 async def rotate_key(
     session: SessionDep, settings: SettingsDep, user_name: str, body: KeyCreate | None = None
 ) -> KeyIssued:
+    """BC's "change web service key"; the CRM's copy too, if the CRM uses this user."""
     expires_at = body.expires_at if body else None
-    row, key = await user_keys.rotate_key(
+    row, key, outcome = await odata_keys.rotate_key(
         session, settings, user_name=user_name, expires_at=expires_at
     )
-    return _issued(user_name, row, key)
+    return _issued(user_name, row, key, CrmKeyRead(**vars(outcome)))
 
 
 @router.post("/{user_name}/keys/revoke", response_model=KeysRevoked)
 async def revoke_keys(session: SessionDep, user_name: str) -> KeysRevoked:
-    revoked = await user_keys.revoke_keys(session, user_name=user_name)
-    return KeysRevoked(user_name=user_name, revoked=revoked)
+    revoked, outcome = await odata_keys.revoke_keys(session, user_name=user_name)
+    return KeysRevoked(user_name=user_name, revoked=revoked, crm=CrmKeyRead(**vars(outcome)))

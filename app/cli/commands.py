@@ -24,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import user_keys, users
 from app.clock import utc_now
+from app.connection import odata_keys
 from app.db import create_engine, create_sessionmaker, session_scope
 from app.embedded_redis import EmbeddedRedis, EmbeddedRedisError, find_running
 from app.errors import ConflictError, SalesbridgeError
@@ -387,15 +388,23 @@ ExpiryOption = Annotated[
 def _issue_key(user_name: str, expires_in_days: int | None, *, is_rotation: bool) -> None:
     settings = get_settings()
     expires_at = utc_now() + timedelta(days=expires_in_days) if expires_in_days else None
-    issue = user_keys.rotate_key if is_rotation else user_keys.create_key
 
-    async def create() -> str:
+    async def create() -> tuple[str, str]:
         async with open_session(settings) as session:
-            _row, key = await issue(session, settings, user_name=user_name, expires_at=expires_at)
-        return key
+            if is_rotation:
+                _row, key, outcome = await odata_keys.rotate_key(
+                    session, settings, user_name=user_name, expires_at=expires_at
+                )
+                return key, "" if outcome.action == "unaffected" else outcome.message
+            _row, key = await user_keys.create_key(
+                session, settings, user_name=user_name, expires_at=expires_at
+            )
+        return key, ""
 
-    key = run(create())
+    key, crm_note = run(create())
     what = "replaces all earlier keys" if is_rotation else "works next to any earlier keys"
+    if crm_note:
+        say(crm_note)
     say(f"New access key for '{user_name}' ({what}), shown only now:")
     typer.echo(key)
 
@@ -422,12 +431,14 @@ def key_rotate(
 def key_revoke(user_name: Annotated[str, typer.Argument(help="The user name.")]) -> None:
     """Revoke every access key of a user."""
 
-    async def revoke() -> int:
+    async def revoke() -> tuple[int, odata_keys.CrmKeyOutcome]:
         async with open_session(get_settings()) as session:
-            return await user_keys.revoke_keys(session, user_name=user_name)
+            return await odata_keys.revoke_keys(session, user_name=user_name)
 
-    count = run(revoke())
+    count, outcome = run(revoke())
     say(f"Revoked {count} access key(s) of '{user_name}'.")
+    if outcome.action != "unaffected":
+        say(f"Warning: {outcome.message}")
 
 
 @sync_cli.command("run")

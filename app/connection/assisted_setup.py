@@ -21,10 +21,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth.encryption import decrypt_secret, encrypt_secret
 from app.clock import utc_now
-from app.connection import connection_setup, defaults, solution
+from app.connection import connection_setup, crm_settings, defaults, solution
 from app.connection.connection_check import run_connection_test
 from app.connection.odata_credentials import check_access_key, check_odata_user
-from app.connection.setup_validation import check_api_version, check_connection_string, check_url
+from app.connection.setup_validation import (
+    OAUTH_TYPES,
+    check_api_version,
+    check_connection_string,
+    check_url,
+)
+from app.dataverse.client_assertion import CertificateError, load_client_certificate
 from app.errors import ConflictError, InvalidInputError, NotFoundError
 from app.logs import get_logger
 from app.models.integration import AssistedSetup, AssistedSetupStatus, AuthenticationType
@@ -48,7 +54,7 @@ STEPS = (
     ),
 )
 STEP_NAMES = tuple(step.name for step in STEPS)
-SECRET_ANSWERS = ("client_secret", "password", "odata_access_key")
+SECRET_ANSWERS = ("client_secret", "password", "odata_access_key", "client_certificate")
 OPTION_DEFAULTS: dict[str, Any] = {
     "import_solution": True,
     "publish_item_availability": False,
@@ -153,6 +159,21 @@ def _check_crm_url(flow: AssistedSetup, answers: Mapping[str, Any]) -> dict[str,
     return {"server_address": check_url(url, label="CRM URL", allow_plain_http=on_premises)}
 
 
+def _needed(
+    kind: AuthenticationType, merged: Mapping[str, Any], has_secret: Mapping[str, bool]
+) -> list[tuple[str, bool]]:
+    if kind in OAUTH_TYPES:
+        is_certificate = kind == AuthenticationType.oauth_certificate
+        credential = "client_certificate" if is_certificate else "client_secret"
+        has_authority = bool(merged.get("tenant_id") or merged.get("token_url"))
+        return [
+            ("client_id", bool(merged.get("client_id"))),
+            (credential, has_secret[credential]),
+            ("tenant_id or token_url", has_authority),
+        ]
+    return [("user_name", bool(merged.get("user_name"))), ("password", has_secret["password"])]
+
+
 async def _check_credentials(
     session: AsyncSession, settings: Settings, flow: AssistedSetup, answers: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -160,25 +181,17 @@ async def _check_credentials(
     merged = {**flow.answers, **values}
     kind = AuthenticationType(merged.get("authentication_type") or "oauth_client_secret")
     stored = await connection_setup.get_connection_setup(session, settings)
+    earlier = read_secrets(settings, flow)
+    columns = {
+        "client_secret": stored.client_secret_encrypted,
+        "password": stored.password_encrypted,
+        "client_certificate": stored.client_certificate_encrypted,
+    }
     has_secret = {
-        "client_secret": bool(values.get("client_secret") or read_secrets(settings, flow).get(
-            "client_secret") or stored.client_secret_encrypted),
-        "password": bool(values.get("password") or read_secrets(settings, flow).get(
-            "password") or stored.password_encrypted),
-    }  # fmt: skip
-    if kind == AuthenticationType.oauth_client_secret:
-        has_authority = bool(merged.get("tenant_id") or merged.get("token_url"))
-        needed = [
-            ("client_id", bool(merged.get("client_id"))),
-            ("client_secret", has_secret["client_secret"]),
-            ("tenant_id or token_url", has_authority),
-        ]
-    else:
-        needed = [
-            ("user_name", bool(merged.get("user_name"))),
-            ("password", has_secret["password"]),
-        ]
-    missing = [name for name, is_present in needed if not is_present]
+        name: bool(values.get(name) or earlier.get(name) or column)
+        for name, column in columns.items()
+    }
+    missing = [name for name, is_present in _needed(kind, merged, has_secret) if not is_present]
     if missing:
         msg = f"The authentication type {kind.value} needs {', '.join(missing)}."
         raise InvalidInputError(msg)
@@ -186,8 +199,20 @@ async def _check_credentials(
         values["token_url"] = check_url(values["token_url"], label="token URL")
     if values.get("connection_string"):
         check_connection_string(values["connection_string"])
+    password = values.pop("client_certificate_password", "")
+    if values.get("client_certificate"):
+        values["client_certificate"] = _checked_certificate(values["client_certificate"], password)
     values["authentication_type"] = kind.value
     return values
+
+
+def _checked_certificate(text: str, password: str) -> str:
+    """The certificate as stored (key decrypted): the password is used now, never kept."""
+    try:
+        return load_client_certificate(text, password=password).to_pem()
+    except CertificateError as exc:
+        msg = f"The client certificate cannot be used: {exc}."
+        raise InvalidInputError(msg) from None
 
 
 async def _check_options(
@@ -273,7 +298,7 @@ def _connection_changes(flow: AssistedSetup, secrets: Mapping[str, str]) -> dict
         auto_process_sales_quotes=bool(answers.get("auto_process_sales_quotes")),
         item_availability_enabled=bool(answers.get("publish_item_availability")),
     )
-    for name in ("client_secret", "password"):
+    for name in ("client_secret", "password", "client_certificate"):
         if secrets.get(name):
             changes[name] = secrets[name]
     if answers.get("publish_item_availability"):
@@ -287,9 +312,7 @@ def _connection_changes(flow: AssistedSetup, secrets: Mapping[str, str]) -> dict
     return changes
 
 
-def _next_steps(
-    *, is_enabled: bool, is_solution_installed: bool, answers: Mapping[str, Any]
-) -> list[str]:
+def _next_steps(*, is_enabled: bool, is_solution_installed: bool) -> list[str]:
     steps: list[str] = []
     if not is_enabled:
         steps.append(
@@ -309,13 +332,6 @@ def _next_steps(
         "Couple existing records (match-based coupling per mapping: CURRENCY, UNIT OF MEASURE, "
         "CUSTOMER, ITEM-PRODUCT, ...) before the first synchronization."
     )
-    if answers.get("enable_sales_order_integration") or answers.get(
-        "bidirectional_sales_order_integration"
-    ):
-        steps.append(
-            "In Dynamics 365 Sales, turn on the sales order processing integration so users "
-            "can submit orders."
-        )
     return steps
 
 
@@ -349,6 +365,7 @@ async def finish(session: AsyncSession, settings: Settings) -> AssistedSetup:
         # Reconnecting uses the default synchronization setup (the seed's note).
         reset = await defaults.recreate_default_setup(session, setup=setup)
         await connection_setup.set_crm_jobs_status(session, enabled=True)
+        await crm_settings.push_sales_order_processing(settings, setup)
     flow.result = {
         "is_enabled": setup.is_enabled,
         "integration_user_id": str(test.integration_user_id),
@@ -363,7 +380,6 @@ async def finish(session: AsyncSession, settings: Settings) -> AssistedSetup:
         "next_steps": _next_steps(
             is_enabled=setup.is_enabled,
             is_solution_installed=setup.is_solution_installed,
-            answers=flow.answers,
         ),
     }  # fmt: skip
     flow.status, flow.current_step, flow.finished_at = AssistedSetupStatus.finished, "", utc_now()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import httpx
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.connection import crm_settings
 from app.connection.connection_setup import (
     CheckStep,
     ConnectionTestResult,
@@ -112,4 +113,5 @@ async def enable_connection(session: AsyncSession, settings: Settings) -> Connec
         msg = f"The connection test failed, so the connection stays disabled: {failure}"
         raise ConflictError(msg)
     await mark_enabled(session, setup=setup)
+    await crm_settings.push_sales_order_processing(settings, setup)
     return setup

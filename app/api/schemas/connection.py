@@ -1,7 +1,8 @@
 """Bodies of the connection setup, test/enable/deploy and assisted setup endpoints.
 
-Secrets go in (client_secret, password, odata_access_key) and never come out: reads say
-only whether each is set and, for long ones, the last four characters.
+Secrets go in (client_secret, password, odata_access_key, the client certificate's key) and
+never come out: reads say only whether each is set and, for long ones, the last four
+characters; for the certificate, its thumbprint, subject and expiry.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.encryption import secret_hint
+from app.connection.client_certificate import certificate_facts
 from app.models.integration import AssistedSetup, AuthenticationType, ConnectionSetup
 from app.settings import Settings
 
 Text = Field(default="", max_length=250)
 Secret = Field(default="", max_length=1024)
+Certificate = Field(default="", max_length=32768)  # PEM or base64 .pfx, a chain included
 
 
 class SecretState(BaseModel):
@@ -29,6 +32,15 @@ class SecretState(BaseModel):
         return cls(is_set=bool(ciphertext), hint=secret_hint(ciphertext, settings))
 
 
+class CertificateState(BaseModel):
+    """The stored certificate's public facts; its private key is never shown."""
+
+    is_set: bool
+    thumbprint: str | None = None
+    subject: str | None = None
+    expires_at: datetime | None = None
+
+
 class ConnectionRead(BaseModel):
     server_address: str
     is_enabled: bool
@@ -37,6 +49,7 @@ class ConnectionRead(BaseModel):
     token_url: str
     client_id: str
     client_secret: SecretState
+    client_certificate: CertificateState
     user_name: str
     password: SecretState
     connection_string: str
@@ -57,12 +70,20 @@ class ConnectionRead(BaseModel):
 
     @classmethod
     def from_setup(cls, settings: Settings, setup: ConnectionSetup) -> ConnectionRead:
-        hidden = {"client_secret_encrypted", "password_encrypted", "odata_access_key_encrypted"}
+        hidden = {
+            "client_secret_encrypted",
+            "client_certificate_encrypted",
+            "password_encrypted",
+            "odata_access_key_encrypted",
+        }
         plain = setup.model_dump(exclude=hidden, warnings=False)
         return cls.model_validate(
             {
                 **plain,
                 "client_secret": SecretState.of(settings, setup.client_secret_encrypted),
+                "client_certificate": certificate_facts(
+                    settings, setup.client_certificate_encrypted
+                ),
                 "password": SecretState.of(settings, setup.password_encrypted),
                 "odata_access_key": SecretState.of(settings, setup.odata_access_key_encrypted),
             }
@@ -80,6 +101,8 @@ class ConnectionUpdate(BaseModel):
     token_url: str = Text
     client_id: str = Field(default="", max_length=100)
     client_secret: str = Secret
+    client_certificate: str = Certificate
+    client_certificate_password: str = Secret
     user_name: str = Text
     password: str = Secret
     connection_string: str = Field(default="", max_length=2048)
@@ -148,6 +171,8 @@ class CredentialsStep(BaseModel):
     token_url: str | None = Field(default=None, max_length=250)
     client_id: str | None = Field(default=None, max_length=100)
     client_secret: str | None = Field(default=None, max_length=1024)
+    client_certificate: str | None = Field(default=None, max_length=32768)
+    client_certificate_password: str | None = Field(default=None, max_length=1024)
     user_name: str | None = Field(default=None, max_length=250)
     password: str | None = Field(default=None, max_length=1024)
     connection_string: str | None = Field(default=None, max_length=2048)

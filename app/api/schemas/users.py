@@ -99,13 +99,22 @@ class KeyRead(BaseModel):
         )
 
 
+class CrmKeyRead(BaseModel):
+    """What a key change did to the CRM, which calls item availability as the OData user."""
+
+    action: str  # unaffected | updated | created | stored | revoked
+    message: str
+
+
 class KeyIssued(KeyRead):
     """The only response that carries a key: store it now, it cannot be shown again."""
 
     user_name: str
     key: str
+    crm: CrmKeyRead | None = None  # rotations: whether the CRM got the new key
 
 
 class KeysRevoked(BaseModel):
     user_name: str
     revoked: int
+    crm: CrmKeyRead
