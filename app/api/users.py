@@ -13,6 +13,7 @@ from app.api.schemas.users import (
     KeyCreate,
     KeyIssued,
     KeyRead,
+    KeyRotated,
     KeysRevoked,
     UserCreate,
     UserRead,
@@ -29,10 +30,8 @@ router = APIRouter(
 )
 
 
-def _issued(
-    user_name: str, row: WebServiceAccessKey, key: str, crm: CrmKeyRead | None = None
-) -> KeyIssued:
-    return KeyIssued(**KeyRead.from_row(row).model_dump(), user_name=user_name, key=key, crm=crm)
+def _issued(user_name: str, row: WebServiceAccessKey, key: str) -> KeyIssued:
+    return KeyIssued(**KeyRead.from_row(row).model_dump(), user_name=user_name, key=key)
 
 
 @router.get("", response_model=list[UserRead])
@@ -75,16 +74,17 @@ async def create_key(
     return _issued(user_name, row, key)
 
 
-@router.post("/{user_name}/keys/rotate", response_model=KeyIssued)
+@router.post("/{user_name}/keys/rotate", response_model=KeyRotated)
 async def rotate_key(
     session: SessionDep, settings: SettingsDep, user_name: str, body: KeyCreate | None = None
-) -> KeyIssued:
+) -> KeyRotated:
     """BC's "change web service key"; the CRM's copy too, if the CRM uses this user."""
     expires_at = body.expires_at if body else None
     row, key, outcome = await odata_keys.rotate_key(
         session, settings, user_name=user_name, expires_at=expires_at
     )
-    return _issued(user_name, row, key, CrmKeyRead(**vars(outcome)))
+    issued = _issued(user_name, row, key)
+    return KeyRotated(**issued.model_dump(), crm=CrmKeyRead(**vars(outcome)))
 
 
 @router.post("/{user_name}/keys/revoke", response_model=KeysRevoked)

@@ -149,6 +149,7 @@ OWN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
         "uniquename", "friendlyname", "version", "description", "ismanaged", "isvisible",
         "installedon",
     ),
+    "organizations": ("name", "issopintegrationenabled", "expirechangetrackingindays"),
     "nav_connections": (
         "nav_name", "nav_dynamicsnavurl", "nav_dynamicsnavodataurl",
         "nav_dynamicsnavodatausername", "nav_dynamicsnavodataaccesskey",

@@ -1,5 +1,6 @@
-"""What a fresh org holds: the organization, its root business unit, the application user
-the client credentials map to, the base currency and the integration security roles."""
+"""What a fresh org holds: the organization (row and ids), its root business unit, the
+application user the client credentials map to, the base currency and the integration
+security roles."""
 
 from __future__ import annotations
 
@@ -28,19 +29,33 @@ _CURRENCIES = {"USD": ("US Dollar", "$"), "EUR": ("Euro", "€"), "SEK": ("Swedi
 def load_or_seed(store: Store, config: SandboxConfig) -> Identity:
     """The org's identity, seeding a new org on first start (and after a data reset)."""
     stored = store.get_meta("identity")
-    if stored is not None:
-        organization_id, business_unit_id, user_id, currency_id = stored.split(",")
-        return Identity(organization_id, business_unit_id, user_id, currency_id)
-    identity = Identity(*(str(uuid.uuid4()) for _ in range(4)))
     api_path = f"/api/data/v{config.api_version}/"
     context = BindContext(store, config.alternate_keys, api_path, schema=schema_for(config))
+    if stored is not None:
+        organization_id, business_unit_id, user_id, currency_id = stored.split(",")
+        identity = Identity(organization_id, business_unit_id, user_id, currency_id)
+        if store.get("organizations", organization_id) is None:  # seeded by an older sandbox
+            with store.transaction():
+                _seed_organization(Records(store, identity, context), identity)
+        return identity
+    identity = Identity(*(str(uuid.uuid4()) for _ in range(4)))
     records = Records(store, identity, context)
     with store.transaction():
+        _seed_organization(records, identity)
         _seed_rows(records, identity, config)
         store.set_meta("identity", ",".join(
             (identity.organization_id, identity.business_unit_id, identity.user_id,
              identity.base_currency_id)))  # fmt: skip
     return identity
+
+
+def _seed_organization(records: Records, identity: Identity) -> None:
+    # Sales fulfils orders itself until an integration turns this on (BC does on enable).
+    records.create(
+        BY_SET["organizations"],
+        {"organizationid": identity.organization_id, "name": "Sandbox organization",
+         "issopintegrationenabled": False, "expirechangetrackingindays": 7},
+    )  # fmt: skip
 
 
 def _seed_rows(records: Records, identity: Identity, config: SandboxConfig) -> None:

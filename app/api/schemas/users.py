@@ -111,7 +111,10 @@ class KeyIssued(KeyRead):
 
     user_name: str
     key: str
-    crm: CrmKeyRead | None = None  # rotations: whether the CRM got the new key
+
+
+class KeyRotated(KeyIssued):
+    crm: CrmKeyRead  # whether the CRM, if it calls item availability as this user, got it
 
 
 class KeysRevoked(BaseModel):
