@@ -13,7 +13,9 @@ from app.dataverse import DataverseClient, client_from_connection
 from app.models.security import Role
 from app.settings import Settings
 from tests.factories import bearer_headers, create_access_key, create_user
+from tests.fixtures.live_service import live_admin, live_api, live_reader  # noqa: F401
 from tests.fixtures.sandbox import RunningSandbox
+from tests.jobs.conftest import arq_pool, tick_ctx, worker_settings  # noqa: F401 - fixtures
 
 API = "/api/v1"
 

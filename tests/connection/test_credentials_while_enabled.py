@@ -15,16 +15,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.auth.encryption import decrypt_secret
 from app.models.integration import ConnectionSetup, JobQueueEntry
 from app.settings import Settings
-from tests.fixtures.live_service import (
-    API,
-    connect,
-    live_admin,  # noqa: F401 - fixture
-    live_api,  # noqa: F401 - fixture
-    queue_full_sync,
-    run_queue,
-)
+from tests.fixtures.live_service import API, connect, queue_full_sync, run_queue
 from tests.fixtures.sandbox import RunningSandbox
-from tests.jobs.conftest import arq_pool, tick_ctx, worker_settings  # noqa: F401 - fixtures
 from tests.sync import factories as f
 
 
@@ -100,8 +92,8 @@ async def test_a_rotated_secret_is_accepted_once_the_crm_takes_it(
     body = response.json()
     assert body["is_enabled"] is True and body["client_secret"]["hint"] == "…5678"
     assert await _stored_secret(session, settings) == "rotated-secret-value-5678"
-    held = (await session.exec(select(JobQueueEntry).where(JobQueueEntry.status == "on_hold"))).all()
-    assert held == []
+    held = select(JobQueueEntry).where(JobQueueEntry.status == "on_hold")
+    assert (await session.exec(held)).all() == []
     assert await _item_reaches_the_crm(
         session, live_api, live_admin, sandbox, tick_ctx, worker_settings, no="1001"
     )
