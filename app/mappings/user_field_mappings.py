@@ -145,8 +145,8 @@ def _check_shape(mapping: IntegrationTableMapping, field: IntegrationFieldMappin
 def _check_direction(mapping: IntegrationTableMapping, field: IntegrationFieldMapping) -> None:
     if not is_direction_compatible(mapping.direction, field.direction):
         msg = (
-            f"The mapping {mapping.name} is {mapping.direction.value}: a field mapping "
-            f"cannot go {field.direction.value} in it."
+            f"The mapping {mapping.name} is {Direction(mapping.direction)}: a field mapping "
+            f"cannot go {Direction(field.direction)} in it."
         )
         raise InvalidInputError(msg)
 
@@ -338,7 +338,7 @@ async def saved_user_fields(
     )
     kept = {"id", "created_at", "modified_at", "modified_by"}
     return [
-        IntegrationFieldMapping(**row.model_dump(exclude=kept))
+        IntegrationFieldMapping(**row.model_dump(exclude=kept, warnings=False))
         for row in await session.exec(statement)
     ]
 
