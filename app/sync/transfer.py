@@ -14,7 +14,8 @@ and normalises values so that "did anything change" is a plain comparison:
   instead of failing the record;
 - option sets (payment terms, shipment method, shipping agent): an ERP code becomes its
   CRM option value and back through the option mappings; a value without a pair is an
-  ``UnmappedOption``, which fails the record that needs it.
+  ``UnmappedOption``, which fails the record that needs it (or, with
+  clear-value-on-failed-sync, clears the field instead).
 
 Product rules of the seed that are pure values live here too (type code, quantity
 precision, negative price and inventory -> 0, blocked -> retired).
@@ -236,7 +237,9 @@ def to_crm_values(
         if rule.not_null and is_empty(value):
             continue
         if rule.options is not None:
-            values[rule.crm_field] = rule.options.crm_value(value)
+            option = rule.options.crm_value(value)
+            cleared = isinstance(option, UnmappedOption) and rule.clear_value_on_failed_sync
+            values[rule.crm_field] = None if cleared else option
             continue
         target = crm_lookup_target(entity, rule.crm_field)
         if target is not None and target in LOOKUP_TABLES:
@@ -334,7 +337,9 @@ def from_crm_values(
         if rule.not_null and is_empty(raw):
             continue
         if rule.options is not None:
-            values[rule.erp_field] = rule.options.erp_code(raw, attribute=rule.crm_field)
+            code = rule.options.erp_code(raw, attribute=rule.crm_field)
+            cleared = isinstance(code, UnmappedOption) and rule.clear_value_on_failed_sync
+            values[rule.erp_field] = "" if cleared else code
             continue
         target = crm_lookup_target(entity, rule.crm_field)
         if target is not None and target in LOOKUP_TABLES:
