@@ -29,6 +29,7 @@ from app.sync.crm_client import build_crm_client, crm_errors
 log = get_logger("salesbridge.connection.crm_settings")
 
 NAV_CONNECTIONS = "nav_connections"
+SOP_FLAG = "issopintegrationenabled"
 
 
 @dataclass(frozen=True)
@@ -85,10 +86,19 @@ async def write_nav_connection(
     return "created"
 
 
-async def write_sales_order_processing(crm: DataverseClient, *, enabled: bool) -> None:
-    """Set the organization's flag; the organization is the one WhoAmI names."""
+async def write_sales_order_processing(crm: DataverseClient, *, enabled: bool) -> bool:
+    """Set the organization's flag (the org WhoAmI names) unless it has that value already.
+
+    Only a needed write is made: changing the organization takes a privilege an
+    integration user may lack, and enabling a connection that changes nothing there
+    should not depend on it. Returns whether it wrote.
+    """
     organization_id = (await crm.whoami()).organization_id
-    await crm.update("organizations", organization_id, {"issopintegrationenabled": enabled})
+    row = await crm.get("organizations", organization_id, select=[SOP_FLAG])
+    if bool(row.get(SOP_FLAG)) == enabled:
+        return False
+    await crm.update("organizations", organization_id, {SOP_FLAG: enabled})
+    return True
 
 
 async def push_nav_connection(settings: Settings, setup: ConnectionSetup) -> str:
@@ -131,5 +141,5 @@ async def push_sales_order_processing(settings: Settings, setup: ConnectionSetup
 
 async def _set_flag(crm: DataverseClient, *, enabled: bool) -> None:
     with crm_errors("set the sales order processing flag of the CRM organization"):
-        await write_sales_order_processing(crm, enabled=enabled)
-    log.info("crm_sales_order_processing_set", enabled=enabled)
+        if await write_sales_order_processing(crm, enabled=enabled):
+            log.info("crm_sales_order_processing_set", enabled=enabled)

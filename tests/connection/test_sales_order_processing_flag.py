@@ -32,8 +32,12 @@ async def test_the_flag_follows_the_sales_order_integration_switches(
     live_api: httpx.AsyncClient, live_admin: dict[str, str], sandbox: RunningSandbox,
     crm: DataverseClient,
 ) -> None:  # fmt: skip
+    organization_id = sandbox.state.identity.organization_id
+    seeded = sandbox.state.get("organizations", organization_id)
     await connect(live_api, live_admin, sandbox)
     assert await _flag(crm) is False  # a stock org fulfils its orders itself
+    # Nothing to change, nothing written (changing the org takes a privilege).
+    assert sandbox.state.get("organizations", organization_id) == seeded
 
     assert (await _patch(live_api, live_admin, sales_order_integration_enabled=True)).is_success
     assert await _flag(crm) is True
