@@ -76,7 +76,7 @@ async def update_field_mapping(
     session: SessionDep, _user: AdminUser, name: str, field_id: uuid.UUID, body: FieldMappingUpdate
 ) -> FieldMappingRead:
     changes = body.model_dump(exclude_unset=True)
-    row = await table_mappings.update_field_mapping(
+    row = await user_field_mappings.update_field_mapping(
         session, name=name, field_id=field_id, changes=changes
     )
     return FieldMappingRead.from_row(row)

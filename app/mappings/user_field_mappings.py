@@ -14,7 +14,9 @@ checked before it is stored, so it cannot fail every record later:
   must read as the destination's type.
 
 Such field mappings are marked ``user_defined``: only they can be deleted (a default one
-is disabled instead), and "use default synchronization setup" keeps them.
+is disabled instead), and "use default synchronization setup" keeps them. A PATCH that
+changes a field mapping's direction, constant or status passes the same checks (every
+default field mapping does).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.errors import ConflictError, InvalidInputError
+from app.mappings import table_mappings
 from app.mappings.field_catalog import (
     ERP_MODELS,
     LOOKUP_TABLES,
@@ -287,13 +290,12 @@ def _check_unique(
             raise ConflictError(msg)
 
 
-async def add_field_mapping(
-    session: AsyncSession, *, name: str, values: Mapping[str, Any]
-) -> IntegrationFieldMapping:
-    """A new user-defined field mapping, validated as the module docstring says."""
-    mapping = await get_mapping_or_raise(session, name)
-    field = IntegrationFieldMapping(mapping_name=mapping.name, user_defined=True, **values)
-    field.field, field.integration_field = field.field.strip(), field.integration_field.strip()
+def check_field_mapping(
+    mapping: IntegrationTableMapping,
+    field: IntegrationFieldMapping,
+    others: Sequence[IntegrationFieldMapping],
+) -> None:
+    """Every check of the module docstring; ``others``: the mapping's other field mappings."""
     _check_shape(mapping, field)
     for side, check in ((field.field, _erp_info), (field.integration_field, _crm_info)):
         if side:
@@ -307,9 +309,32 @@ async def add_field_mapping(
         raise InvalidInputError(msg)
     if field.use_for_match_based_coupling:
         check_match_flag(mapping, field)
-    _check_unique(field, await list_field_mappings(session, name=mapping.name))
+    _check_unique(field, [o for o in others if o.system_id != field.system_id])
+
+
+async def add_field_mapping(
+    session: AsyncSession, *, name: str, values: Mapping[str, Any]
+) -> IntegrationFieldMapping:
+    """A new user-defined field mapping, validated as the module docstring says."""
+    mapping = await get_mapping_or_raise(session, name)
+    field = IntegrationFieldMapping(mapping_name=mapping.name, user_defined=True, **values)
+    field.field, field.integration_field = field.field.strip(), field.integration_field.strip()
+    check_field_mapping(mapping, field, await list_field_mappings(session, name=mapping.name))
     session.add(field)
     await session.flush()
+    return field
+
+
+async def update_field_mapping(
+    session: AsyncSession, *, name: str, field_id: uuid.UUID, changes: Mapping[str, Any]
+) -> IntegrationFieldMapping:
+    """A PATCH: a new direction or a re-enabled field mapping passes the same checks."""
+    field = await table_mappings.update_field_mapping(
+        session, name=name, field_id=field_id, changes=changes
+    )
+    if is_enabled(field) and {"direction", "status", "constant_value"} & changes.keys():
+        mapping = await get_mapping_or_raise(session, name)
+        check_field_mapping(mapping, field, await list_field_mappings(session, name=name))
     return field
 
 

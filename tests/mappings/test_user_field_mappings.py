@@ -11,6 +11,15 @@ from typing import Any
 
 import httpx
 
+from app.connection.defaults import build_field_mappings, build_mapping
+from app.mappings import user_field_mappings
+from app.mappings.default_mappings import (
+    BASE_MAPPINGS,
+    SALESORDER_ORDER_BIDIRECTIONAL,
+    SALESORDER_ORDER_LEGACY,
+    SOLINE_ORDERDETAIL,
+)
+from app.models.integration import ConnectionSetup
 from app.settings import Settings
 from tests.fixtures.live_service import API, connect, crm_person_edit, queue_full_sync, run_queue
 from tests.fixtures.sandbox import RunningSandbox
@@ -180,3 +189,30 @@ async def test_user_defined_field_mappings_synchronize_both_ways(
     await _post(live_api, live_admin, "customers", {"no": "C2", "name": "Bike hub"})
     await _sync(live_api, live_admin, tick_ctx, worker_settings, "CUSTOMER")
     assert _account(sandbox, "Bike hub").get("accountnumber") is None
+
+
+def test_every_default_field_mapping_passes_the_checks() -> None:
+    """The rules for one's own field mappings are no stricter than BC's defaults."""
+    defaults = (*BASE_MAPPINGS, SALESORDER_ORDER_LEGACY, SALESORDER_ORDER_BIDIRECTIONAL,
+                SOLINE_ORDERDETAIL)  # fmt: skip
+    for default in defaults:
+        mapping = build_mapping(default, ConnectionSetup())
+        fields = build_field_mappings(default)
+        for field in fields:
+            user_field_mappings.check_field_mapping(mapping, field, fields)
+
+
+async def test_a_patch_that_would_break_the_rules_is_refused(
+    live_api: httpx.AsyncClient, live_admin: dict[str, str], sandbox: RunningSandbox,
+) -> None:  # fmt: skip
+    await connect(live_api, live_admin, sandbox)
+    fields = (await live_api.get(_fields("ITEM-PRODUCT"), headers=live_admin)).json()
+    number = next(f for f in fields if f["integration_field"] == "productnumber")
+
+    url = f"{_fields('ITEM-PRODUCT')}/{number['id']}"
+    response = await live_api.patch(url, json={"direction": "bidirectional"}, headers=live_admin)
+
+    assert response.status_code == 400 and "identifies the ERP item" in response.text
+    again = (await live_api.get(f"{_fields('ITEM-PRODUCT')}/{number['id']}",
+                                headers=live_admin)).json()  # fmt: skip
+    assert again["direction"] == "to_crm"
