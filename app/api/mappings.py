@@ -1,13 +1,15 @@
-"""Integration table mappings and their field mappings; reset to the defaults."""
+"""Integration table mappings and their field mappings (add and delete user-defined ones);
+reset to the defaults."""
 
 from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from app.api.deps import AdminUser, IntegrationUser, SessionDep, SettingsDep
 from app.api.schemas.mappings import (
+    FieldMappingCreate,
     FieldMappingRead,
     FieldMappingUpdate,
     FieldRead,
@@ -18,7 +20,7 @@ from app.api.schemas.mappings import (
 )
 from app.connection import defaults
 from app.connection.connection_setup import get_connection_setup
-from app.mappings import table_mappings
+from app.mappings import table_mappings, user_field_mappings
 
 router = APIRouter(prefix="/mappings", tags=["mappings"])
 
@@ -74,10 +76,29 @@ async def update_field_mapping(
     session: SessionDep, _user: AdminUser, name: str, field_id: uuid.UUID, body: FieldMappingUpdate
 ) -> FieldMappingRead:
     changes = body.model_dump(exclude_unset=True)
-    row = await table_mappings.update_field_mapping(
+    row = await user_field_mappings.update_field_mapping(
         session, name=name, field_id=field_id, changes=changes
     )
     return FieldMappingRead.from_row(row)
+
+
+@router.post("/{name}/fields", response_model=FieldMappingRead, status_code=201)
+async def add_field_mapping(
+    session: SessionDep, _user: AdminUser, name: str, body: FieldMappingCreate
+) -> FieldMappingRead:
+    """A user-defined field mapping, checked for fields, types and directions."""
+    values = body.model_dump()
+    row = await user_field_mappings.add_field_mapping(session, name=name, values=values)
+    return FieldMappingRead.from_row(row)
+
+
+@router.delete("/{name}/fields/{field_id}", status_code=204)
+async def delete_field_mapping(
+    session: SessionDep, _user: AdminUser, name: str, field_id: uuid.UUID
+) -> Response:
+    """Only user-defined field mappings; a default one is disabled instead."""
+    await user_field_mappings.delete_field_mapping(session, name=name, field_id=field_id)
+    return Response(status_code=204)
 
 
 @router.get("/{name}/integration-fields", response_model=IntegrationFieldsRead)

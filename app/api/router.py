@@ -10,12 +10,13 @@ from app.api import (
     erp,
     jobs,
     mappings,
+    option_mappings,
     sales_integration,
     sync,
     users,
 )
 
 api_router = APIRouter(prefix="/api/v1")
-for module in (auth, users, erp, connection, mappings, couplings, jobs, sync, sales_integration,
-               customer_statistics):  # fmt: skip
+for module in (auth, users, erp, connection, mappings, option_mappings, couplings, jobs, sync,
+               sales_integration, customer_statistics):  # fmt: skip
     api_router.include_router(module.router)

@@ -9,10 +9,12 @@ from fastapi import APIRouter, Depends, status
 
 from app.api.deps import SessionDep, SettingsDep, require_roles
 from app.api.schemas.users import (
+    CrmKeyRead,
     KeyCreate,
     KeyIssued,
     KeyList,
     KeyRead,
+    KeyRotated,
     KeysRevoked,
     UserCreate,
     UserDeleted,
@@ -21,6 +23,7 @@ from app.api.schemas.users import (
     UserUpdate,
 )
 from app.auth import user_keys, users
+from app.connection import odata_keys
 from app.models.security import Role, WebServiceAccessKey
 
 router = APIRouter(
@@ -85,18 +88,20 @@ async def create_key(
     return _issued(user_name, row, key)
 
 
-@router.post("/{user_name}/keys/rotate", response_model=KeyIssued)
+@router.post("/{user_name}/keys/rotate", response_model=KeyRotated)
 async def rotate_key(
     session: SessionDep, settings: SettingsDep, user_name: str, body: KeyCreate | None = None
-) -> KeyIssued:
+) -> KeyRotated:
+    """BC's "change web service key"; the CRM's copy too, if the CRM uses this user."""
     expires_at = body.expires_at if body else None
-    row, key = await user_keys.rotate_key(
+    row, key, outcome = await odata_keys.rotate_key(
         session, settings, user_name=user_name, expires_at=expires_at
     )
-    return _issued(user_name, row, key)
+    issued = _issued(user_name, row, key)
+    return KeyRotated(**issued.model_dump(), crm=CrmKeyRead(**vars(outcome)))
 
 
 @router.post("/{user_name}/keys/revoke", response_model=KeysRevoked)
 async def revoke_keys(session: SessionDep, user_name: str) -> KeysRevoked:
-    revoked = await user_keys.revoke_keys(session, user_name=user_name)
-    return KeysRevoked(user_name=user_name, revoked=revoked)
+    revoked, outcome = await odata_keys.revoke_keys(session, user_name=user_name)
+    return KeysRevoked(user_name=user_name, revoked=revoked, crm=CrmKeyRead(**vars(outcome)))

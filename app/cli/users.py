@@ -182,18 +182,27 @@ def _issue_key(user_name: str, expires_in_days: int | None, *, is_rotation: bool
 
     from app.auth import user_keys
     from app.clock import utc_now
+    from app.connection import odata_keys
 
     config = settings()
     expires_at = utc_now() + timedelta(days=expires_in_days) if expires_in_days else None
-    issue = user_keys.rotate_key if is_rotation else user_keys.create_key
 
-    async def create() -> str:
+    async def create() -> tuple[str, str]:
         async with open_session(config) as session:
-            _row, key = await issue(session, config, user_name=user_name, expires_at=expires_at)
-        return key
+            if is_rotation:  # the CRM's own key follows when this is the OData user
+                _row, key, outcome = await odata_keys.rotate_key(
+                    session, config, user_name=user_name, expires_at=expires_at
+                )
+                return key, "" if outcome.action == "unaffected" else outcome.message
+            _row, key = await user_keys.create_key(
+                session, config, user_name=user_name, expires_at=expires_at
+            )
+        return key, ""
 
-    key = run(create())
+    key, crm_note = run(create())
     what = "replaces all earlier keys" if is_rotation else "works next to any earlier keys"
+    if crm_note:
+        say(crm_note)
     say(f"New access key for '{user_name}' ({what}), shown only now:")
     typer.echo(key)
 
@@ -213,14 +222,16 @@ def key_rotate(user_name: UserNameArgument, expires_in_days: ExpiryOption = None
 @key_cli.command("revoke")
 def key_revoke(user_name: UserNameArgument) -> None:
     """Revoke every access key of a user."""
-    from app.auth import user_keys
+    from app.connection import odata_keys
 
-    async def revoke() -> int:
+    async def revoke() -> tuple[int, odata_keys.CrmKeyOutcome]:
         async with open_session(settings()) as session:
-            return await user_keys.revoke_keys(session, user_name=user_name)
+            return await odata_keys.revoke_keys(session, user_name=user_name)
 
-    count = run(revoke())
+    count, outcome = run(revoke())
     say(f"Revoked {plural(count, 'access key')} of '{user_name}'.")
+    if outcome.action != "unaffected":
+        say(f"Warning: {outcome.message}")
 
 
 @key_cli.command("list")

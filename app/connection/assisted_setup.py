@@ -21,10 +21,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth.encryption import decrypt_secret, encrypt_secret
 from app.clock import utc_now
-from app.connection import connection_setup, defaults, solution
+from app.connection import connection_setup, crm_settings, defaults, solution
 from app.connection.connection_check import record_test, run_connection_test
 from app.connection.odata_credentials import check_access_key, check_odata_user
 from app.connection.setup_validation import (
+    OAUTH_TYPES,
     SecretDestination,
     answers_move_secrets,
     check_api_version,
@@ -32,6 +33,7 @@ from app.connection.setup_validation import (
     check_crm_url,
     check_url,
 )
+from app.dataverse.client_assertion import CertificateError, load_client_certificate
 from app.errors import ConflictError, InvalidInputError, NotFoundError
 from app.logs import get_logger
 from app.models.integration import AssistedSetup, AssistedSetupStatus, AuthenticationType
@@ -55,7 +57,7 @@ STEPS = (
     ),
 )
 STEP_NAMES = tuple(step.name for step in STEPS)
-SECRET_ANSWERS = ("client_secret", "password", "odata_access_key")
+SECRET_ANSWERS = ("client_secret", "password", "odata_access_key", "client_certificate")
 CRM_SECRETS = ("client_secret", "password")
 OPTION_DEFAULTS: dict[str, Any] = {
     "import_solution": True,
@@ -191,10 +193,30 @@ async def _secrets_at_hand(
     )
     earlier = {} if answers_move_secrets(flow.answers, merged) else read_secrets(settings, flow)
     kept = {"client_secret": stored.client_secret_encrypted, "password": stored.password_encrypted}
-    return {
+    has = {
         name: bool(given.get(name) or earlier.get(name) or (kept[name] and not moved))
         for name in CRM_SECRETS
     }
+    # The certificate's private key never leaves: only assertions signed for the token
+    # endpoint they go to do, so a stored certificate counts wherever the answers point.
+    certificate = stored.client_certificate_encrypted or earlier.get("client_certificate")
+    has["client_certificate"] = bool(given.get("client_certificate") or certificate)
+    return has
+
+
+def _needed(
+    kind: AuthenticationType, merged: Mapping[str, Any], has_secret: Mapping[str, bool]
+) -> list[tuple[str, bool]]:
+    if kind in OAUTH_TYPES:
+        is_certificate = kind == AuthenticationType.oauth_certificate
+        credential = "client_certificate" if is_certificate else "client_secret"
+        has_authority = bool(merged.get("tenant_id") or merged.get("token_url"))
+        return [
+            ("client_id", bool(merged.get("client_id"))),
+            (credential, has_secret[credential]),
+            ("tenant_id or token_url", has_authority),
+        ]
+    return [("user_name", bool(merged.get("user_name"))), ("password", has_secret["password"])]
 
 
 async def _check_credentials(
@@ -205,19 +227,7 @@ async def _check_credentials(
     kind = AuthenticationType(merged.get("authentication_type") or "oauth_client_secret")
     merged["authentication_type"] = kind.value
     has_secret = await _secrets_at_hand(session, settings, flow, merged, given=values)
-    if kind == AuthenticationType.oauth_client_secret:
-        has_authority = bool(merged.get("tenant_id") or merged.get("token_url"))
-        needed = [
-            ("client_id", bool(merged.get("client_id"))),
-            ("client_secret", has_secret["client_secret"]),
-            ("tenant_id or token_url", has_authority),
-        ]
-    else:
-        needed = [
-            ("user_name", bool(merged.get("user_name"))),
-            ("password", has_secret["password"]),
-        ]
-    missing = [name for name, is_present in needed if not is_present]
+    missing = [name for name, is_present in _needed(kind, merged, has_secret) if not is_present]
     if missing:
         msg = f"The authentication type {kind.value} needs {', '.join(missing)}."
         raise InvalidInputError(msg)
@@ -229,8 +239,20 @@ async def _check_credentials(
         )
     if values.get("connection_string"):
         check_connection_string(values["connection_string"])
+    password = values.pop("client_certificate_password", "")
+    if values.get("client_certificate"):
+        values["client_certificate"] = _checked_certificate(values["client_certificate"], password)
     values["authentication_type"] = kind.value
     return values
+
+
+def _checked_certificate(text: str, password: str) -> str:
+    """The certificate as stored (key decrypted): the password is used now, never kept."""
+    try:
+        return load_client_certificate(text, password=password).to_pem()
+    except CertificateError as exc:
+        msg = f"The client certificate cannot be used: {exc}."
+        raise InvalidInputError(msg) from None
 
 
 async def _check_options(
@@ -316,7 +338,7 @@ def _connection_changes(flow: AssistedSetup, secrets: Mapping[str, str]) -> dict
         auto_process_sales_quotes=bool(answers.get("auto_process_sales_quotes")),
         item_availability_enabled=bool(answers.get("publish_item_availability")),
     )
-    for name in ("client_secret", "password"):
+    for name in ("client_secret", "password", "client_certificate"):
         if secrets.get(name):
             changes[name] = secrets[name]
     if answers.get("publish_item_availability"):
@@ -330,9 +352,7 @@ def _connection_changes(flow: AssistedSetup, secrets: Mapping[str, str]) -> dict
     return changes
 
 
-def _next_steps(
-    *, is_enabled: bool, is_solution_installed: bool, answers: Mapping[str, Any]
-) -> list[str]:
+def _next_steps(*, is_enabled: bool, is_solution_installed: bool) -> list[str]:
     steps: list[str] = []
     if not is_enabled:
         steps.append(
@@ -352,13 +372,6 @@ def _next_steps(
         "Couple existing records (match-based coupling per mapping: CURRENCY, UNIT OF MEASURE, "
         "CUSTOMER, ITEM-PRODUCT, ...) before the first synchronization."
     )
-    if answers.get("enable_sales_order_integration") or answers.get(
-        "bidirectional_sales_order_integration"
-    ):
-        steps.append(
-            "In Dynamics 365 Sales, turn on the sales order processing integration so users "
-            "can submit orders."
-        )
     return steps
 
 
@@ -392,6 +405,7 @@ async def finish(session: AsyncSession, settings: Settings) -> AssistedSetup:
         # Reconnecting uses the default synchronization setup (the seed's note).
         reset = await defaults.recreate_default_setup(session, setup=setup)
         await connection_setup.set_crm_jobs_status(session, enabled=True)
+        await crm_settings.push_sales_order_processing(settings, setup)
     flow.result = {
         "is_enabled": setup.is_enabled,
         "integration_user_id": str(test.integration_user_id),
@@ -406,7 +420,6 @@ async def finish(session: AsyncSession, settings: Settings) -> AssistedSetup:
         "next_steps": _next_steps(
             is_enabled=setup.is_enabled,
             is_solution_installed=setup.is_solution_installed,
-            answers=flow.answers,
         ),
     }  # fmt: skip
     flow.status, flow.current_step, flow.finished_at = AssistedSetupStatus.finished, "", utc_now()

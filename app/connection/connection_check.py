@@ -12,6 +12,7 @@ import httpx
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.clock import utc_now
+from app.connection import crm_settings
 from app.connection.check_reasons import NOT_DATAVERSE, UNREACHABLE, crm_failure, token_failure
 from app.connection.connection_setup import (
     CheckStep,
@@ -135,4 +136,5 @@ async def enable_connection(session: AsyncSession, settings: Settings) -> Connec
         msg = f"The connection test failed, so the connection stays disabled: {failure}"
         raise ConflictError(msg)
     await mark_enabled(session, setup=setup)
+    await crm_settings.push_sales_order_processing(settings, setup)
     return setup

@@ -22,7 +22,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth.encryption import encrypt_secret
 from app.clock import utc_now
-from app.connection import defaults
+from app.connection import crm_settings, defaults
+from app.connection.client_certificate import CERTIFICATE_FIELDS, apply_certificate_change
+from app.connection.credential_check import check_new_credentials
 from app.connection.odata_credentials import ODATA_FIELDS, apply_odata_changes
 from app.connection.setup_validation import (
     SecretDestination,
@@ -160,22 +162,33 @@ async def update_connection_setup(
     setup = await get_connection_setup(session, settings)
     sales_orders_before = _sales_order_flags(setup)
     destination_before = secret_destination(setup)
-    plain = {k: v for k, v in changes.items() if k not in SECRET_FIELDS and k not in ODATA_FIELDS}
+    odata_before = crm_settings.OdataSettings.of(setup)
+    plain = {
+        k: v
+        for k, v in changes.items()
+        if k not in SECRET_FIELDS and k not in ODATA_FIELDS and k not in CERTIFICATE_FIELDS
+    }
     _check_identity_change(setup, plain)
     _apply_plain(settings, setup, plain)
     _clear_moved_secrets(setup, destination_before, changes)
     for name, column in SECRET_FIELDS.items():
         if name in changes:
             setattr(setup, column, encrypt_secret(settings, changes[name] or ""))
+    apply_certificate_change(settings, setup, changes=changes)
     await apply_odata_changes(session, settings, setup=setup, changes=changes)
     _check_auth_type_change(setup, changes)
     check_flags(setup)
+    await check_new_credentials(settings, setup, changes=changes)
     session.add(setup)
     await session.flush()
     if setup.is_enabled:
         if _sales_order_flags(setup) != sales_orders_before:
             await defaults.recreate_sales_order_mappings(session, setup=setup)
         await defaults.sync_other_jobs(session, setup=setup)
+    # Last, so a refusal above leaves the CRM as it was; a CRM error undoes the change.
+    await crm_settings.push_setup_changes(
+        settings, setup, was_processing_orders=any(sales_orders_before), odata_before=odata_before
+    )
     log.info("connection_setup_updated", fields=sorted(changes))
     return setup
 

@@ -1,7 +1,8 @@
 """ "Use default synchronization setup": recreate the default mappings and their job queue.
 
 Default mappings (``user_defined`` false) are deleted and created again from
-``default_mappings``; user-defined mappings, their jobs and every coupling are kept.
+``default_mappings``; user-defined mappings, their jobs, user-defined field mappings and
+every coupling are kept. Option sets without option mappings get the default pairs.
 Job queue entries follow spec/sync.md §2: one recurring entry per mapping that has a job
 (ready, every 30 min, 10 attempts, rerun after 30 s, inactivity timeout per mapping), and
 the codeunit-style entries (on hold with inactivity timeout, 2 attempts) the setup enables.
@@ -20,6 +21,7 @@ from app import catalog
 from app.clock import utc_now
 from app.errors import ConflictError
 from app.logs import get_logger
+from app.mappings import option_mappings, user_field_mappings
 from app.mappings.default_mappings import MappingDefault, default_mappings
 from app.models.integration import (
     ConnectionSetup,
@@ -92,6 +94,8 @@ class ResetResult:
     field_mappings: int
     job_queue_entries: int
     kept_user_defined: list[str]
+    kept_user_defined_fields: int = 0
+    option_mappings_added: int = 0
 
 
 def defaults_for(setup: ConnectionSetup) -> tuple[MappingDefault, ...]:
@@ -242,6 +246,7 @@ async def recreate_default_setup(session: AsyncSession, *, setup: ConnectionSetu
     wanted = [d for d in defaults_for(setup) if d.name not in user_defined]
     doomed = sorted({*(m.name for m in existing if not m.user_defined), *(d.name for d in wanted)})
     await _refuse_if_running(session, doomed)
+    own_fields = await user_field_mappings.saved_user_fields(session, doomed)
     await _delete_mappings(session, doomed)
     other_kinds = [job.kind for job in OTHER_JOBS]
     await session.exec(delete(JobQueueEntry).where(col(JobQueueEntry.kind).in_(other_kinds)))
@@ -251,8 +256,12 @@ async def recreate_default_setup(session: AsyncSession, *, setup: ConnectionSetu
             session.add(build_other_job(other, setup))
             job_count += 1
     await session.flush()
+    kept_fields = await user_field_mappings.restore_user_fields(session, own_fields)
+    options = await option_mappings.ensure_default_option_mappings(session)
     log.info("default_setup_recreated", mappings=len(wanted), job_queue_entries=job_count)
-    return ResetResult([d.name for d in wanted], field_count, job_count, user_defined)
+    return ResetResult(
+        [d.name for d in wanted], field_count, job_count, user_defined, kept_fields, options
+    )
 
 
 async def has_default_mappings(session: AsyncSession) -> bool:
@@ -293,8 +302,11 @@ async def recreate_sales_order_mappings(session: AsyncSession, *, setup: Connect
     existing = list(await session.exec(statement))
     kept = {m.name for m in existing if m.user_defined}
     await _refuse_if_running(session, list(SALES_ORDER_MAPPINGS))
-    await _delete_mappings(session, [m.name for m in existing if not m.user_defined])
+    doomed = [m.name for m in existing if not m.user_defined]
+    own_fields = await user_field_mappings.saved_user_fields(session, doomed)
+    await _delete_mappings(session, doomed)
     wanted = [
         d for d in defaults_for(setup) if d.name in SALES_ORDER_MAPPINGS and d.name not in kept
     ]
     await _add_defaults(session, wanted, setup)
+    await user_field_mappings.restore_user_fields(session, own_fields)

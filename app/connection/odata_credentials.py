@@ -86,7 +86,8 @@ async def apply_odata_changes(
     await _apply_key(session, settings, setup=setup, changes=changes)
     if "item_availability_enabled" in changes:
         setup.item_availability_enabled = bool(changes["item_availability_enabled"])
-    if setup.item_availability_enabled:
+    # Only when they change: a revoked key must not block unrelated setup changes.
+    if setup.item_availability_enabled and ODATA_FIELDS & changes.keys():
         _raise_if_odata_incomplete(setup)
 
 

@@ -15,6 +15,7 @@ from app.errors import InvalidInputError
 from app.models.integration import AuthenticationType, ConnectionSetup
 
 SUPPORTED_API_VERSIONS = ("9.0", "9.1", "9.2")
+OAUTH_TYPES = (AuthenticationType.oauth_client_secret, AuthenticationType.oauth_certificate)
 _SECRET_IN_CONNECTION_STRING = re.compile(r"(?i)\b(password|pwd|clientsecret|secret)\s*=")
 
 
@@ -142,10 +143,13 @@ def missing_credentials(setup: ConnectionSetup) -> list[str]:
     missing: list[str] = []
     if not setup.server_address:
         missing.append("server_address")
-    if setup.authentication_type == AuthenticationType.oauth_client_secret:
+    if setup.authentication_type in OAUTH_TYPES:
         if not setup.client_id:
             missing.append("client_id")
-        if not setup.client_secret_encrypted:
+        if setup.authentication_type == AuthenticationType.oauth_certificate:
+            if not setup.client_certificate_encrypted:
+                missing.append("client_certificate")
+        elif not setup.client_secret_encrypted:
             missing.append("client_secret")
         if not (setup.tenant_id or setup.token_url):
             missing.append("tenant_id or token_url")

@@ -16,15 +16,14 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.auth.encryption import decrypt_secret
 from app.connection.connection_setup import get_connection_setup
+from app.connection.crm_settings import write_nav_connection
 from app.connection.setup_validation import raise_if_incomplete
 from app.dataverse import DataverseClient
 from app.dataverse.addressing import odata_literal, record_path
 from app.dataverse.errors import NotFoundError as CrmNotFoundError
 from app.errors import NotConfiguredError
 from app.logs import get_logger
-from app.models.integration import ConnectionSetup
 from app.settings import Settings
 from app.sync.crm_client import build_crm_client, crm_errors
 
@@ -140,32 +139,6 @@ async def _assign_roles(crm: DataverseClient, user_id: uuid.UUID) -> list[RoleRe
     return reports
 
 
-def nav_connection_body(settings: Settings, setup: ConnectionSetup) -> dict[str, Any]:
-    return {
-        "nav_name": settings.company_name,
-        "nav_dynamicsnavurl": settings.public_url,
-        "nav_dynamicsnavodataurl": setup.odata_url,
-        "nav_dynamicsnavodatausername": setup.odata_user_name,
-        "nav_dynamicsnavodataaccesskey": decrypt_secret(settings, setup.odata_access_key_encrypted),
-    }
-
-
-async def _write_nav_connection(
-    crm: DataverseClient, settings: Settings, setup: ConnectionSetup
-) -> str:
-    if not setup.item_availability_enabled:
-        return "skipped"
-    body = nav_connection_body(settings, setup)
-    found = await _first(
-        crm, "nav_connections", filter="statecode eq 0", select=["nav_connectionid"]
-    )
-    if found is None:
-        await crm.create("nav_connections", body)
-        return "created"
-    await crm.update("nav_connections", uuid.UUID(str(found["nav_connectionid"])), body)
-    return "updated"
-
-
 async def deploy_solution(session: AsyncSession, settings: Settings) -> DeployReport:
     """Deploy or redeploy; marks the solution installed in the setup."""
     setup = await get_connection_setup(session, settings)
@@ -175,7 +148,7 @@ async def deploy_solution(session: AsyncSession, settings: Settings) -> DeployRe
             user_id = setup.integration_user_id or (await crm.whoami()).user_id
             solution_id, solution_action = await _ensure_solution(crm)
             roles = await _assign_roles(crm, user_id)
-            nav_action = await _write_nav_connection(crm, settings, setup)
+            nav_action = await write_nav_connection(crm, settings, setup)
     setup.integration_user_id = user_id
     setup.is_solution_installed = True
     session.add(setup)

@@ -1,10 +1,12 @@
-"""OAuth 2.0 client credentials as an ``httpx.Auth`` flow (PAD authenticate-oauth.md).
+"""OAuth 2.0 client credentials as an ``httpx.Auth`` flow.
 
-The token is fetched from ``<authority>/<tenant>/oauth2/v2.0/token`` (or a configured URL)
+The application proves who it is with a client secret or with a certificate (a client
+assertion it signs for each token request, ``app.dataverse.client_assertion``). The token
+is fetched from ``<authority>/<tenant>/oauth2/v2.0/token`` (or a configured URL)
 for the scope ``<server>/.default``, cached until shortly before it expires, and fetched
 again once if Dataverse answers 401 (a revoked or rotated token). A second 401 goes back to
 the client, which raises ``AuthError``. The client secret is never logged, never put in an
-exception message and never in ``repr``.
+exception message and never in ``repr``; nor is the certificate's private key.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from app.dataverse.client_assertion import CLIENT_ASSERTION_TYPE, ClientCertificate
 from app.dataverse.errors import AuthError, DataverseProtocolError, DataverseTransportError
 
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
@@ -45,18 +48,23 @@ class ClientCredentialsAuth(httpx.Auth):
         *,
         token_url: str,
         client_id: str,
-        client_secret: str,
+        client_secret: str = "",
+        certificate: ClientCertificate | None = None,
         scope: str,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not (token_url and client_id and client_secret and scope):
-            msg = "client credentials need a token URL, a client id, a client secret and a scope"
+        if not (token_url and client_id and scope) or bool(client_secret) == bool(certificate):
+            msg = (
+                "client credentials need a token URL, a client id, a scope and either a "
+                "client secret or a certificate"
+            )
             raise ValueError(msg)
         self.token_url = token_url
         self.client_id = client_id
         self._client_secret = client_secret
+        self._certificate = certificate
         self.scope = scope
         self._transport = transport
         self._timeout_seconds = timeout_seconds
@@ -103,12 +111,15 @@ class ClientCredentialsAuth(httpx.Auth):
             return self._token.value
 
     async def _fetch(self) -> _CachedToken:
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": self.client_id,
-            "client_secret": self._client_secret,
-            "scope": self.scope,
-        }
+        form = {"grant_type": "client_credentials", "client_id": self.client_id}
+        form["scope"] = self.scope
+        if self._certificate is not None:
+            form["client_assertion_type"] = CLIENT_ASSERTION_TYPE
+            form["client_assertion"] = self._certificate.sign_assertion(
+                token_url=self.token_url, client_id=self.client_id
+            )
+        else:
+            form["client_secret"] = self._client_secret
         if self._http is None:
             self._http = httpx.AsyncClient(transport=self._transport, timeout=self._timeout_seconds)
         try:
@@ -136,8 +147,13 @@ class ClientCredentialsAuth(httpx.Auth):
 
     def _refusal(self, response: httpx.Response) -> AuthError:
         code, description = _oauth_error(response)
+        credential = (
+            "certificate is not registered on the app, or"
+            if self._certificate is not None
+            else "client secret is"
+        )
         what = (
-            "the client id or client secret is wrong or expired"
+            f"the client id or {credential} wrong or expired"
             if response.status_code in (400, 401)
             and code in ("invalid_client", "unauthorized_client")
             else "the token request was refused"

@@ -25,6 +25,7 @@ import httpx
 from app.dataverse import addressing, batch, batch_results, paging
 from app.dataverse.addressing import RecordKey
 from app.dataverse.auth import ClientCredentialsAuth, scope_for_server, token_url_for_tenant
+from app.dataverse.client_assertion import ClientCertificate
 from app.dataverse.entities import primary_key_for
 from app.dataverse.errors import DuplicateRecordError, NotFoundError
 from app.dataverse.public_addresses import PublicAddressTransport
@@ -45,12 +46,14 @@ MAX_BATCH_OPERATIONS = 1000  # Dataverse's documented cap per $batch
 
 @dataclass(frozen=True)
 class ClientCredentials:
-    """An app registration's id and secret; the token URL comes from the tenant if unset."""
+    """An app registration's id and its secret or certificate; the token URL comes from the
+    tenant if unset."""
 
     client_id: str
-    client_secret: str
+    client_secret: str = ""
     tenant_id: str = ""
     token_url: str = ""
+    certificate: ClientCertificate | None = None
 
     def __repr__(self) -> str:
         return f"ClientCredentials(client_id={self.client_id!r}, tenant_id={self.tenant_id!r})"
@@ -396,6 +399,7 @@ def _auth_from_credentials(
         token_url=token_url,
         client_id=credentials.client_id,
         client_secret=credentials.client_secret,
+        certificate=credentials.certificate,
         scope=scope_for_server(server_url),
         transport=transport,
     )

@@ -8,9 +8,18 @@ from typing import Any
 import httpx
 
 from app.dataverse.client import ClientCredentials, DataverseClient
+from app.dataverse.client_assertion import (
+    CertificateError,
+    ClientCertificate,
+    load_client_certificate,
+)
 from app.dataverse.errors import DataverseConfigError
 
-SUPPORTED_AUTHENTICATION_TYPES = ("oauth_client_secret",)
+SUPPORTED_AUTHENTICATION_TYPES = ("oauth_client_secret", "oauth_certificate")
+SUPPORTED_TYPES_HINT = (
+    "use oauth_client_secret (an app registration with a client secret) or oauth_certificate "
+    "(an app registration with a certificate)"
+)
 
 
 def client_from_connection(
@@ -19,7 +28,8 @@ def client_from_connection(
     api_version: str,
     authentication_type: str,
     client_id: str,
-    client_secret: str,
+    client_secret: str = "",
+    client_certificate: str = "",
     tenant_id: str = "",
     token_url: str = "",
     transport: httpx.AsyncBaseTransport | None = None,
@@ -28,6 +38,7 @@ def client_from_connection(
     """A ready client, or ``DataverseConfigError`` saying which setting to fix.
 
     ``options`` pass through to ``DataverseClient`` (timeouts, retry policy, concurrency).
+    ``client_certificate`` is the PEM text of the certificate and its unencrypted key.
     On-premises modes (``ad``, ``ifd``) and the deprecated ``office365`` are refused with a
     clear message: they need NTLM/ADFS flows this client does not implement.
     """
@@ -37,21 +48,25 @@ def client_from_connection(
         raise DataverseConfigError(msg)
     kind = str(authentication_type)
     if kind not in SUPPORTED_AUTHENTICATION_TYPES:
-        msg = (
-            f"authentication type {kind!r} is not supported by the Dataverse client yet; "
-            "use oauth_client_secret (an app registration with a client secret)"
-        )
-        raise DataverseConfigError(msg)
+        msg = f"authentication type {kind!r} is not supported by the Dataverse client; "
+        raise DataverseConfigError(msg + SUPPORTED_TYPES_HINT)
+    uses_certificate = kind == "oauth_certificate"
     missing = _missing_settings(
         client_id=client_id,
-        client_secret=client_secret,
+        credential=("certificate", client_certificate)
+        if uses_certificate
+        else ("client secret", client_secret),
         has_token_source=bool(tenant_id or token_url),
     )
     if missing:
         msg = "the connection setup is missing: " + ", ".join(missing)
         raise DataverseConfigError(msg)
     credentials = ClientCredentials(
-        client_id=client_id, client_secret=client_secret, tenant_id=tenant_id, token_url=token_url
+        client_id=client_id,
+        client_secret="" if uses_certificate else client_secret,
+        tenant_id=tenant_id,
+        token_url=token_url,
+        certificate=_certificate(client_certificate) if uses_certificate else None,
     )
     return DataverseClient(
         server,
@@ -62,12 +77,18 @@ def client_from_connection(
     )
 
 
-def _missing_settings(*, client_id: str, client_secret: str, has_token_source: bool) -> list[str]:
-    missing = [
-        name
-        for name, value in (("client id", client_id), ("client secret", client_secret))
-        if not value
-    ]
+def _certificate(text: str) -> ClientCertificate:
+    try:
+        return load_client_certificate(text)
+    except CertificateError as exc:
+        msg = f"the stored certificate cannot be used: {exc}"
+        raise DataverseConfigError(msg) from None
+
+
+def _missing_settings(
+    *, client_id: str, credential: tuple[str, str], has_token_source: bool
+) -> list[str]:
+    missing = [name for name, value in (("client id", client_id), credential) if not value]
     if not has_token_source:
         missing.append("tenant id or token URL")
     return missing

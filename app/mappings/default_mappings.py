@@ -2,8 +2,8 @@
 
 BC's field names are translated to our columns; BC fields our ERP does not keep (fax,
 pager, sales header totals) are left out. Option-set attributes (payment terms, shipment
-method, shipping agent) need option-value mappings we do not model yet, so their field
-mappings are created disabled: visible, and enabled by an admin whose CRM codes match.
+method, shipping agent) carry ERP codes translated by the option mappings
+(``app.mappings.option_sets``), as BC's "CRM Option Mapping" does.
 """
 
 from __future__ import annotations
@@ -82,7 +82,8 @@ def const_from(value: str, erp: str) -> FieldDefault:
 
 
 def option(erp: str, crm: str, direction: Direction) -> FieldDefault:
-    return FieldDefault(erp, crm, direction, is_enabled=False)
+    """An ERP code <-> a CRM option set value, through the option mappings."""
+    return FieldDefault(erp, crm, direction)
 
 
 OWNER = (const_to("systemuser", "owneridtype"), f("salesperson_code", "ownerid", TO, not_null=True))

@@ -321,6 +321,21 @@ CRM_ATTRIBUTES["salesorderdetail"] = _line(
 )
 
 
+# CRM entity a lookup points at -> the ERP table whose coupled rows it holds (a lookup is
+# written from, and read back into, that table's code).
+LOOKUP_TABLES: dict[str, str] = {
+    "systemuser": "salesperson",
+    "transactioncurrency": "currency",
+    "uomschedule": "unit_of_measure",
+    "pricelevel": "customer_price_group",
+    "product": "item",
+    "contact": "contact",
+    "account": "customer",
+    "opportunity": "opportunity",
+}
+TRANSFORMATIONS = ("", "trim", "uppercase", "lowercase")
+
+
 def crm_fields(entity: str) -> dict[str, FieldInfo]:
     """The attributes of a CRM entity (logical name), by name; empty if unknown."""
     return CRM_ATTRIBUTES.get(entity, {})

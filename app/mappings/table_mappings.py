@@ -177,7 +177,7 @@ async def get_field_mapping_or_raise(
     return found
 
 
-def _check_match_flag(mapping: IntegrationTableMapping, field: IntegrationFieldMapping) -> None:
+def check_match_flag(mapping: IntegrationTableMapping, field: IntegrationFieldMapping) -> None:
     if not (field.field and field.integration_field):
         msg = "A constant cannot be used for match-based coupling: choose a field-to-field mapping."
         raise InvalidInputError(msg)
@@ -210,7 +210,7 @@ async def update_field_mapping(
         msg = "A constant value needs either the ERP field or the CRM field empty."
         raise InvalidInputError(msg)
     if field.use_for_match_based_coupling:
-        _check_match_flag(mapping, field)
+        check_match_flag(mapping, field)
     if not 0 <= field.match_priority <= MAX_MATCH_PRIORITY:
         msg = f"The match priority must be between 0 and {MAX_MATCH_PRIORITY}."
         raise InvalidInputError(msg)

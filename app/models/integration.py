@@ -16,6 +16,7 @@ from app.models.types import UTCDateTime
 
 class AuthenticationType(StrEnum):
     oauth_client_secret = "oauth_client_secret"  # noqa: S105 - an option name
+    oauth_certificate = "oauth_certificate"
     office365 = "office365"
     ad = "ad"
     ifd = "ifd"
@@ -34,6 +35,8 @@ class ConnectionSetup(TableBase, table=True):
     token_url: str = Field(default="", max_length=250)
     client_id: str = Field(default="", max_length=100)
     client_secret_encrypted: str = Field(default="", sa_type=sa.Text)
+    # oauth_certificate: the certificate and its private key (PEM), as one Fernet token.
+    client_certificate_encrypted: str = Field(default="", sa_type=sa.Text)
     user_name: str = Field(default="", max_length=250)
     password_encrypted: str = Field(default="", sa_type=sa.Text)
     connection_string: str = Field(default="", max_length=2048)
@@ -132,6 +135,8 @@ class IntegrationFieldMapping(TableBase, table=True):
     case_sensitive_matching: bool = False
     match_priority: int = 0
     transformation: str = Field(default="", max_length=50)
+    # Added by an admin (not one of the defaults): kept by "use default synchronization setup".
+    user_defined: bool = False
 
 
 class SynchResult(StrEnum):

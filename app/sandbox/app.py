@@ -77,7 +77,8 @@ async def token_endpoint(request: Request) -> Response:
     sandbox: Sandbox = request.app.state.sandbox
     form = {key: str(value) for key, value in (await request.form()).items()}
     try:
-        body = issue_token(form, sandbox.config, tenant=request.path_params["tenant"])
+        tenant, token_url = request.path_params["tenant"], str(request.url.replace(query=""))
+        body = issue_token(form, sandbox.config, tenant=tenant, token_url=token_url)
     except OAuthError as error:
         return JSONResponse(error.body(), status_code=error.status)
     return JSONResponse(body, headers={"Cache-Control": "no-store"})

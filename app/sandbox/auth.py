@@ -1,5 +1,8 @@
 """Client credentials like Microsoft Entra ID's v2.0 token endpoint, and bearer checks.
 
+The app signs in with its client secret, or with a client assertion signed by a
+certificate registered on it (``SandboxConfig.client_certificates``).
+
 Tokens are HS256 JWTs signed with a key derived from the configured secret, so they
 survive a restart of a file-backed sandbox the way a real token outlives a server.
 """
@@ -15,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from app.sandbox.client_assertion import JWT_BEARER, AssertionRefused, check_assertion
 from app.sandbox.config import SandboxConfig
 
 
@@ -50,8 +54,37 @@ def _signing_key(config: SandboxConfig) -> bytes:
     return hashlib.sha256(material).digest()
 
 
-def issue_token(form: dict[str, str], config: SandboxConfig, *, tenant: str) -> dict[str, Any]:
-    """Answer a token request or raise OAuthError with Entra's error shape."""
+def _check_client(form: dict[str, str], config: SandboxConfig, *, token_url: str) -> None:
+    """The app proves itself with its secret or with a certificate's client assertion."""
+    if "client_assertion" in form or "client_assertion_type" in form:
+        if form.get("client_assertion_type") != JWT_BEARER:
+            raise OAuthError(
+                400, "invalid_request", 700023,
+                f"client_assertion_type must be '{JWT_BEARER}'.",
+            )  # fmt: skip
+        try:
+            check_assertion(
+                form.get("client_assertion", ""), client_id=config.client_id,
+                token_url=token_url, registered=config.client_certificates,
+            )  # fmt: skip
+        except AssertionRefused as refused:
+            raise OAuthError(401, "invalid_client", refused.code, refused.description) from None
+        return
+    secret = form.get("client_secret", "")
+    if not hmac.compare_digest(secret.encode(), config.client_secret.encode()):
+        raise OAuthError(
+            401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret "
+            "being sent in the request is the client secret value, not the client secret ID.",
+        )  # fmt: skip
+
+
+def issue_token(
+    form: dict[str, str], config: SandboxConfig, *, tenant: str, token_url: str = ""
+) -> dict[str, Any]:
+    """Answer a token request or raise OAuthError with Entra's error shape.
+
+    ``token_url`` is the URL the request came to: a client assertion's audience.
+    """
     if tenant != config.tenant_id:
         raise OAuthError(400, "invalid_request", 90002, f"Tenant '{tenant}' not found.")
     if form.get("grant_type") != "client_credentials":
@@ -66,12 +99,7 @@ def issue_token(form: dict[str, str], config: SandboxConfig, *, tenant: str) -> 
             f"Application with identifier '{form.get('client_id')}' was not found in the "
             f"directory '{tenant}'.",
         )
-    secret = form.get("client_secret", "")
-    if not hmac.compare_digest(secret.encode(), config.client_secret.encode()):
-        raise OAuthError(
-            401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret "
-            "being sent in the request is the client secret value, not the client secret ID.",
-        )  # fmt: skip
+    _check_client(form, config, token_url=token_url)
     scope = form.get("scope", "")
     if not scope.endswith("/.default"):
         raise OAuthError(

@@ -39,6 +39,9 @@ class SandboxConfig:
     client_id: str = "sandbox-client"
     client_secret: str = "sandbox-secret"  # noqa: S105 - the sandbox's own well-known default
     tenant_id: str = "sandbox-tenant"
+    # Certificates registered on the app (PEM, public part): client assertions signed with
+    # their keys sign in like the secret does (app/sandbox/client_assertion.py).
+    client_certificates: tuple[str, ...] = ()
     db_path: Path | None = None  # None = in-memory
     api_version: str = "9.2"
     max_page_size: int = 5000

@@ -3,7 +3,8 @@
 GET/PUT ``limits`` and ``faults`` (PUT takes a partial JSON object), GET ``counters``,
 POST ``reset`` (``?data=true`` also wipes and reseeds the rows), GET ``/_sandbox`` for a
 summary with row counts, GET/POST ``users`` to list system users and create ordinary
-(licensed, interactive) ones, the people a test or demo impersonates.
+(licensed, interactive) ones, the people a test or demo impersonates, GET/POST
+``certificates`` (the app's registered certificates).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from app.sandbox.client_assertion import load_certificate, thumbprints
 from app.sandbox.config import FAULT_FIELDS, LIMIT_FIELDS
 from app.sandbox.errors import SandboxError
 from app.sandbox.schema.entities import BY_SET, ENTITIES
@@ -84,6 +86,26 @@ async def counters(request: Request) -> Response:
     return JSONResponse(_sandbox(request).counters.snapshot())
 
 
+async def certificates(request: Request) -> Response:
+    """Certificates registered on the app (as uploaded in Entra): GET lists, POST adds one."""
+    config = _sandbox(request).config
+    if request.method == "POST":
+        try:
+            body = orjson.loads(await request.body() or b"{}")
+            pem = body.get("certificate") if isinstance(body, dict) else None
+            if not isinstance(pem, str):
+                raise TypeError('expected {"certificate": "<PEM>"}')  # noqa: EM101
+            load_certificate(pem)
+        except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        config.client_certificates = (*config.client_certificates, pem)
+    listed = [
+        {"x5t": thumbprints(cert)[0], "subject": cert.subject.rfc4514_string()}
+        for cert in (load_certificate(pem) for pem in config.client_certificates)
+    ]
+    return JSONResponse(listed, status_code=201 if request.method == "POST" else 200)
+
+
 async def reset(request: Request) -> Response:
     sandbox = _sandbox(request)
     wipe = request.query_params.get("data", "false").lower() in ("1", "true", "yes")
@@ -129,4 +151,5 @@ def control_routes() -> list[Route]:
         Route("/_sandbox/counters", counters, methods=["GET"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
         Route("/_sandbox/users", users, methods=["GET", "POST"]),
+        Route("/_sandbox/certificates", certificates, methods=["GET", "POST"]),
     ]

@@ -1,5 +1,6 @@
-"""What a fresh org holds: the organization, its root business unit, the application user
-the client credentials map to, the base currency and the integration security roles."""
+"""What a fresh org holds: the organization (row and ids), its root business unit, the
+application user the client credentials map to, the base currency and the integration
+security roles."""
 
 from __future__ import annotations
 
@@ -27,13 +28,14 @@ def load_or_seed(store: Store, config: SandboxConfig) -> Identity:
         organization_id, business_unit_id, user_id, currency_id = stored.split(",")
         identity = Identity(organization_id, business_unit_id, user_id, currency_id)
         with store.transaction():
-            _top_up(_records(store, identity, config))
+            _top_up(_records(store, identity, config), identity)
         return identity
     identity = Identity(*(str(uuid.uuid4()) for _ in range(4)))
     records = _records(store, identity, config)
     with store.transaction():
+        _seed_organization(records, identity)
         _seed_rows(records, identity, config)
-        _top_up(records)
+        _top_up(records, identity)
         store.set_meta("identity", ",".join(
             (identity.organization_id, identity.business_unit_id, identity.user_id,
              identity.base_currency_id)))  # fmt: skip
@@ -46,11 +48,22 @@ def _records(store: Store, identity: Identity, config: SandboxConfig) -> Records
     return Records(store, identity, context)
 
 
-def _top_up(records: Records) -> None:
+def _top_up(records: Records, identity: Identity) -> None:
+    if records.store.get("organizations", identity.organization_id) is None:
+        _seed_organization(records, identity)
     for role_name, role_id in SEEDED_ROLES.items():
         if records.store.get("roles", role_id) is None:
             records.create(BY_SET["roles"], {"roleid": role_id, "name": role_name})
     seed_messages(records)
+
+
+def _seed_organization(records: Records, identity: Identity) -> None:
+    # Sales fulfils orders itself until an integration turns this on (BC does on enable).
+    records.create(
+        BY_SET["organizations"],
+        {"organizationid": identity.organization_id, "name": "Sandbox organization",
+         "issopintegrationenabled": False, "expirechangetrackingindays": 7},
+    )  # fmt: skip
 
 
 def _seed_rows(records: Records, identity: Identity, config: SandboxConfig) -> None:

@@ -65,6 +65,7 @@ def build_crm_client(
             authentication_type=setup.authentication_type,
             client_id=setup.client_id,
             client_secret=decrypt_secret(settings, setup.client_secret_encrypted),
+            client_certificate=decrypt_secret(settings, setup.client_certificate_encrypted),
             tenant_id=setup.tenant_id,
             token_url=setup.token_url,
             **options,

@@ -252,6 +252,8 @@ async def _process(
         work.values = transfer.from_crm_values(
             run.rules, work.record, entity=run.entity, table=run.mapping.table_name
         )
+        if (unmapped := transfer.unmapped_option(work.values)) and work.action != SyncAction.ignore:
+            work.action, work.message = SyncAction.fail, unmapped
     await run.hooks.prepare_from_crm(session, run, works)
     await _resolve(session, run, works)
     counters = log.Counters()

@@ -21,6 +21,7 @@ from app.clock import utc_now
 from app.dataverse import DataverseClient
 from app.db import SessionMaker, current_actor, session_scope
 from app.logs import get_logger
+from app.mappings import option_mappings
 from app.models.integration import (
     ConnectionSetup,
     Direction,
@@ -75,7 +76,8 @@ async def _load(
     context = await crm_rules.prepare(
         session, crm, setup, company_name=options.company_name, needs_price_list=needs_price_list
     )
-    return mapping, transfer.rules_from(field_rows), context
+    option_tables = await option_mappings.load_option_tables(session)
+    return mapping, transfer.rules_from(field_rows, option_tables), context
 
 
 async def _run_direction(run: SyncPass) -> log.Counters:

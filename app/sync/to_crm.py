@@ -283,6 +283,8 @@ def _plan_missing(run: SyncPass, work: ToCrmWork) -> None:
 async def _plan(session: AsyncSession, run: SyncPass, works: list[ToCrmWork]) -> None:
     for work in works:
         work.values = transfer.to_crm_values(run.rules, work.erp_values, entity=run.entity)
+        if unmapped := transfer.unmapped_option(work.values):
+            work.action, work.message = SyncAction.fail, unmapped
         if run.is_product:
             work.values = transfer.product_values(
                 work.values, table=run.mapping.table_name, is_insert=work.coupling is None

@@ -11,7 +11,11 @@ and normalises values so that "did anything change" is a plain comparison:
 - not-null: an empty source value is not transferred at all (the destination keeps its
   value; BC's "Not Null" for owner and similar lookups);
 - clear-value-on-failed-sync: when a lookup cannot be resolved, the field is cleared
-  instead of failing the record.
+  instead of failing the record;
+- option sets (payment terms, shipment method, shipping agent): an ERP code becomes its
+  CRM option value and back through the option mappings; a value without a pair is an
+  ``UnmappedOption``, which fails the record that needs it (or, with
+  clear-value-on-failed-sync, clears the field instead).
 
 Product rules of the seed that are pure values live here too (type code, quantity
 precision, negative price and inventory -> 0, blocked -> retired).
@@ -29,21 +33,17 @@ from enum import IntEnum
 from typing import Any
 
 from app.dataverse.addressing import bind, bind_field
-from app.mappings.field_catalog import FieldType, crm_fields, entity_set_for, erp_fields
+from app.mappings.field_catalog import (
+    LOOKUP_TABLES,
+    TRANSFORMATIONS,
+    FieldType,
+    crm_fields,
+    entity_set_for,
+    erp_fields,
+)
+from app.mappings.option_sets import OptionTable, UnmappedOption, option_set_for
 from app.models.integration import Direction, FieldMappingStatus, IntegrationFieldMapping
 
-# CRM entity a lookup points at -> the ERP table whose coupled rows it holds.
-LOOKUP_TABLES: dict[str, str] = {
-    "systemuser": "salesperson",
-    "transactioncurrency": "currency",
-    "uomschedule": "unit_of_measure",
-    "pricelevel": "customer_price_group",
-    "product": "item",
-    "contact": "contact",
-    "account": "customer",
-    "opportunity": "opportunity",
-}
-TRANSFORMATIONS = ("", "trim", "uppercase", "lowercase")
 PRODUCT_QUANTITY_PRECISION = 2  # BC's GetProductQuantityPrecision()
 NEGATIVE_TO_ZERO = ("price", "quantityonhand")
 
@@ -76,6 +76,7 @@ class FieldRule:
     not_null: bool = False
     clear_value_on_failed_sync: bool = False
     transformation: str = ""
+    options: OptionTable | None = None  # ERP codes <-> the CRM attribute's option values
 
     @property
     def goes_to_crm(self) -> bool:
@@ -108,7 +109,11 @@ class CrmRef:
     crm_id: uuid.UUID
 
 
-def rules_from(field_mappings: Iterable[IntegrationFieldMapping]) -> list[FieldRule]:
+def rules_from(
+    field_mappings: Iterable[IntegrationFieldMapping],
+    options: Mapping[str, OptionTable] | None = None,
+) -> list[FieldRule]:
+    """The enabled field mappings; ``options`` (by option set) translate ERP codes."""
     return [
         FieldRule(
             erp_field=m.field,
@@ -118,10 +123,20 @@ def rules_from(field_mappings: Iterable[IntegrationFieldMapping]) -> list[FieldR
             not_null=m.not_null,
             clear_value_on_failed_sync=m.clear_value_on_failed_sync,
             transformation=m.transformation,
+            options=_option_table(m, options or {}),
         )
         for m in field_mappings
         if m.status == FieldMappingStatus.enabled
     ]
+
+
+def _option_table(
+    mapping: IntegrationFieldMapping, options: Mapping[str, OptionTable]
+) -> OptionTable | None:
+    option_set = option_set_for(mapping.integration_field)
+    if option_set is None or not (mapping.field and mapping.integration_field):
+        return None
+    return options.get(option_set.name, OptionTable(option_set))
 
 
 # --- values ------------------------------------------------------------------------------
@@ -221,12 +236,22 @@ def to_crm_values(
         value = transform(erp.get(rule.erp_field), rule.transformation)
         if rule.not_null and is_empty(value):
             continue
+        if rule.options is not None:
+            option = rule.options.crm_value(value)
+            cleared = isinstance(option, UnmappedOption) and rule.clear_value_on_failed_sync
+            values[rule.crm_field] = None if cleared else option
+            continue
         target = crm_lookup_target(entity, rule.crm_field)
         if target is not None and target in LOOKUP_TABLES:
             values[rule.crm_field] = ErpRef(LOOKUP_TABLES[target], str(value or ""))
             continue
         values[rule.crm_field] = as_decimal(value) if isinstance(value, float) else value
     return values
+
+
+def unmapped_option(values: Mapping[str, Any]) -> str | None:
+    """Why a record cannot be written: a value with no option mapping, if any."""
+    return next((v.message for v in values.values() if isinstance(v, UnmappedOption)), None)
 
 
 def clearable_lookups(rules: Iterable[FieldRule]) -> frozenset[str]:
@@ -310,6 +335,11 @@ def from_crm_values(
             continue
         raw = read_crm_value(record, entity, rule.crm_field)
         if rule.not_null and is_empty(raw):
+            continue
+        if rule.options is not None:
+            code = rule.options.erp_code(raw, attribute=rule.crm_field)
+            cleared = isinstance(code, UnmappedOption) and rule.clear_value_on_failed_sync
+            values[rule.erp_field] = "" if cleared else code
             continue
         target = crm_lookup_target(entity, rule.crm_field)
         if target is not None and target in LOOKUP_TABLES:

@@ -95,6 +95,8 @@ ROUTE_ROLES: tuple[Rule, ...] = (
     Rule("/api/v1/assisted-setup", ADMIN_ONLY),
     Rule("/api/v1/mappings", ADMIN_ONLY),
     Rule("/api/v1/mappings", ERP_USERS, READS),
+    Rule("/api/v1/option-mappings", ADMIN_ONLY),
+    Rule("/api/v1/option-mappings", ERP_USERS, READS),
     Rule("/api/v1/couplings", ADMIN_ONLY),
     Rule("/api/v1/couplings", ERP_USERS, READS),
     Rule("/api/v1/sync-jobs", ADMIN_ONLY),  # the sync log

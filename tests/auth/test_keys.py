@@ -103,8 +103,9 @@ async def test_revoke_stops_every_key(
     revoked = await client.post(f"{USERS}/crm/keys/revoke", headers=admin)
     again = await client.post(f"{USERS}/crm/keys/revoke", headers=admin)
 
-    assert revoked.json() == {"user_name": "crm", "revoked": 1}
-    assert again.json() == {"user_name": "crm", "revoked": 0}
+    unaffected = {"action": "unaffected", "message": "The CRM does not use this user's keys."}
+    assert revoked.json() == {"user_name": "crm", "revoked": 1, "crm": unaffected}
+    assert again.json() == {"user_name": "crm", "revoked": 0, "crm": unaffected}
     assert await _login(client, key) == 401
     (row,) = await _rows(session)
     assert row.revoked_at is not None

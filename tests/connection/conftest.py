@@ -15,8 +15,10 @@ from app.main import create_app
 from app.models.security import Role
 from app.settings import Settings
 from tests.factories import bearer_headers, create_access_key, create_user
+from tests.fixtures.live_api import live_admin, live_api, live_reader  # noqa: F401
 from tests.fixtures.sandbox import RunningSandbox
 from tests.hostile.live import serve_app
+from tests.jobs.conftest import arq_pool, tick_ctx, worker_settings  # noqa: F401 - fixtures
 
 API = "/api/v1"
 

@@ -1,7 +1,8 @@
 """Bodies of the connection setup, test/enable/deploy and assisted setup endpoints.
 
-Secrets go in (client_secret, password, odata_access_key) and never come out: reads say
-only whether each is set and, to admins and for long ones, the last four characters.
+Secrets go in (client_secret, password, odata_access_key, the client certificate's key) and
+never come out: reads say only whether each is set and, to admins and for long ones, the
+last four characters; for the certificate, its thumbprint, subject and expiry.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.encryption import secret_hint
+from app.connection.client_certificate import certificate_facts
 from app.models.integration import AssistedSetup, AuthenticationType, ConnectionSetup
 from app.settings import Settings
 
 Text = Field(default="", max_length=250)
 Secret = Field(default="", max_length=1024)
+Certificate = Field(default="", max_length=32768)  # PEM or base64 .pfx, a chain included
 
 
 class SecretState(BaseModel):
@@ -30,6 +33,15 @@ class SecretState(BaseModel):
         return cls(is_set=bool(ciphertext), hint=hint)
 
 
+class CertificateState(BaseModel):
+    """The stored certificate's public facts; its private key is never shown."""
+
+    is_set: bool
+    thumbprint: str | None = None
+    subject: str | None = None
+    expires_at: datetime | None = None
+
+
 class ConnectionRead(BaseModel):
     server_address: str
     is_enabled: bool
@@ -38,6 +50,7 @@ class ConnectionRead(BaseModel):
     token_url: str
     client_id: str
     client_secret: SecretState
+    client_certificate: CertificateState
     user_name: str
     password: SecretState
     connection_string: str
@@ -61,7 +74,12 @@ class ConnectionRead(BaseModel):
         cls, settings: Settings, setup: ConnectionSetup, *, show_hints: bool = True
     ) -> ConnectionRead:
         """``show_hints``: the last four characters of each secret, for admins only."""
-        hidden = {"client_secret_encrypted", "password_encrypted", "odata_access_key_encrypted"}
+        hidden = {
+            "client_secret_encrypted",
+            "client_certificate_encrypted",
+            "password_encrypted",
+            "odata_access_key_encrypted",
+        }
         plain = setup.model_dump(exclude=hidden, warnings=False)
         secrets = {
             name: SecretState.of(settings, getattr(setup, column), show_hint=show_hints)
@@ -71,7 +89,8 @@ class ConnectionRead(BaseModel):
                 ("odata_access_key", "odata_access_key_encrypted"),
             )
         }
-        return cls.model_validate({**plain, **secrets})
+        certificate = certificate_facts(settings, setup.client_certificate_encrypted)
+        return cls.model_validate({**plain, **secrets, "client_certificate": certificate})
 
 
 class ConnectionUpdate(BaseModel):
@@ -85,6 +104,8 @@ class ConnectionUpdate(BaseModel):
     token_url: str = Text
     client_id: str = Field(default="", max_length=100)
     client_secret: str = Secret
+    client_certificate: str = Certificate
+    client_certificate_password: str = Secret
     user_name: str = Text
     password: str = Secret
     connection_string: str = Field(default="", max_length=2048)
@@ -153,6 +174,8 @@ class CredentialsStep(BaseModel):
     token_url: str | None = Field(default=None, max_length=250)
     client_id: str | None = Field(default=None, max_length=100)
     client_secret: str | None = Field(default=None, max_length=1024)
+    client_certificate: str | None = Field(default=None, max_length=32768)
+    client_certificate_password: str | None = Field(default=None, max_length=1024)
     user_name: str | None = Field(default=None, max_length=250)
     password: str | None = Field(default=None, max_length=1024)
     connection_string: str | None = Field(default=None, max_length=2048)

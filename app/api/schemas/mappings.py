@@ -16,6 +16,7 @@ from app.models.integration import (
     IntegrationTableMapping,
     UpdateConflictResolution,
 )
+from app.models.option_mapping import CrmOptionMapping
 
 
 class MappingRead(BaseModel):
@@ -70,6 +71,7 @@ class FieldMappingRead(BaseModel):
     case_sensitive_matching: bool
     match_priority: int
     transformation: str
+    user_defined: bool
 
     @classmethod
     def from_row(cls, row: IntegrationFieldMapping) -> FieldMappingRead:
@@ -88,6 +90,25 @@ class FieldMappingUpdate(BaseModel):
     use_for_match_based_coupling: bool = False
     case_sensitive_matching: bool = False
     match_priority: int = Field(default=0, ge=0, le=100)
+
+
+class FieldMappingCreate(BaseModel):
+    """A user-defined field mapping: ERP field and CRM attribute, or one and a constant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(default="", max_length=100)
+    integration_field: str = Field(default="", max_length=100)
+    direction: Direction
+    constant_value: str = Field(default="", max_length=250)
+    validate_field: bool = True
+    not_null: bool = False
+    clear_value_on_failed_sync: bool = False
+    status: FieldMappingStatus = FieldMappingStatus.enabled
+    use_for_match_based_coupling: bool = False
+    case_sensitive_matching: bool = False
+    match_priority: int = Field(default=0, ge=0, le=100)
+    transformation: str = Field(default="", max_length=50)
 
 
 class FieldRead(BaseModel):
@@ -121,3 +142,45 @@ class ResetDefaultsRead(BaseModel):
     field_mappings: int
     job_queue_entries: int
     kept_user_defined: list[str]
+    kept_user_defined_fields: int
+    option_mappings_added: int
+
+
+class OptionMappingRead(BaseModel):
+    id: uuid.UUID
+    option_set: str
+    erp_code: str
+    option_value: int
+    caption: str
+    modified_at: datetime
+
+    @classmethod
+    def from_row(cls, row: CrmOptionMapping) -> OptionMappingRead:
+        return cls.model_validate({**row.model_dump(warnings=False), "id": row.system_id})
+
+
+class OptionMappingCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    option_set: str = Field(max_length=30)
+    erp_code: str = Field(max_length=10)
+    option_value: int
+    caption: str = Field(default="", max_length=100)
+
+
+class OptionMappingUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    erp_code: str = Field(default="", max_length=10)
+    option_value: int = 0
+    caption: str = Field(default="", max_length=100)
+
+
+class OptionSetRead(BaseModel):
+    name: str
+    title: str
+    crm_attributes: list[str]
+
+
+class OptionResetRead(BaseModel):
+    option_mappings: int

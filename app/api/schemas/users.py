@@ -120,6 +120,13 @@ class KeyList(BaseModel):
     next: str | None = None
 
 
+class CrmKeyRead(BaseModel):
+    """What a key change did to the CRM, which calls item availability as the OData user."""
+
+    action: str  # unaffected | updated | created | stored | revoked
+    message: str
+
+
 class KeyIssued(KeyRead):
     """The only response that carries a key: store it now, it cannot be shown again."""
 
@@ -127,6 +134,11 @@ class KeyIssued(KeyRead):
     key: str
 
 
+class KeyRotated(KeyIssued):
+    crm: CrmKeyRead  # whether the CRM, if it calls item availability as this user, got it
+
+
 class KeysRevoked(BaseModel):
     user_name: str
     revoked: int
+    crm: CrmKeyRead

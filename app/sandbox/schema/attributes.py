@@ -162,6 +162,7 @@ OWN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
         "name", "primaryobjecttypecode", "secondaryobjecttypecode",
         "iscustomprocessingstepallowed", "isvisible", "availability", "workflowsdkstepenabled",
     ),
+    "organizations": ("name", "issopintegrationenabled", "expirechangetrackingindays"),
     "nav_connections": (
         "nav_name", "nav_dynamicsnavurl", "nav_dynamicsnavodataurl",
         "nav_dynamicsnavodatausername", "nav_dynamicsnavodataaccesskey",

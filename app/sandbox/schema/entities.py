@@ -103,6 +103,21 @@ _NOTE_TARGETS = (
 _OWNER = ("ownerid", "systemusers")
 _CURRENCY = ("transactioncurrencyid", "transactioncurrencies")
 _LINE_TYPES = frozenset({1, 2, 3, 4})
+# A stock org's option sets: payment terms 1 Net 30, 2 2% 10 Net 30, 3 Net 45, 4 Net 60;
+# freight terms 1 FOB, 2 No Charge; shipping method 1 Airborne, 2 DHL, 3 FedEx, 4 UPS,
+# 5 Postal Mail, 6 Full Load, 7 Will Call.
+_PAYMENT_TERMS, _FREIGHT_TERMS = frozenset(range(1, 5)), frozenset({1, 2})
+_SHIPPING_METHODS = frozenset(range(1, 8))
+_DOCUMENT_OPTIONS = {
+    "paymenttermscode": _PAYMENT_TERMS,
+    "freighttermscode": _FREIGHT_TERMS,
+    "shippingmethodcode": _SHIPPING_METHODS,
+}
+_ACCOUNT_OPTIONS = {
+    "paymenttermscode": _PAYMENT_TERMS,
+    **{f"{prefix}freighttermscode": _FREIGHT_TERMS for prefix in ("address1_", "address2_")},
+    **{f"{prefix}shippingmethodcode": _SHIPPING_METHODS for prefix in ("address1_", "address2_")},
+}
 
 ENTITIES: tuple[EntityType, ...] = (
     EntityType("uomschedules", "uomschedule", "name", "organization", state=_SIMPLE),
@@ -192,6 +207,7 @@ ENTITIES: tuple[EntityType, ...] = (
         ),
         _QUOTE,
         has_money=True,
+        choices=_DOCUMENT_OPTIONS,
     ),
     EntityType(
         "quotedetails",
@@ -218,6 +234,7 @@ ENTITIES: tuple[EntityType, ...] = (
         ),
         _SALESORDER,
         has_money=True,
+        choices=_DOCUMENT_OPTIONS,
     ),
     EntityType(
         "salesorderdetails",
@@ -250,6 +267,7 @@ ENTITIES: tuple[EntityType, ...] = (
         ),
         _INVOICE,
         has_money=True,
+        choices=_DOCUMENT_OPTIONS,
     ),
     EntityType(
         "invoicedetails",
@@ -282,6 +300,7 @@ ENTITIES: tuple[EntityType, ...] = (
         ),
         _SIMPLE,
         has_money=True,
+        choices=_ACCOUNT_OPTIONS,
     ),
     EntityType(
         "contacts",
@@ -329,6 +348,9 @@ ENTITIES: tuple[EntityType, ...] = (
         _lookups(("sdkmessageid", "sdkmessages")),
         is_system=True,
     ),
+    # The org itself: one row, seeded; its sales order processing flag is what integrations
+    # set (issopintegrationenabled).
+    EntityType("organizations", "organization", "name", "none"),
     EntityType(
         "nav_accountstatisticses",
         "nav_accountstatistics",
