@@ -263,7 +263,7 @@ def changed_crm_fields(
 
 def crm_select(rules: Iterable[FieldRule], entity: str) -> list[str]:
     """The ``$select`` that reads every mapped attribute (lookups as ``_x_value``)."""
-    names = {"modifiedon", "_modifiedby_value", f"{entity}id"}
+    names = {"modifiedon", "_modifiedby_value", "versionnumber", f"{entity}id"}
     for rule in rules:
         if not rule.crm_field or rule.crm_field.endswith("idtype"):
             continue
