@@ -163,12 +163,8 @@ class IntegrationRecord(TableBase, table=True):
     # Loop prevention by content (app/sync/fingerprints.py): digests of the mapped fields as
     # the last sync wrote or read them on each side, and the CRM row version it left with
     # nothing in it still to bring to the ERP. None: not recorded yet.
-    erp_fingerprint: dict[str, str] | None = Field(
-        default=None, sa_type=sa.JSON(none_as_null=True)
-    )
-    crm_fingerprint: dict[str, str] | None = Field(
-        default=None, sa_type=sa.JSON(none_as_null=True)
-    )
+    erp_fingerprint: dict[str, str] | None = Field(default=None, sa_type=sa.JSON(none_as_null=True))
+    crm_fingerprint: dict[str, str] | None = Field(default=None, sa_type=sa.JSON(none_as_null=True))
     crm_version: int | None = Field(default=None, sa_type=sa.BigInteger)
     # Item availability push: the item ledger entry no. up to which the product's quantity
     # on hand is confirmed in the CRM; None: never confirmed (a new coupling), pushed next run.

@@ -499,6 +499,7 @@ async def _reserve_couplings(
     sandbox's answer on a full sync); they stay detached and are updated by ``_record``.
     """
     fresh: list[IntegrationRecord] = []
+    restored: list[uuid.UUID] = []
     now = utc_now()
     for work in works:
         is_new_failure = work.action == SyncAction.fail and work.coupling is None
@@ -512,10 +513,15 @@ async def _reserve_couplings(
         elif work.coupling.crm_id != work.crm_id:  # restored after a deletion in the CRM
             work.coupling.crm_id = work.crm_id
             work.coupling.last_synch_crm_modified_on = None
+            work.coupling.crm_fingerprint = work.coupling.crm_version = None
+            restored.append(work.coupling.system_id)
     if fresh:
         # Straight from the instance dicts (never expired: made above, not loaded).
         rows = [{name: vars(c)[name] for name in _COUPLING_COLUMNS} for c in fresh]
         await session.execute(sa.insert(_COUPLINGS), rows)
+    if restored:  # a new CRM row: the quantity the availability push confirmed is not on it
+        key = _COUPLINGS.c.system_id.in_(restored)
+        await session.execute(sa.update(_COUPLINGS).where(key).values(availability_entry_no=None))
     await session.commit()
 
 
