@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -95,13 +96,42 @@ async def _read_by_ids(run: SyncPass, ids: Sequence[uuid.UUID]) -> list[dict[str
     return found
 
 
-async def _attach(session: AsyncSession, run: SyncPass, works: Sequence[FromCrmWork]) -> None:
-    """Couplings by CRM id, and the coupled ERP rows, two queries per page."""
-    statement = select(IntegrationRecord).where(
-        IntegrationRecord.table_name == run.mapping.table_name,
-        IntegrationRecord.crm_table == run.entity,
+def _couplings_of(run: SyncPass, works: Sequence[FromCrmWork]) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        col(IntegrationRecord.table_name) == run.mapping.table_name,
+        col(IntegrationRecord.crm_table) == run.entity,
         col(IntegrationRecord.crm_id).in_([w.crm_id for w in works]),
     )
+
+
+async def _set_aside_as_left(
+    session: AsyncSession, run: SyncPass, works: Sequence[FromCrmWork]
+) -> None:
+    """Rows at the version the sync left them with nothing pending (most often its own
+    writes, read back) are unchanged: told from the couplings' columns alone, with no
+    transfer, lookup, digest or ERP row (one light query per page)."""
+    statement = sa.select(col(IntegrationRecord.crm_id), col(IntegrationRecord.crm_version)).where(
+        _couplings_of(run, works),
+        col(IntegrationRecord.crm_version).is_not(None),
+        col(IntegrationRecord.crm_fingerprint).is_not(None),
+        col(IntegrationRecord.skipped).is_(False),
+        sa.or_(
+            col(IntegrationRecord.last_synch_result).is_(None),
+            col(IntegrationRecord.last_synch_result) != SynchResult.failure,
+        ),
+    )
+    versions = dict((await session.execute(statement)).all())
+    for work in works:
+        version = versions.get(work.crm_id)
+        if version is not None and version == coupling_state.crm_version(work.record):
+            work.action = SyncAction.unchanged
+
+
+async def _attach(session: AsyncSession, run: SyncPass, works: Sequence[FromCrmWork]) -> None:
+    """Couplings by CRM id, and the coupled ERP rows, two queries per page."""
+    if not works:
+        return
+    statement = select(IntegrationRecord).where(_couplings_of(run, works))
     couplings = {c.crm_id: c for c in await session.exec(statement)}
     model = erp_tables.model_for(run.mapping.table_name)
     ids = [c.integration_id for c in couplings.values()]
@@ -153,8 +183,6 @@ def _compare_source(run: SyncPass, work: FromCrmWork) -> bool:
     is_failed = coupling.last_synch_result == SynchResult.failure
     stored = coupling.crm_fingerprint
     version = coupling_state.crm_version(work.record)
-    if not is_failed and stored is not None and version == coupling.crm_version:
-        return False  # the row as the sync left it: not even digested
     source = fingerprints.crm_fingerprint(run.layout, work.record, entity=run.entity)
     changes = fingerprints.compare(source, stored)
     is_changed = is_failed or (changes.any if stored is not None else _is_source_changed(work))
@@ -337,15 +365,18 @@ async def _process(
 ) -> log.Counters:
     pk = f"{run.entity}id"
     works = [FromCrmWork(record=r, crm_id=uuid.UUID(str(r[pk]))) for r in records]
-    await _attach(session, run, works)
-    for work in works:
+    if works:
+        await _set_aside_as_left(session, run, works)
+    live = [work for work in works if work.action == SyncAction.modify]
+    await _attach(session, run, live)
+    for work in live:
         work.values = transfer.from_crm_values(
             run.rules, work.record, entity=run.entity, table=run.mapping.table_name
         )
-    await run.hooks.prepare_from_crm(session, run, works)
-    await _resolve(session, run, works)
+    await run.hooks.prepare_from_crm(session, run, live)
+    await _resolve(session, run, live)
     counters = log.Counters()
-    for work in works:
+    for work in live:
         if work.action not in (SyncAction.fail, SyncAction.ignore):
             _decide(run, work)
         if work.action in (SyncAction.insert, SyncAction.modify):
