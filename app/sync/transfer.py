@@ -233,14 +233,6 @@ def clearable_lookups(rules: Iterable[FieldRule]) -> frozenset[str]:
     return frozenset(r.crm_field for r in rules if r.clear_value_on_failed_sync and r.crm_field)
 
 
-def bidirectional_pairs(rules: Iterable[FieldRule]) -> list[tuple[str, str]]:
-    return [
-        (r.erp_field, r.crm_field)
-        for r in rules
-        if r.direction == Direction.bidirectional and r.erp_field and r.crm_field
-    ]
-
-
 def read_crm_value(record: Mapping[str, Any], entity: str, crm_field: str) -> Any:
     """A CRM record's value of an attribute as the transfer compares it (lookups -> UUID)."""
     if crm_lookup_target(entity, crm_field) is not None:
