@@ -9,9 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.mappings.default_mappings import CUSTOMER, ITEM_PRODUCT, MappingDefault
-from app.models.integration import Direction
-from app.sync import field_merge, fingerprints, transfer
+from app.models.integration import Direction, IntegrationRecord
+from app.sync import coupling_state, field_merge, fingerprints, transfer
 from app.sync.fingerprints import ONE_WAY, compare
+from app.sync.work import FromCrmWork, Settlement, ToCrmWork
 
 BI, TO, FROM = Direction.bidirectional, Direction.to_crm, Direction.from_crm
 
@@ -151,3 +152,58 @@ def test_default_customer_mapping_has_a_fingerprint_per_bidirectional_field() ->
     assert {"name", "phone", "city", "email"} <= set(layout.erp_pairs)
     assert layout.erp_one_way == ("credit_limit_lcy", "salesperson_code")
     assert "owneridtype" not in layout.crm_pairs
+
+
+def _account(name: str, phone: str, version: int) -> dict[str, object]:
+    return {"name": name, "telephone1": phone, "ordernumber": "", "versionnumber": version}
+
+
+def test_an_edit_between_our_read_and_our_write_keeps_the_crm_row_unsettled() -> None:
+    before = fingerprints.crm_fingerprint(LAYOUT, _account("A", "1", 5), entity="account")
+    source = fingerprints.erp_fingerprint(LAYOUT, {"name": "B", "phone": "1"})
+    for phone_after, settled in (("1", True), ("2", False)):
+        coupling = IntegrationRecord(table_name="customer", integration_id=uuid.uuid4(),
+                                     crm_table="account", crm_id=uuid.uuid4(),
+                                     crm_fingerprint=before, crm_version=5)  # fmt: skip
+        settlement = Settlement(
+            source,
+            compare(source, None),
+            destination_before=before,
+            destination_version=5,
+            agreed=["telephone1"],
+            written=["name"],
+        )
+        work = ToCrmWork(row=None, coupling=coupling, settlement=settlement)
+        # Our write of the name returns the row; a person changed the phone in between.
+        written = _account("B", phone_after, 7)
+        coupling_state.settle_to_crm(coupling, work, layout=LAYOUT, entity="account",
+                                     written=written)  # fmt: skip
+        assert coupling.crm_version == (7 if settled else 5)
+        assert coupling.crm_fingerprint is not None
+        assert coupling.crm_fingerprint["telephone1"] == before["telephone1"]  # as read
+        assert coupling.crm_fingerprint["name"] == fingerprints.value_digest("B")
+        assert coupling.erp_fingerprint == source
+
+
+def test_an_erp_row_read_again_with_someone_elses_change_is_not_settled() -> None:
+    before = fingerprints.erp_pair_fingerprint(LAYOUT, {"name": "A", "phone": "1"})
+    stored = fingerprints.erp_fingerprint(
+        LAYOUT, {"name": "A", "phone": "1", "credit_limit_lcy": 0}
+    )
+    record = _account("B", "1", 9)
+    source = fingerprints.crm_fingerprint(LAYOUT, record, entity="account")
+    for phone_after, settled in (("1", True), ("2", False)):
+        coupling = IntegrationRecord(table_name="customer", integration_id=uuid.uuid4(),
+                                     crm_table="account", crm_id=uuid.uuid4(),
+                                     erp_fingerprint=stored)  # fmt: skip
+        settlement = Settlement(source, compare(source, None), destination_before=before,
+                                agreed=["phone"], written=["name"])  # fmt: skip
+        work = FromCrmWork(record=record, crm_id=coupling.crm_id, coupling=coupling,
+                           settlement=settlement)  # fmt: skip
+        after = fingerprints.erp_fingerprint(
+            LAYOUT, {"name": "B", "phone": phone_after, "credit_limit_lcy": 0}
+        )
+        assert coupling_state.settle_from_crm(coupling, work, erp_after=after) is settled
+        assert coupling.crm_version == 9 and coupling.crm_fingerprint == source
+        assert coupling.erp_fingerprint is not None
+        assert coupling.erp_fingerprint["phone"] == before["phone"]
