@@ -16,7 +16,6 @@ normalised as the transfer compares them (``transfer.normalize``; empty string =
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import uuid
@@ -36,22 +35,28 @@ Fingerprint = dict[str, str]
 
 
 def _canonical(value: Any) -> str:
-    """A text per value that two equal values (``transfer.same_value``) share."""
-    if transfer.is_empty(value):
+    """A text per value that two equal values (``transfer.same_value``) share.
+
+    Numbers go through a float as ``transfer.normalize`` does (JSON numbers are what the
+    CRM keeps), written by ``repr``, which is the same text for equal floats (+ 0.0: no
+    negative zero); dates as ISO text. Digested for every mapped field of every record
+    sent, so the common types come first.
+    """
+    if value is None or value == "":
         return ""
-    normal = transfer.normalize(value)
-    if isinstance(normal, bool):
-        return "b1" if normal else "b0"
-    if isinstance(normal, Decimal):
-        return f"n{normal}"
-    if isinstance(normal, uuid.UUID):
-        return f"u{normal}"
-    return f"s{normal}"
+    if isinstance(value, str):
+        return f"s{value}"
+    if isinstance(value, bool):
+        return "b1" if value else "b0"
+    if isinstance(value, int | float | Decimal):
+        return f"n{float(value) + 0.0!r}"
+    if isinstance(value, uuid.UUID):
+        return f"u{value}"
+    return f"s{transfer.normalize(value)}"
 
 
 def _digest(text: str) -> str:
-    raw = hashlib.blake2b(text.encode(), digest_size=DIGEST_BYTES).digest()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return hashlib.blake2b(text.encode(), digest_size=DIGEST_BYTES).hexdigest()
 
 
 def value_digest(value: Any) -> str:

@@ -88,7 +88,7 @@ async def _read_by_ids(run: SyncPass, ids: Sequence[uuid.UUID]) -> list[dict[str
             found += [
                 r
                 async for r in run.crm.query(
-                    run.entity_set, select=transfer.crm_select(run.rules, run.entity), filter=text
+                    run.entity_set, select=run.from_crm_select, filter=text
                 )
             ]
         except DataverseError as exc:
@@ -435,7 +435,7 @@ async def run_pass(run: SyncPass) -> log.Counters:
     total = log.Counters()
     done = await _failed_pass(run, total)
     params = {
-        "$select": ",".join(transfer.crm_select(run.rules, run.entity)),
+        "$select": ",".join(run.from_crm_select),
         "$filter": _filter(run),
         "$orderby": f"modifiedon asc,{run.entity}id asc",
     }

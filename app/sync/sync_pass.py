@@ -137,6 +137,14 @@ class SyncPass:
         return self.mapping.integration_table
 
     @functools.cached_property
+    def from_crm_select(self) -> list[str]:
+        """The CRM attributes a CRM -> ERP pass reads and an ERP -> CRM write asks back:
+        ``modifiedon``, ``versionnumber`` and the fields the CRM sends to the ERP (which the
+        CRM side's fingerprint covers), not the ERP -> CRM only ones."""
+        back = [rule for rule in self.rules if rule.comes_from_crm]
+        return transfer.crm_select(back, self.entity)
+
+    @functools.cached_property
     def layout(self) -> fingerprints.Layout:
         """Which fields the fingerprints cover (``app.sync.fingerprints``)."""
         return fingerprints.layout_of(self.rules, extra_erp=("blocked",) if self.is_product else ())

@@ -232,17 +232,16 @@ def _plan_insert(run: SyncPass, work: ToCrmWork) -> None:
 
 def _ask_for_representation(run: SyncPass, work: ToCrmWork) -> None:
     """The last write to the record itself returns the row as it is after it (``modifiedon``
-    for the coupling, the mapped fields and ``versionnumber`` for its fingerprint): read
-    in the same request, so no other writer's change can slip in between."""
+    for the coupling, ``versionnumber`` and the fingerprinted fields for loop prevention):
+    read in the same request, so no other writer's change can slip in between."""
     own = record_path(run.entity_set, work.crm_id) if work.crm_id else None
     for position in range(len(work.ops) - 1, -1, -1):
         op = work.ops[position]
         is_own = op.record_id == work.crm_id or op.path.split("?", 1)[0] == own
         if is_own and op.method in ("POST", "PATCH"):
-            select = ",".join(transfer.crm_select(run.rules, run.entity))
             separator = "&" if "?" in op.path else "?"
             work.ops[position] = replace(
-                op, path=f"{op.path}{separator}$select={select}",
+                op, path=f"{op.path}{separator}$select={','.join(run.from_crm_select)}",
                 headers={**op.headers, **REPRESENTATION},
             )  # fmt: skip
             return
