@@ -47,7 +47,7 @@ from app.dataverse import client_from_connection  # noqa: E402
 from app.db import create_engine, create_sessionmaker, session_scope  # noqa: E402
 from app.migrations import upgrade_database  # noqa: E402
 from app.models import erp  # noqa: E402
-from app.models.integration import ConnectionSetup  # noqa: E402
+from app.models.integration import ConnectionSetup, Direction  # noqa: E402
 from app.sync.sync_pass import RunOptions  # noqa: E402
 from bench.dataverse import cpu_seconds, raw_ingest  # noqa: E402
 from bench.dataverse_limits import _free_port, _start_sandbox  # noqa: E402
@@ -104,7 +104,12 @@ async def _timed(
     options = RunOptions(is_full=is_full, page_size=knobs.page_size,
                          batch_size=knobs.batch_size, concurrency=knobs.concurrency)  # fmt: skip
     result = await run_mapping(sessionmaker, crm, mapping_name=name, options=options)
-    records = sum(c.inserted + c.modified + c.unchanged for c in result.counters.values())
+    # What the CRM -> ERP pass reads back and finds unchanged is the sync's own writes (loop
+    # prevention by content reads them again): not records synchronized.
+    records = sum(
+        c.inserted + c.modified + (c.unchanged if direction == Direction.to_crm else 0)
+        for direction, c in result.counters.items()
+    )
     failed = sum(c.failed for c in result.counters.values())
     if failed:
         print(f"{name}: {failed} failed", file=sys.stderr)

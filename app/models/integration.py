@@ -171,6 +171,8 @@ class IntegrationRecord(TableBase, table=True):
             sqlite_where=sa.text(FAILED_COUPLING),
             postgresql_where=sa.text(FAILED_COUPLING),
         ),
+        # The item availability push finds couplings it never confirmed (new ones) by this.
+        sa.Index("ix_coupling_availability", "table_name", "availability_entry_no"),
     )
     table_name: str = Field(max_length=50)
     integration_id: uuid.UUID
@@ -184,6 +186,15 @@ class IntegrationRecord(TableBase, table=True):
     last_synch_crm_job_id: uuid.UUID | None = None
     skipped: bool = False
     statistics_uploaded: bool = False
+    # Loop prevention by content (app/sync/fingerprints.py): digests of the mapped fields as
+    # the last sync wrote or read them on each side, and the CRM row version it left with
+    # nothing in it still to bring to the ERP. None: not recorded yet.
+    erp_fingerprint: dict[str, str] | None = Field(default=None, sa_type=sa.JSON(none_as_null=True))
+    crm_fingerprint: dict[str, str] | None = Field(default=None, sa_type=sa.JSON(none_as_null=True))
+    crm_version: int | None = Field(default=None, sa_type=sa.BigInteger)
+    # Item availability push: the item ledger entry no. up to which the product's quantity
+    # on hand is confirmed in the CRM; None: never confirmed (a new coupling), pushed next run.
+    availability_entry_no: int | None = Field(default=None, sa_type=sa.BigInteger)
 
 
 class SynchJobType(StrEnum):
@@ -322,3 +333,12 @@ class AssistedSetup(TableBase, table=True):
     secrets_encrypted: str = Field(default="", sa_type=sa.Text)
     result: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     finished_at: datetime | None = utc_field()
+
+
+class SynchCursor(TableBase, table=True):
+    """A job's own position in an append-only ERP table (the item availability push's
+    item ledger entry no.); a missing row means the job has not completed a run yet."""
+
+    __tablename__ = "synch_cursor"
+    name: str = Field(max_length=50, unique=True)
+    position: int = Field(default=0, sa_type=sa.BigInteger)

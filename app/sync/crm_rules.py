@@ -1,7 +1,8 @@
 """The seed's CRM-side rules (spec/sync.md §1) that need the CRM or the setup row.
 
-- the integration user (whose own CRM changes are never read back) and the base (LCY)
-  currency are taken from the setup, or found in the CRM once and stored there;
+- the integration user (whose writes still decide for couplings with no fingerprint yet)
+  and the base (LCY) currency are taken from the setup, or found in the CRM once and
+  stored there;
 - the default price list "<company> Default Price List" in LCY is created once, its id
   kept in the setup; every product gets a price list item in it, whose id is derived from
   the product's id (uuid5), so keeping it current is an idempotent upsert;

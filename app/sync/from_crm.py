@@ -2,11 +2,14 @@
 
 Candidates: first the CRM rows whose coupling failed last time in this direction (not
 skipped), then the rows in the mapping's integration table filter with ``modifiedon``
-after the CRM watermark (minus 1 s: Dataverse keeps seconds), oldest first. Rows the
-integration user changed are not read back (``_modifiedby_value ne <user>``): they are
-the sync's own writes. Each page is one transaction: ERP rows written (each in a
-savepoint, so one refused row fails alone), couplings, errors, counters and the page's
-watermark.
+after the CRM watermark (minus 1 s: Dataverse keeps seconds), oldest first, whoever wrote
+them. Whether a row holds a change is decided by its content (``fingerprints``): a row
+at the version the sync left it, or whose mapped fields digest as the sync last wrote or
+read them, is unchanged, so the sync's own writes (and the integration user's writes to
+other fields, such as a statistics link) come back as nothing to do, while a person's
+edit under a later write of ours is still seen. Each page is one transaction: ERP rows
+written (each in a savepoint, so one refused row fails alone), read again, couplings,
+errors, counters and the page's watermark.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -25,12 +29,20 @@ from app.dataverse.errors import DataverseError
 from app.db import session_scope
 from app.erp import numbering
 from app.models.integration import Direction, IntegrationRecord, SynchResult
-from app.sync import erp_tables, log, transfer, watermarks
+from app.sync import (
+    coupling_state,
+    erp_tables,
+    field_merge,
+    fingerprints,
+    log,
+    transfer,
+    watermarks,
+)
 from app.sync.conflicts import SyncAction, UpdateFacts, decide_missing_destination, decide_update
 from app.sync.errors import from_dataverse
 from app.sync.sync_pass import SYNC_ACTOR
 from app.sync.transfer import CrmRef
-from app.sync.work import FromCrmWork
+from app.sync.work import FromCrmWork, Settlement
 
 if TYPE_CHECKING:
     from app.sync.sync_pass import SyncPass
@@ -64,7 +76,6 @@ def _filter(run: SyncPass) -> str:
     lower = watermarks.read_from(run.crm_watermark, overlap=watermarks.CRM_OVERLAP)
     if lower is not None:
         parts.append(f"modifiedon gt {watermarks.crm_filter_value(lower)}")
-    parts.append(f"_modifiedby_value ne {run.context.integration_user_id}")
     return " and ".join(parts)
 
 
@@ -77,7 +88,7 @@ async def _read_by_ids(run: SyncPass, ids: Sequence[uuid.UUID]) -> list[dict[str
             found += [
                 r
                 async for r in run.crm.query(
-                    run.entity_set, select=transfer.crm_select(run.rules, run.entity), filter=text
+                    run.entity_set, select=run.from_crm_select, filter=text
                 )
             ]
         except DataverseError as exc:
@@ -85,13 +96,42 @@ async def _read_by_ids(run: SyncPass, ids: Sequence[uuid.UUID]) -> list[dict[str
     return found
 
 
-async def _attach(session: AsyncSession, run: SyncPass, works: Sequence[FromCrmWork]) -> None:
-    """Couplings by CRM id, and the coupled ERP rows, two queries per page."""
-    statement = select(IntegrationRecord).where(
-        IntegrationRecord.table_name == run.mapping.table_name,
-        IntegrationRecord.crm_table == run.entity,
+def _couplings_of(run: SyncPass, works: Sequence[FromCrmWork]) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        col(IntegrationRecord.table_name) == run.mapping.table_name,
+        col(IntegrationRecord.crm_table) == run.entity,
         col(IntegrationRecord.crm_id).in_([w.crm_id for w in works]),
     )
+
+
+async def _set_aside_as_left(
+    session: AsyncSession, run: SyncPass, works: Sequence[FromCrmWork]
+) -> None:
+    """Rows at the version the sync left them with nothing pending (most often its own
+    writes, read back) are unchanged: told from the couplings' columns alone, with no
+    transfer, lookup, digest or ERP row (one light query per page)."""
+    statement = sa.select(col(IntegrationRecord.crm_id), col(IntegrationRecord.crm_version)).where(
+        _couplings_of(run, works),
+        col(IntegrationRecord.crm_version).is_not(None),
+        col(IntegrationRecord.crm_fingerprint).is_not(None),
+        col(IntegrationRecord.skipped).is_(False),
+        sa.or_(
+            col(IntegrationRecord.last_synch_result).is_(None),
+            col(IntegrationRecord.last_synch_result) != SynchResult.failure,
+        ),
+    )
+    versions = dict((await session.execute(statement)).all())
+    for work in works:
+        version = versions.get(work.crm_id)
+        if version is not None and version == coupling_state.crm_version(work.record):
+            work.action = SyncAction.unchanged
+
+
+async def _attach(session: AsyncSession, run: SyncPass, works: Sequence[FromCrmWork]) -> None:
+    """Couplings by CRM id, and the coupled ERP rows, two queries per page."""
+    if not works:
+        return
+    statement = select(IntegrationRecord).where(_couplings_of(run, works))
     couplings = {c.crm_id: c for c in await session.exec(statement)}
     model = erp_tables.model_for(run.mapping.table_name)
     ids = [c.integration_id for c in couplings.values()]
@@ -132,6 +172,28 @@ async def _resolve(session: AsyncSession, run: SyncPass, works: Sequence[FromCrm
                 work.values[name] = code
 
 
+def _compare_source(run: SyncPass, work: FromCrmWork) -> bool:
+    """Does the CRM record hold a change to bring? Sets the work's settlement if it does.
+
+    A coupling with no CRM fingerprint yet falls back to the rule before fingerprints
+    (``modifiedon`` after the last sync's); a failed one is always looked at again.
+    """
+    coupling = work.coupling
+    assert coupling is not None  # noqa: S101 - a row is only found through its coupling
+    is_failed = coupling.last_synch_result == SynchResult.failure
+    stored = coupling.crm_fingerprint
+    version = coupling_state.crm_version(work.record)
+    source = fingerprints.crm_fingerprint(run.layout, work.record, entity=run.entity)
+    changes = fingerprints.compare(source, stored)
+    is_changed = is_failed or (changes.any if stored is not None else _is_source_changed(work))
+    if not is_changed:
+        if stored is not None:  # another write (a statistics link, ...): remember its version
+            coupling.crm_version = version
+        return False
+    work.settlement = Settlement(source_print=source, source_changes=changes)
+    return True
+
+
 def _decide(run: SyncPass, work: FromCrmWork) -> None:
     if work.coupling is not None and work.coupling.skipped:
         work.action = SyncAction.skip
@@ -146,25 +208,49 @@ def _decide(run: SyncPass, work: FromCrmWork) -> None:
             destination=run.mapping.table_name,
         )  # fmt: skip
         work.action, work.message = decision.action, decision.message
+        if work.action == SyncAction.insert:
+            source = fingerprints.crm_fingerprint(run.layout, work.record, entity=run.entity)
+            work.settlement = Settlement(source, fingerprints.compare(source, None))
         return
-    assert work.coupling is not None  # noqa: S101 - a row is only found through its coupling
-    stored = work.coupling.last_synch_modified_on
+    if not _compare_source(run, work):
+        work.action = SyncAction.unchanged
+        return
+    _decide_update(run, work)
+
+
+def _decide_update(run: SyncPass, work: FromCrmWork) -> None:
+    coupling, settlement = work.coupling, work.settlement
+    assert coupling is not None and settlement is not None  # noqa: S101 - see _decide
+    layout = run.layout
+    stored = coupling.last_synch_modified_on
+    before = fingerprints.erp_pair_fingerprint(layout, vars(work.row))
     changes = transfer.changed_erp_fields(work.values, vars(work.row))
+    pairs = layout.erp_pairs if run.mapping.direction == Direction.bidirectional else {}
+    plan = field_merge.plan_fields(
+        changes, pairs=pairs, source=settlement.source_changes,
+        destination=fingerprints.compare(before, coupling.erp_fingerprint),
+        # no fingerprint yet: the ERP row changed if someone else wrote it after the last sync
+        destination_changed_if_unknown=work.row.modified_by != SYNC_ACTOR
+        and (stored is None or as_utc(work.row.modified_at) > as_utc(stored)),
+        to_crm=False,
+    )  # fmt: skip
     facts = UpdateFacts(
         direction=Direction.from_crm,
-        is_source_changed=_is_source_changed(work),
-        is_destination_changed=work.row.modified_by != SYNC_ACTOR
-        and (stored is None or as_utc(work.row.modified_at) > as_utc(stored)),
+        is_source_changed=True,
+        is_destination_changed=bool(plan.conflicting),
         is_mapping_bidirectional=run.mapping.direction == Direction.bidirectional,
-        conflicting=[p for p in transfer.bidirectional_pairs(run.rules) if p[0] in changes],
-        has_changes=bool(changes),
+        conflicting=plan.conflicting,
+        has_changes=bool(plan.send),
     )
     decision = decide_update(
         facts, resolution=run.mapping.update_conflict_resolution,
         table=run.mapping.table_name, entity=run.entity,
     )  # fmt: skip
     work.action, work.message = decision.action, decision.message
-    work.values = changes
+    settlement.destination_before = before
+    settlement.agreed = field_merge.agreed_fields(work.values, changes, layout.erp_pairs)
+    work.values = field_merge.written_fields(plan, won=True)
+    settlement.written = [name for name in work.values if name in layout.erp_pairs]
 
 
 async def _insert_row(session: AsyncSession, run: SyncPass, work: FromCrmWork) -> None:
@@ -202,7 +288,36 @@ async def _write(session: AsyncSession, run: SyncPass, work: FromCrmWork) -> Non
         work.message = f"The ERP refused the values: {str(exc).splitlines()[0][:500]}"
 
 
-async def _record(session: AsyncSession, run: SyncPass, work: FromCrmWork) -> None:
+async def _read_back(
+    session: AsyncSession, run: SyncPass, works: Sequence[FromCrmWork]
+) -> dict[int, fingerprints.Fingerprint]:
+    """The written ERP rows' fingerprints as the database now holds them, one query per
+    page: a change another writer made to the row before our write is in it, so it is
+    not taken for ours (``coupling_state.settle_from_crm``)."""
+    written = [w for w in works if w.action in (SyncAction.insert, SyncAction.modify)]
+    if not written:
+        return {}
+    model = erp_tables.model_for(run.mapping.table_name)
+    ids = [w.row.id for w in written]
+    statement = select(model).where(erp_tables.column(model, "id").in_(ids))
+    list(await session.exec(statement.execution_options(populate_existing=True)))
+    names = run.layout.erp_fields
+    rows = [w.row for w in written]
+    computed = await erp_tables.computed_values(session, run.mapping.table_name, rows, names)
+    return {
+        id(w): fingerprints.erp_fingerprint(
+            run.layout, erp_tables.values_of(w.row, names, computed[w.row.system_id])
+        )
+        for w in written
+    }
+
+
+async def _record(
+    session: AsyncSession,
+    run: SyncPass,
+    work: FromCrmWork,
+    erp_after: fingerprints.Fingerprint | None,
+) -> None:
     if work.action in (SyncAction.insert, SyncAction.modify):
         if work.coupling is None:
             work.coupling = IntegrationRecord(
@@ -212,17 +327,20 @@ async def _record(session: AsyncSession, run: SyncPass, work: FromCrmWork) -> No
             session.add(work.coupling)
         elif work.coupling.integration_id != work.row.system_id:  # restored
             work.coupling.integration_id = work.row.system_id
+        is_settled = coupling_state.settle_from_crm(work.coupling, work, erp_after=erp_after)
         log.mark_succeeded(
             work.coupling, direction=Direction.from_crm, job_id=run.job_id,
-            erp_modified_at=work.row.modified_at, crm_modified_on=_modified_on(work.record),
+            erp_modified_at=work.row.modified_at if is_settled else None,
+            crm_modified_on=_modified_on(work.record),
         )  # fmt: skip
     elif work.action == SyncAction.uncouple and work.coupling is not None:
         await session.delete(work.coupling)
     elif (
         work.action == SyncAction.unchanged
         and work.coupling is not None
-        and work.coupling.last_synch_result == SynchResult.failure
-    ):  # retried and found in agreement: no longer a failed record
+        and (work.settlement is not None or work.coupling.last_synch_result == SynchResult.failure)
+    ):  # compared, found in agreement (or retried and found so: no longer failed)
+        coupling_state.settle_from_crm(work.coupling, work, erp_after=None)
         log.mark_succeeded(
             work.coupling, direction=Direction.from_crm, job_id=run.job_id,
             erp_modified_at=None, crm_modified_on=_modified_on(work.record),
@@ -247,22 +365,27 @@ async def _process(
 ) -> log.Counters:
     pk = f"{run.entity}id"
     works = [FromCrmWork(record=r, crm_id=uuid.UUID(str(r[pk]))) for r in records]
-    await _attach(session, run, works)
-    for work in works:
+    if works:
+        await _set_aside_as_left(session, run, works)
+    live = [work for work in works if work.action == SyncAction.modify]
+    await _attach(session, run, live)
+    for work in live:
         work.values = transfer.from_crm_values(
             run.rules, work.record, entity=run.entity, table=run.mapping.table_name
         )
         if (unmapped := transfer.unmapped_option(work.values)) and work.action != SyncAction.ignore:
             work.action, work.message = SyncAction.fail, unmapped
-    await run.hooks.prepare_from_crm(session, run, works)
-    await _resolve(session, run, works)
+    await run.hooks.prepare_from_crm(session, run, live)
+    await _resolve(session, run, live)
     counters = log.Counters()
-    for work in works:
+    for work in live:
         if work.action not in (SyncAction.fail, SyncAction.ignore):
             _decide(run, work)
         if work.action in (SyncAction.insert, SyncAction.modify):
             await _write(session, run, work)
-        await _record(session, run, work)
+    written = await _read_back(session, run, works)
+    for work in works:
+        await _record(session, run, work, written.get(id(work)))
         counters.count(work.action)
     await session.flush()
     await log.add_counters(session, job_id=run.job_id, counters=counters)
@@ -314,7 +437,7 @@ async def run_pass(run: SyncPass) -> log.Counters:
     total = log.Counters()
     done = await _failed_pass(run, total)
     params = {
-        "$select": ",".join(transfer.crm_select(run.rules, run.entity)),
+        "$select": ",".join(run.from_crm_select),
         "$filter": _filter(run),
         "$orderby": f"modifiedon asc,{run.entity}id asc",
     }

@@ -9,6 +9,7 @@ of its mapping's table at fixed points. The base class does nothing at every poi
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from app.dataverse import BatchOperation, DataverseClient
 from app.db import SessionMaker, current_actor
 from app.mappings.field_catalog import entity_set_for
 from app.models.integration import Direction, IntegrationRecord, IntegrationTableMapping
-from app.sync import crm_rules, log, transfer, watermarks
+from app.sync import crm_rules, fingerprints, log, transfer, watermarks
 from app.sync.work import FromCrmWork, ToCrmWork
 
 SYNC_ACTOR = "salesbridge-sync"
@@ -134,6 +135,19 @@ class SyncPass:
     @property
     def entity(self) -> str:
         return self.mapping.integration_table
+
+    @functools.cached_property
+    def from_crm_select(self) -> list[str]:
+        """The CRM attributes a CRM -> ERP pass reads and an ERP -> CRM write asks back:
+        ``modifiedon``, ``versionnumber`` and the fields the CRM sends to the ERP (which the
+        CRM side's fingerprint covers), not the ERP -> CRM only ones."""
+        back = [rule for rule in self.rules if rule.comes_from_crm]
+        return transfer.crm_select(back, self.entity)
+
+    @functools.cached_property
+    def layout(self) -> fingerprints.Layout:
+        """Which fields the fingerprints cover (``app.sync.fingerprints``)."""
+        return fingerprints.layout_of(self.rules, extra_erp=("blocked",) if self.is_product else ())
 
     @property
     def entity_set(self) -> str:

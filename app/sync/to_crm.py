@@ -35,6 +35,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.clock import as_utc, utc_now
 from app.dataverse import BatchOperation, BatchResult, ChangeSet, create_op, update_op
+from app.dataverse.addressing import record_path
 from app.dataverse.errors import DataverseError
 from app.db import current_actor, session_scope
 from app.models.integration import (
@@ -43,11 +44,20 @@ from app.models.integration import (
     IntegrationTableMapping,
     SynchResult,
 )
-from app.sync import crm_rules, erp_tables, log, transfer, watermarks
+from app.sync import (
+    coupling_state,
+    crm_rules,
+    erp_tables,
+    field_merge,
+    fingerprints,
+    log,
+    transfer,
+    watermarks,
+)
 from app.sync.conflicts import SyncAction, UpdateFacts, decide_missing_destination, decide_update
 from app.sync.errors import FatalSyncError, from_dataverse, not_coupled
 from app.sync.transfer import ErpRef
-from app.sync.work import ToCrmWork
+from app.sync.work import Settlement, ToCrmWork
 
 if TYPE_CHECKING:
     from app.sync.sync_pass import SyncPass
@@ -217,56 +227,90 @@ def _plan_insert(run: SyncPass, work: ToCrmWork) -> None:
         )  # fmt: skip
     work.ops += run.hooks.insert_follow_ups(run, work)
     work.ops = run.hooks.wrap_writes(run, work, work.ops, None)
-    work.ops[-1] = _with_representation(work.ops[-1])
+    _ask_for_representation(run, work)
 
 
-def _with_representation(op: BatchOperation) -> BatchOperation:
-    """Ask for the row's ``modifiedon`` after the write: the coupling stores it."""
-    separator = "&" if "?" in op.path else "?"
-    return replace(op, path=f"{op.path}{separator}$select=modifiedon",
-                   headers={**op.headers, **REPRESENTATION})  # fmt: skip
+def _ask_for_representation(run: SyncPass, work: ToCrmWork) -> None:
+    """The last write to the record itself returns the row as it is after it (``modifiedon``
+    for the coupling, ``versionnumber`` and the fingerprinted fields for loop prevention):
+    read in the same request, so no other writer's change can slip in between."""
+    own = record_path(run.entity_set, work.crm_id) if work.crm_id else None
+    for position in range(len(work.ops) - 1, -1, -1):
+        op = work.ops[position]
+        is_own = op.record_id == work.crm_id or op.path.split("?", 1)[0] == own
+        if is_own and op.method in ("POST", "PATCH"):
+            separator = "&" if "?" in op.path else "?"
+            work.ops[position] = replace(
+                op, path=f"{op.path}{separator}$select={','.join(run.from_crm_select)}",
+                headers={**op.headers, **REPRESENTATION},
+            )  # fmt: skip
+            return
+
+
+def _field_plan(
+    run: SyncPass, work: ToCrmWork, current: dict[str, Any], changes: dict[str, Any]
+) -> field_merge.FieldPlan:
+    """Which differing fields go to the CRM (``field_merge``), and the work's settlement."""
+    assert work.coupling is not None and work.settlement is not None  # noqa: S101 - see caller
+    layout = run.layout
+    stored = work.coupling.last_synch_crm_modified_on
+    crm_modified = _crm_modified_on(current)
+    by_others = str(current.get("_modifiedby_value") or "") != str(run.context.integration_user_id)
+    before = fingerprints.crm_fingerprint(layout, current, entity=run.entity)
+    pairs = layout.crm_pairs if run.mapping.direction == Direction.bidirectional else {}
+    plan = field_merge.plan_fields(
+        changes, pairs=pairs, source=work.settlement.source_changes,
+        destination=fingerprints.compare(before, work.coupling.crm_fingerprint),
+        # a coupling with no fingerprint yet: the CRM row changed if someone else wrote it
+        # after the last sync (the rule before fingerprints)
+        destination_changed_if_unknown=bool(
+            by_others and crm_modified and (stored is None or crm_modified > as_utc(stored))
+        ),
+        to_crm=True,
+    )  # fmt: skip
+    work.settlement.destination_before = before
+    work.settlement.destination_version = coupling_state.crm_version(current)
+    work.settlement.agreed = field_merge.agreed_fields(work.values, changes, layout.crm_pairs)
+    return plan
 
 
 def _plan_update(run: SyncPass, work: ToCrmWork, current: dict[str, Any]) -> None:
-    coupling, crm_id = work.coupling, work.crm_id
-    if coupling is None or crm_id is None:
+    coupling, crm_id, settlement = work.coupling, work.crm_id, work.settlement
+    if coupling is None or crm_id is None or settlement is None:
         return
     changes = transfer.changed_crm_fields(work.values, current, entity=run.entity)
     if run.is_product:
         changes = {k: v for k, v in changes.items() if k != "quantitydecimal"}
-    stored = coupling.last_synch_crm_modified_on
-    crm_modified = _crm_modified_on(current)
-    by_others = str(current.get("_modifiedby_value") or "") != str(run.context.integration_user_id)
+    plan = _field_plan(run, work, current, changes)
     facts = UpdateFacts(
         direction=Direction.to_crm,
         is_source_changed=True,
-        is_destination_changed=bool(
-            by_others and crm_modified and (stored is None or crm_modified > as_utc(stored))
-        ),
+        is_destination_changed=bool(plan.conflicting),
         is_mapping_bidirectional=run.mapping.direction == Direction.bidirectional,
-        conflicting=[p for p in transfer.bidirectional_pairs(run.rules) if p[1] in changes],
-        has_changes=bool(changes),
+        conflicting=plan.conflicting,
+        has_changes=bool(plan.send),
     )
+    written = field_merge.written_fields(plan, won=True)
     follow_ups: list[BatchOperation] = []
     if run.is_product:
         follow_ups = crm_rules.product_follow_ups(
-            crm_id, {**work.values, **changes}, run.context, is_insert=False,
+            crm_id, {**work.values, **written}, run.context, is_insert=False,
             is_blocked=bool(work.row.blocked), current_state=current.get("statecode"),
         )  # fmt: skip
-        if "price" not in changes:
+        if "price" not in written:
             follow_ups = [op for op in follow_ups if not op.path.startswith("productpricelevels")]
-        facts = UpdateFacts(**{**facts.__dict__, "has_changes": bool(changes or follow_ups)})
+        facts = UpdateFacts(**{**facts.__dict__, "has_changes": bool(plan.send or follow_ups)})
     decision = decide_update(
         facts, resolution=run.mapping.update_conflict_resolution,
         table=run.mapping.table_name, entity=run.entity,
     )  # fmt: skip
     work.action, work.message = decision.action, decision.message
     if decision.action == SyncAction.modify:
-        body = transfer.crm_payload(changes, entity=run.entity)
+        body = transfer.crm_payload(written, entity=run.entity)
+        settlement.written = [name for name in written if name in run.layout.crm_pairs]
         work.ops = ([update_op(run.entity_set, crm_id, body)] if body else []) + follow_ups
         work.ops = run.hooks.wrap_writes(run, work, work.ops, current.get("statecode"))
-        if work.ops:
-            work.ops[-1] = _with_representation(work.ops[-1])
+        _ask_for_representation(run, work)
 
 
 def _plan_missing(run: SyncPass, work: ToCrmWork) -> None:
@@ -332,8 +376,8 @@ def _batches(works: Sequence[ToCrmWork], max_operations: int) -> list[list[ToCrm
     return groups
 
 
-def _apply_results(work: ToCrmWork, results: Sequence[BatchResult]) -> datetime | None:
-    """The CRM modifiedon after a successful write, or the failure on the work."""
+def _apply_results(work: ToCrmWork, results: Sequence[BatchResult]) -> dict[str, Any] | None:
+    """The CRM row as the write returned it, or the failure on the work."""
     failed = next((r for r in results if not r.is_ok), None)
     if failed is not None:
         what = "new record" if work.action == SyncAction.insert else "update"
@@ -342,19 +386,22 @@ def _apply_results(work: ToCrmWork, results: Sequence[BatchResult]) -> datetime 
         work.action = SyncAction.fail
         work.message = f"The CRM refused the {what}: {reason}"
         return None
-    return _crm_modified_on(results[-1].body if isinstance(results[-1].body, dict) else None)
+    for op, result in zip(work.ops, results, strict=True):
+        if op.headers.get("Prefer") == REPRESENTATION["Prefer"] and isinstance(result.body, dict):
+            return result.body
+    return None
 
 
 async def _send(
     run: SyncPass, works: Sequence[ToCrmWork], gate: asyncio.Semaphore
-) -> dict[int, datetime | None]:
-    """Write every planned record; returns the CRM modifiedon per work (by id()).
+) -> dict[int, dict[str, Any] | None]:
+    """Write every planned record; returns the CRM row as written per work (by id()).
 
     ``gate`` is shared by the whole pass, so the batches of a page being sent while the
     next page is planned never exceed ``concurrency`` together.
     """
     pending = [w for w in works if w.ops and w.action in (SyncAction.insert, SyncAction.modify)]
-    written: dict[int, datetime | None] = {}
+    written: dict[int, dict[str, Any] | None] = {}
 
     async def send(group: list[ToCrmWork]) -> None:
         async with gate:
@@ -396,6 +443,9 @@ _COUPLING_STATE = (
     "last_synch_crm_result",
     "last_synch_crm_job_id",
     "skipped",
+    "erp_fingerprint",
+    "crm_fingerprint",
+    "crm_version",
 )
 
 
@@ -450,6 +500,7 @@ async def _reserve_couplings(
     sandbox's answer on a full sync); they stay detached and are updated by ``_record``.
     """
     fresh: list[IntegrationRecord] = []
+    restored: list[uuid.UUID] = []
     now = utc_now()
     for work in works:
         is_new_failure = work.action == SyncAction.fail and work.coupling is None
@@ -463,10 +514,15 @@ async def _reserve_couplings(
         elif work.coupling.crm_id != work.crm_id:  # restored after a deletion in the CRM
             work.coupling.crm_id = work.crm_id
             work.coupling.last_synch_crm_modified_on = None
+            work.coupling.crm_fingerprint = work.coupling.crm_version = None
+            restored.append(work.coupling.system_id)
     if fresh:
         # Straight from the instance dicts (never expired: made above, not loaded).
         rows = [{name: vars(c)[name] for name in _COUPLING_COLUMNS} for c in fresh]
         await session.execute(sa.insert(_COUPLINGS), rows)
+    if restored:  # a new CRM row: the quantity the availability push confirmed is not on it
+        key = _COUPLINGS.c.system_id.in_(restored)
+        await session.execute(sa.update(_COUPLINGS).where(key).values(availability_entry_no=None))
     await session.commit()
 
 
@@ -487,13 +543,25 @@ async def _store_couplings(
         await session.execute(sa.delete(_COUPLINGS).where(_COUPLINGS.c.system_id.in_(gone)))
 
 
+def _succeeded(
+    run: SyncPass, work: ToCrmWork, coupling: IntegrationRecord, written: dict[str, Any] | None
+) -> None:
+    log.mark_succeeded(
+        coupling, direction=Direction.to_crm, job_id=run.job_id,
+        erp_modified_at=work.row.modified_at, crm_modified_on=_crm_modified_on(written),
+    )  # fmt: skip
+    coupling_state.settle_to_crm(
+        coupling, work, layout=run.layout, entity=run.entity, written=written
+    )
+
+
 async def _record(
     session: AsyncSession,
     run: SyncPass,
     works: Sequence[ToCrmWork],
-    written: dict[int, datetime | None],
+    written: dict[int, dict[str, Any] | None],
 ) -> log.Counters:
-    """Counters, errors and coupling timestamps of a sent page (couplings are detached)."""
+    """Counters, errors and coupling state of a sent page (couplings are detached)."""
     counters = log.Counters()
     states: list[dict[str, Any]] = []
     gone: list[uuid.UUID] = []
@@ -502,22 +570,18 @@ async def _record(
         counters.count(work.action)
         coupling = work.coupling
         if work.action in (SyncAction.insert, SyncAction.modify) and coupling is not None:
-            log.mark_succeeded(
-                coupling, direction=Direction.to_crm, job_id=run.job_id,
-                erp_modified_at=work.row.modified_at, crm_modified_on=written.get(id(work)),
-            )  # fmt: skip
+            _succeeded(run, work, coupling, written.get(id(work)))
             states.append(_coupling_state(coupling, now))
         elif work.action == SyncAction.uncouple and coupling is not None:
             gone.append(coupling.system_id)
         elif (
             work.action == SyncAction.unchanged
             and coupling is not None
-            and coupling.last_synch_crm_result == SynchResult.failure
-        ):  # retried and found in agreement: no longer a failed record
-            log.mark_succeeded(
-                coupling, direction=Direction.to_crm, job_id=run.job_id,
-                erp_modified_at=work.row.modified_at, crm_modified_on=None,
-            )  # fmt: skip
+            and (
+                work.settlement is not None or coupling.last_synch_crm_result == SynchResult.failure
+            )
+        ):  # compared, found in agreement (or retried and found so: no longer failed)
+            _succeeded(run, work, coupling, None)
             states.append(_coupling_state(coupling, now))
         elif work.action == SyncAction.fail:
             _log_failure(session, run, work)
@@ -544,16 +608,36 @@ def _log_failure(session: AsyncSession, run: SyncPass, work: ToCrmWork) -> None:
     work.message = error.message
 
 
+def _compare_source(run: SyncPass, work: ToCrmWork) -> None:
+    """The ERP row against its coupling's fingerprint: a row whose mapped fields are as the
+    last sync left them (a write of the sync's own, a change to other fields) is unchanged,
+    decided without asking the CRM."""
+    source = fingerprints.erp_fingerprint(run.layout, work.erp_values)
+    coupling = work.coupling
+    stored = coupling.erp_fingerprint if coupling is not None else None
+    changes = fingerprints.compare(source, stored)
+    work.settlement = Settlement(source_print=source, source_changes=changes)
+    is_settled_before = (
+        coupling is not None
+        and coupling.last_synch_crm_result != SynchResult.failure
+        and not _is_pending(coupling)
+    )
+    if is_settled_before and not changes.any:
+        work.action = SyncAction.unchanged
+
+
 async def _prepare(session: AsyncSession, run: SyncPass, rows: Sequence[Any]) -> list[ToCrmWork]:
     """Triage, plan and reserve a page (committed); what is left is sending it."""
     works = _triage(rows)
     todo = [w for w in works if w.action == SyncAction.modify]
-    names = [r.erp_field for r in run.rules if r.goes_to_crm and r.erp_field]
+    names = run.layout.erp_fields
     computed = await erp_tables.computed_values(
         session, run.mapping.table_name, [w.row for w in todo], names
     )
     for work in todo:
         work.erp_values = erp_tables.values_of(work.row, names, computed[work.row.system_id])
+        _compare_source(run, work)
+    todo = [w for w in todo if w.action == SyncAction.modify]
     try:
         await _plan(session, run, todo)
     except ValueError as exc:  # a field mapping that cannot work (unknown transformation)
@@ -568,7 +652,7 @@ class _Page:
     """A planned page whose batches are on their way."""
 
     works: list[ToCrmWork]
-    sending: asyncio.Task[dict[int, datetime | None]]
+    sending: asyncio.Task[dict[int, dict[str, Any] | None]]
     bookmark: datetime | None
 
 

@@ -258,14 +258,6 @@ def clearable_lookups(rules: Iterable[FieldRule]) -> frozenset[str]:
     return frozenset(r.crm_field for r in rules if r.clear_value_on_failed_sync and r.crm_field)
 
 
-def bidirectional_pairs(rules: Iterable[FieldRule]) -> list[tuple[str, str]]:
-    return [
-        (r.erp_field, r.crm_field)
-        for r in rules
-        if r.direction == Direction.bidirectional and r.erp_field and r.crm_field
-    ]
-
-
 def read_crm_value(record: Mapping[str, Any], entity: str, crm_field: str) -> Any:
     """A CRM record's value of an attribute as the transfer compares it (lookups -> UUID)."""
     if crm_lookup_target(entity, crm_field) is not None:
@@ -288,7 +280,7 @@ def changed_crm_fields(
 
 def crm_select(rules: Iterable[FieldRule], entity: str) -> list[str]:
     """The ``$select`` that reads every mapped attribute (lookups as ``_x_value``)."""
-    names = {"modifiedon", "_modifiedby_value", f"{entity}id"}
+    names = {"modifiedon", "_modifiedby_value", "versionnumber", f"{entity}id"}
     for rule in rules:
         if not rule.crm_field or rule.crm_field.endswith("idtype"):
             continue

@@ -140,7 +140,7 @@ async def test_codes_travel_as_option_values_both_ways(
     assert account["paymenttermscode"] == 1
     assert account["address1_freighttermscode"] == 1
     assert account["address1_shippingmethodcode"] == 4
-    crm_person_edit(sandbox, "accounts", account["accountid"], paymenttermscode=3,
+    await crm_person_edit(sandbox, "accounts", account["accountid"], paymenttermscode=3,
                     address1_shippingmethodcode=7, address1_freighttermscode=None)  # fmt: skip
 
     await _sync_customers(live_api, live_admin, tick_ctx, worker_settings)
@@ -198,7 +198,7 @@ async def test_a_crm_value_without_a_code_fails_the_record_and_keeps_the_erp_cod
                                headers=live_admin)).json()  # fmt: skip
     net45 = next(row for row in rows if row["option_value"] == 3)
     assert (await live_api.delete(f"{OPTIONS}/{net45['id']}", headers=live_admin)).is_success
-    crm_person_edit(sandbox, "accounts", _account(sandbox, "Customer C4")["accountid"],
+    await crm_person_edit(sandbox, "accounts", _account(sandbox, "Customer C4")["accountid"],
                     paymenttermscode=3)  # fmt: skip
 
     await _sync_customers(live_api, live_admin, tick_ctx, worker_settings)

@@ -175,7 +175,7 @@ async def test_user_defined_field_mappings_synchronize_both_ways(
     assert account["accountnumber"] == "C1"
     assert account["_defaultpricelevelid_value"] == _price_list(sandbox, "RETAIL")
     wholesale = _price_list(sandbox, "WHOLESALE")
-    crm_person_edit(sandbox, "accounts", account["accountid"], **{
+    await crm_person_edit(sandbox, "accounts", account["accountid"], **{
         "_defaultpricelevelid_value": wholesale,
         "_defaultpricelevelid_value@Microsoft.Dynamics.CRM.lookuplogicalname": "pricelevel",
     })  # fmt: skip
