@@ -1,4 +1,4 @@
-"""OData item availability benchmark (spec/quality.md, bench/odata.py row). Prints one JSON line.
+"""OData item availability benchmark. Prints one JSON line.
 
     .venv/bin/python bench/odata.py [--scale 0.1] [--seconds 4] [--keep DIR]
 

@@ -1,4 +1,4 @@
-"""Sync benchmark (spec/quality.md): full sync of N items (+ units, prices) into the sandbox,
+"""Sync benchmark: full sync of N items (+ units, prices) into the sandbox,
 then an incremental run after 10 item changes. Prints one JSON line; asserts nothing.
 
     .venv/bin/python bench/sync.py --items 10000

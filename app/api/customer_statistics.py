@@ -1,4 +1,4 @@
-"""One customer's statistics as the statistics job computes them for the CRM (reference §6.5).
+"""One customer's statistics as the statistics job computes them for the CRM.
 
 The figures are computed now from the ledger and the open order lines, so they can be
 compared with the ``nav_accountstatistics`` row the last job run wrote; ``account_id``

@@ -3,7 +3,7 @@
 Default mappings (``user_defined`` false) are deleted and created again from
 ``default_mappings``; user-defined mappings, their jobs, user-defined field mappings and
 every coupling are kept. Option sets without option mappings get the default pairs.
-Job queue entries follow spec/sync.md §2: one recurring entry per mapping that has a job
+Job queue entries: one recurring entry per mapping that has a job
 (ready, every 30 min, 10 attempts, rerun after 30 s, inactivity timeout per mapping), and
 the codeunit-style entries (on hold with inactivity timeout, 2 attempts) the setup enables.
 """
@@ -67,7 +67,7 @@ OTHER_JOBS: tuple[OtherJob, ...] = (
 
 
 def is_other_job_wanted(kind: JobKind, setup: ConnectionSetup) -> bool:
-    """Whether the setup enables a codeunit-style job (reference §2.2, "Created when")."""
+    """Whether the setup enables a codeunit-style job ("Created when")."""
     legacy = setup.sales_order_integration_enabled
     bidirectional = setup.bidirectional_sales_order_integration
     wanted = {

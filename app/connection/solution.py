@@ -1,4 +1,4 @@
-"""Deploy (or redeploy) the integration solution in the CRM (reference §7).
+"""Deploy (or redeploy) the integration solution in the CRM.
 
 Ensures the ``MicrosoftDynamicsNavIntegration`` solution record exists at our version,
 that the three integration roles exist and are assigned to the integration user

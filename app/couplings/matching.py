@@ -1,4 +1,4 @@
-"""Match-based coupling (BC's ``CDS Int. Table Couple``, reference §3).
+"""Match-based coupling (BC's ``CDS Int. Table Couple``).
 
 For each uncoupled ERP row in the mapping's table filter, the field mappings flagged
 ``use_for_match_based_coupling`` are tried group by group (``match_priority`` ascending):

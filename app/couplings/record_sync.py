@@ -2,7 +2,7 @@
 
 BC's "Synchronize now", "Create new in Dynamics 365 Sales" and its reverse, for up to
 ``MAX_RECORDS`` records of one mapping, run inside the caller's request with a deadline
-(spec/architecture.md: explicit actions may call the CRM, with timeouts). They use the
+(explicit actions may call the CRM, with timeouts; scheduled work never waits on them). They use the
 sync engine itself (``run_mapping`` restricted to the chosen ids), so conflicts, lookups,
 couplings, the sync job rows and their error rows are exactly those of a scheduled run;
 the mapping's watermarks are not moved.

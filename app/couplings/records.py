@@ -3,7 +3,7 @@
 Couple, uncouple (one, many, all of a mapping), list with filters, restore skipped ones,
 and find or remove stale couplings whose ERP row or CRM row no longer exists. A CRM row
 already coupled to another existing record of the same table is a conflict; a coupling
-left over from a deleted ERP record is replaced (spec/sync.md §4). Match-based coupling
+left over from a deleted ERP record is replaced. Match-based coupling
 lives in ``app.couplings.matching``.
 """
 

@@ -1,4 +1,4 @@
-"""Entity sets the integration uses and their primary keys (reference/dataverse.md §1).
+"""Entity sets the integration uses and their primary keys.
 
 The client needs the primary key name to put a client-generated id into a create body.
 Sets not listed here take ``primary_key=`` explicitly; the client never guesses a plural.

@@ -1,7 +1,7 @@
 """ERP order events for the CRM (``crm_post_buffer``), written in the ERP action's transaction.
 
 BC's ``CRM Sales Document Posting Mgt`` subscribers, for the legacy sales order
-integration (reference/bc-integration.md §6.2): releasing, shipping and invoicing an order
+integration: releasing, shipping and invoicing an order
 coupled to a CRM salesorder, posting it in full, and deleting it each leave one buffer row
 that the order status job (``app.sales.order_status``) turns into CRM writes. The row is
 added with the ERP change, so it exists exactly when the change was committed.

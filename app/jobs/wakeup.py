@@ -1,4 +1,4 @@
-"""Wake-up (spec/sync.md §2): a resting mapping entry runs soon after its data changed.
+"""Wake-up: a resting mapping entry runs soon after its data changed.
 
 Checked by the scheduler tick rather than hooked into every ERP write: one indexed
 ``EXISTS (modified_at > last start)`` per waiting mapping entry per tick sees changes

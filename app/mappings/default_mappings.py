@@ -1,4 +1,4 @@
-"""The default table and field mappings, as data (spec/sync.md §1, reference §1.2-1.3).
+"""The default table and field mappings, as data.
 
 BC's field names are translated to our columns; BC fields our ERP does not keep (fax,
 pager, sales header totals) are left out. Option-set attributes (payment terms, shipment
@@ -285,7 +285,7 @@ POSTEDSALESINV_INV = MappingDefault(
     ),
     dependency_filter="ITEM-PRODUCT|RESOURCE-PRODUCT|OPPORTUNITY",
     # BC says only coupled; then no posted invoice would ever reach the CRM by this job,
-    # while spec/sync.md §1 has it create them (a missing dependency: a per-record error).
+    # so this job creates them too (a missing dependency is a per-record error, retried).
     synch_only_coupled_records=False,
     job=JobDefault(30, 1440),
 )  # fmt: skip

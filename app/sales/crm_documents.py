@@ -1,8 +1,7 @@
 """A CRM sales document (order or quote) made into an ERP sales document, coupled.
 
-What BC's ``CRM Sales Order to Sales Order`` / ``CRM Quote to Sales Quote`` do
-(reference §6.2 step 3-7, §6.6), shared by the auto-create and quote jobs and the REST
-action:
+What BC's ``CRM Sales Order to Sales Order`` / ``CRM Quote to Sales Quote`` do, shared
+by the auto-create and quote jobs and the REST action:
 
 - the customer is the ERP customer coupled to the CRM ``customerid`` account; an
   uncoupled account (or a contact) is a clear error, retried by the next run;

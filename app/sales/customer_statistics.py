@@ -1,4 +1,4 @@
-"""Customer statistics -> CRM ``nav_accountstatistics`` (reference §6.5, BC's CRM Statistics Job).
+"""Customer statistics -> CRM ``nav_accountstatistics`` (BC's CRM Statistics Job).
 
 For each coupled, non-skipped customer the job writes one ``nav_accountstatistics`` row with
 the figures of BC's Customer card, computed here from the customer ledger and the open
@@ -81,7 +81,7 @@ def _cents(value: Decimal) -> Decimal:
 
 @dataclass(frozen=True)
 class Figures:
-    """BC's customer statistics (reference §6.5), in LCY."""
+    """BC's customer statistics, in LCY."""
 
     balance: Decimal = Decimal(0)
     outstanding_orders: Decimal = Decimal(0)
@@ -252,7 +252,7 @@ async def figures_for(
 
 
 def statistics_values(customer: Customer, figures: Figures) -> dict[str, Any]:
-    """The ``nav_accountstatistics`` attributes (reference §6.5), without the currency."""
+    """The ``nav_accountstatistics`` attributes, without the currency."""
     return {
         "nav_name": customer.name,
         "nav_customerno": customer.no,

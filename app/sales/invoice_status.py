@@ -1,4 +1,4 @@
-"""CRM invoice status from the customer ledger (reference §6.5, BC's CRM Statistics Job).
+"""CRM invoice status from the customer ledger (BC's CRM Statistics Job).
 
 A coupled posted invoice's CRM status follows its open customer ledger entry:
 remaining amount 0 -> Paid / Complete; partly paid (remaining differs from the amount)
@@ -35,7 +35,7 @@ PAGE_SIZE = 200
 IDS_PER_QUERY = 50
 CHANGE_SETS_PER_BATCH = 100
 
-# (statecode, statuscode) of reference/dataverse.md §1 "invoice".
+# (statecode, statuscode) of the CRM "invoice" table.
 BILLED = (0, 4)  # Active / Billed
 PAID_COMPLETE = (2, 100001)  # Paid / Complete
 PAID_PARTIAL = (2, 100002)  # Paid / Partial

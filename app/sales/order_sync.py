@@ -1,11 +1,10 @@
-"""SALESORDER-ORDER and SOLINE-ORDERDETAIL through the mapping sync (reference §1.3, §6.2-6.3).
+"""SALESORDER-ORDER and SOLINE-ORDERDETAIL through the mapping sync (as BC does).
 
 The field mappings carry the plain values; this module adds what the engine needs for
 orders, through hooks the passes call:
 
-- Dataverse edits only Active orders (reference dataverse.md: "Only Active orders can be
-  edited"), and an order the ERP knows is Submitted: every write to a submitted order or
-  to one of its lines is wrapped, in its change set, between "set Active" and "set
+- Dataverse edits only Active orders ("Only Active orders can be edited"), and an order
+  the ERP knows is Submitted: every write to a submitted order or to one of its lines is wrapped, in its change set, between "set Active" and "set
   Submitted again" (what BC does to write ``lastbackofficesubmit``), so it is all or
   nothing and the order never stays Active;
 - a line's product is the product coupled to its item *or resource* (the field mapping

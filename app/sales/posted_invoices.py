@@ -1,4 +1,4 @@
-"""Posted sales invoices -> CRM invoices with their lines (reference §1.3 POSTEDSALESINV-INV).
+"""Posted sales invoices -> CRM invoices with their lines.
 
 The field mappings carry the plain values; what BC's subscribers add before an insert is
 added here, through hooks the ERP -> CRM pass calls (``to_crm``):
@@ -185,7 +185,7 @@ async def _shape_headers(session: AsyncSession, run: SyncPass, works: Sequence[T
             work.action = SyncAction.fail
             work.message = not_coupled("customer", row.sell_to_customer_no).message
             continue
-        if row.no in uncoupled:  # everything the invoice references first (spec §1)
+        if row.no in uncoupled:  # everything the invoice references first
             kind, no = uncoupled[row.no]
             work.action, work.message = SyncAction.fail, not_coupled(kind, no).message
             continue
@@ -326,7 +326,7 @@ async def shape(session: AsyncSession, run: SyncPass, works: Sequence[ToCrmWork]
 
 
 def insert_follow_ups(run: SyncPass, work: ToCrmWork) -> list[BatchOperation]:
-    """After creating an invoice: its status Billed (reference §6.5, "otherwise Active/Billed")."""
+    """After creating an invoice: its status Billed ("otherwise Active/Billed")."""
     if run.mapping.table_name != HEADER_TABLE or work.crm_id is None:
         return []
     state, status = invoice_status.BILLED

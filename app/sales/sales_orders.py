@@ -1,4 +1,4 @@
-"""Auto create sales orders: submitted CRM orders become ERP orders (reference §6.2).
+"""Auto create sales orders: submitted CRM orders become ERP orders.
 
 The job (every 30 min) and the REST action for one order share ``create_order``:
 

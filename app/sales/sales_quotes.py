@@ -1,4 +1,4 @@
-"""Auto process sales quotes: active and won CRM quotes become ERP sales quotes (§6.6).
+"""Auto process sales quotes: active and won CRM quotes become ERP sales quotes (as BC does).
 
 Every run reads the CRM quotes in state Active (1) or Won (2) and makes an ERP sales quote
 (lines as for orders, "your reference" = ``quotenumber``) for each one no ERP quote is

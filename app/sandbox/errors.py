@@ -1,6 +1,6 @@
 """Dataverse-shaped errors: ``{"error": {"code": "0x...", "message": ...}}`` with a status.
 
-Codes and messages marked [doc] are quoted in reference/dataverse.md or Microsoft's
+Codes and messages marked [doc] are quoted from Microsoft's Web API documentation or
 troubleshooting pages; the others are the codes Dataverse is known to use for the case
 ([inferred], see docs/sandbox.md).
 

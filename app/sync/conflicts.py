@@ -1,4 +1,4 @@
-"""Per-record decisions, pure (reference §4.3): insert, modify, unchanged, skip, fail, uncouple.
+"""Per-record decisions, pure: insert, modify, unchanged, skip, fail, uncouple.
 
 ``decide_missing_destination`` covers "no destination row": never coupled -> insert (or
 ignore when only coupled records sync), coupled to a deleted row -> the mapping's

@@ -1,4 +1,4 @@
-"""CONTACT: a person's parent account (reference bc-integration.md §1.2-1.3).
+"""CONTACT: a person's parent account.
 
 BC fills a CRM contact's ``parentcustomerid`` in a subscriber: the person's company
 contact has a business relation to a customer, and the parent is the account coupled to

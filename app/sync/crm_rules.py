@@ -1,4 +1,4 @@
-"""The seed's CRM-side rules (spec/sync.md §1) that need the CRM or the setup row.
+"""The seed's CRM-side rules that need the CRM or the setup row.
 
 - the integration user (whose writes still decide for couplings with no fingerprint yet)
   and the base (LCY) currency are taken from the setup, or found in the CRM once and

@@ -1,4 +1,4 @@
-"""One CRM -> ERP pass of a mapping (spec/sync.md §3), a CRM page at a time.
+"""One CRM -> ERP pass of a mapping, a CRM page at a time.
 
 Candidates: first the CRM rows whose coupling failed last time in this direction (not
 skipped), then the rows in the mapping's integration table filter with ``modifiedon``

@@ -1,6 +1,6 @@
 """The sync log: ``integration_synch_job`` rows with counters, one error row per failed record.
 
-One job row per direction per run (reference §4.1). Counters are added per page in the
+One job row per direction per run. Counters are added per page in the
 page's own transaction, so the log always matches what was committed. A coupling that
 fails with the same message in two consecutive jobs of one direction becomes skipped
 (BC's ``IsSameFailureRepeatedTwice``); an administrator restores it.

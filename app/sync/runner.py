@@ -1,6 +1,6 @@
 """``run_mapping``: one run of one mapping, both directions, logged and finalized.
 
-A bidirectional mapping runs ERP -> CRM first, then CRM -> ERP (reference §2.4). Each
+A bidirectional mapping runs ERP -> CRM first, then CRM -> ERP. Each
 direction writes one ``integration_synch_job`` row. The signpost (the run's start time)
 is fixed before anything is read; each side's watermark advances per committed page and
 is finalized at the end to the newest modified-on read, never past the signpost and never

@@ -1,4 +1,4 @@
-"""One ERP -> CRM pass of a mapping (spec/sync.md §3), a page at a time.
+"""One ERP -> CRM pass of a mapping, a page at a time.
 
 Candidates: first the rows whose coupling failed last time (not skipped), then the rows
 in the table filter modified after the ERP watermark, sorted by (modified_at, id) and read

@@ -3,7 +3,7 @@
 The routes are read from ``create_app()`` itself, so a route added later is checked
 without touching this file, and one that ``ROUTE_ROLES`` does not classify fails the
 suite until someone decides who may call it. ``ROUTE_ROLES`` is the one place that says
-which roles may call what; it follows the role table of ``spec/security.md``.
+which roles may call what; it follows the role table of ``docs/security.md``.
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ async def test_from_nothing_to_an_enabled_connection(
     assert item_job.description == "ITEM-PRODUCT - Dynamics 365 Sales synchronization job"
     assert jobs[(JobKind.mapping_sync, "RESOURCE-PRODUCT")].inactivity_timeout_minutes == 720
     assert (JobKind.mapping_sync, "OPPORTUNITY") not in jobs
-    # The non-mapping jobs the answers switch on (reference §2.2), on hold until their timeout.
+    # The non-mapping jobs the answers switch on, on hold until their timeout.
     others = {kind: job for (kind, _), job in jobs.items() if kind != JobKind.mapping_sync}
     assert {JobKind.order_status, JobKind.notes, JobKind.item_availability} <= set(others)
     assert {j.status for j in others.values()} == {JobStatus.on_hold_with_inactivity_timeout}

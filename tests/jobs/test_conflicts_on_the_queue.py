@@ -299,7 +299,7 @@ async def test_a_deletion_conflict_for_each_resolution_on_each_side(
     u2 = await _account(crm, couplings["U2"].crm_id)
     assert u2 is not None and u2["telephone1"] == "300"
     (entry,) = await entries(sessionmaker, mapping_name=MAPPING, recurring=True)
-    # Uncoupling is not activity (spec §2: inserted + modified + deleted + failed = 0).
+    # Uncoupling is not activity.
     assert entry.status == JobStatus.on_hold_with_inactivity_timeout
 
     # none: each record fails with BC's message, the same error twice skips it.

@@ -1,8 +1,8 @@
 """The Item Availability job end to end: item ledger changes -> product ``quantityonhand``.
 
 Real arq workers, the REST run-now action and ledger API, the sandbox over HTTP. Only
-coupled products of items whose ledger changed are written; negative stock shows as 0
-(spec/sync.md §1); a second run writes nothing. The job follows the ledger with its own
+coupled products of items whose ledger changed are written; negative stock shows as 0;
+a second run writes nothing. The job follows the ledger with its own
 cursor: no movement is skipped, whatever moved the ITEM-PRODUCT watermark (issue 19 §2).
 """
 

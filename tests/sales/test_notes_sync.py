@@ -3,8 +3,8 @@
 Real arq workers, the REST run-now action, the sandbox over HTTP. A person's CRM edits are
 made over the sandbox's Web API as a salesperson (``crm_user_edit``, impersonating them
 with ``MSCRMCallerID``): the integration user's own
-writes are never read back. Annotation payloads follow reference/dataverse.md (subject,
-notetext, isdocument, ``objectid_salesorder@odata.bind``).
+writes are never read back. Annotation payloads carry what Dataverse's annotation table
+takes (subject, notetext, isdocument, ``objectid_salesorder@odata.bind``).
 """
 
 from __future__ import annotations

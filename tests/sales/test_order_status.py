@@ -1,7 +1,7 @@
 """The Sales Order Status job end to end: ERP actions -> crm_post_buffer -> CRM posts/states.
 
 Real arq workers, the REST run-now action, the sandbox over HTTP. Every CRM row is checked
-against reference/dataverse.md (post source 1 Auto / type 7 Status, the regarding lookup
+against what Dataverse documents (post source 1 Auto / type 7 Status, the regarding lookup
 bound per target; salesorder Invoiced 4/100003, Active 0 / Pending 2).
 """
 

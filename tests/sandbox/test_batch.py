@@ -1,5 +1,5 @@
 """``$batch``: changesets are atomic, Content-ID references, continue-on-error, and the
-per-operation responses (reference/dataverse.md §3)."""
+per-operation responses."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Lookups (``@odata.bind`` incl. polymorphic suffixes and alternate keys, ``$ref``) and the
-option values / state rules of reference/dataverse.md §1."""
+option values and state rules Dataverse documents."""
 
 from __future__ import annotations
 

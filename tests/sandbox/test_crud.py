@@ -1,5 +1,5 @@
-"""Create, retrieve, update, upsert, delete: status codes, headers and error bodies as in
-reference/dataverse.md §2."""
+"""Create, retrieve, update, upsert, delete: status codes, headers and error bodies as
+Dataverse's Web API documents them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""conflicts.py: the per-record decision table of reference §4.3."""
+"""conflicts.py: the per-record decision table."""
 
 from __future__ import annotations
 

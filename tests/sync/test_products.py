@@ -1,4 +1,4 @@
-"""The seed's product rules against the sandbox over HTTP (spec/sync.md §1)."""
+"""The seed's product rules against the sandbox over HTTP."""
 
 from __future__ import annotations
 

@@ -3,9 +3,9 @@
 Dataverse validates every name against the entity type: ``$select``, ``$filter`` and
 ``$orderby`` naming an unknown property answer 400 "Could not find a property named ..."
 and a body writing one answers 400 "The property '...' does not exist on type ...". The
-sandbox stores rows schema-less, so this list is what it checks against: the attributes of
-reference/dataverse.md §1, BC's field mappings (reference/bc-integration.md §1.3, §6),
-the columns the server sets, and ``_<lookup>_value`` for every lookup. Dataverse has many
+sandbox stores rows schema-less, so this list is what it checks against: the documented
+attributes of each Dataverse table we use, those BC's field mappings and integration
+solution name, the columns the server sets, and ``_<lookup>_value`` for every lookup. Dataverse has many
 more columns per table; a name missing here that a real org has is added here, or per
 sandbox with ``SandboxConfig.extra_attributes`` (custom columns).
 """
@@ -18,7 +18,7 @@ from app.sandbox.config import SandboxConfig
 from app.sandbox.errors import unknown_property
 from app.sandbox.schema.entities import BY_SET, ENTITIES, EntityType
 
-# Every table: audit and system columns (reference §1 "Common system columns").
+# Every table: audit and system columns.
 _SYSTEM = (
     "createdon", "modifiedon", "versionnumber", "overriddencreatedon", "importsequencenumber",
     "timezoneruleversionnumber", "utcconversiontimezonecode", "_createdby_value",
