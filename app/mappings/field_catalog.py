@@ -1,7 +1,8 @@
 """The fields each side offers a mapping: ERP columns (from the models) and CRM attributes.
 
 The CRM list is data: the attributes of the Dataverse tables the default mappings use
-and of BC's integration solution. Dataverse filters name a lookup as ``_<lookup>_value``, so the filterable names of a lookup are that form, while field
+and of BC's integration solution. Dataverse filters name a lookup as
+``_<lookup>_value``, so the filterable names of a lookup are that form, while field
 mappings name the lookup itself (``transactioncurrencyid``).
 """
 

@@ -4,9 +4,10 @@ The field mappings carry the plain values; this module adds what the engine need
 orders, through hooks the passes call:
 
 - Dataverse edits only Active orders ("Only Active orders can be edited"), and an order
-  the ERP knows is Submitted: every write to a submitted order or to one of its lines is wrapped, in its change set, between "set Active" and "set
-  Submitted again" (what BC does to write ``lastbackofficesubmit``), so it is all or
-  nothing and the order never stays Active;
+  the ERP knows is Submitted: every write to a submitted order or to one of its lines is
+  wrapped, in its change set, between "set Active" and "set Submitted again" (what BC
+  does to write ``lastbackofficesubmit``), so it is all or nothing and the order never
+  stays Active;
 - a line's product is the product coupled to its item *or resource* (the field mapping
   names one lookup table); a line coupled to a CRM write-in line whose ERP item (the
   write-in item) has no product keeps the write-in; a line's ``salesorderid`` is the CRM

@@ -5,9 +5,9 @@ Dataverse validates every name against the entity type: ``$select``, ``$filter``
 and a body writing one answers 400 "The property '...' does not exist on type ...". The
 sandbox stores rows schema-less, so this list is what it checks against: the documented
 attributes of each Dataverse table we use, those BC's field mappings and integration
-solution name, the columns the server sets, and ``_<lookup>_value`` for every lookup. Dataverse has many
-more columns per table; a name missing here that a real org has is added here, or per
-sandbox with ``SandboxConfig.extra_attributes`` (custom columns).
+solution name, the columns the server sets, and ``_<lookup>_value`` for every lookup.
+Dataverse has many more columns per table; a name missing here that a real org has is
+added here, or per sandbox with ``SandboxConfig.extra_attributes`` (custom columns).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The tables the sandbox serves: entity sets, keys, lookups, ownership, states, choices.
 
 Option values and state/status pairs are Dataverse's own (as BC's integration code and
-Microsoft's entity reference give them). Attributes other than lookups are schema-less: any lower-case name
-is stored as sent, so the sandbox does not reject columns it was not told about.
+Microsoft's entity reference give them). Attributes other than lookups are schema-less:
+any lower-case name is stored as sent, so the sandbox does not reject columns it was not told about.
 """
 
 from __future__ import annotations
