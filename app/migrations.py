@@ -29,8 +29,27 @@ async def upgrade_engine(engine: AsyncEngine, *, revision: str = "head") -> None
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
-    async with engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+    if engine.dialect.name != "sqlite":
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade)
+        return
+    # SQLite alters a column by rebuilding its table (Alembic's batch mode), and dropping a
+    # table that other rows reference fails while foreign keys are enforced; the pragma is
+    # ignored inside a transaction, so it is switched off around it and the references are
+    # checked before the commit instead.
+    async with engine.connect() as connection:
+        await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        await connection.commit()
+        try:
+            async with connection.begin():
+                await connection.run_sync(_upgrade)
+                broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                if broken:
+                    msg = f"the migration left rows with broken references: {broken[:5]}"
+                    raise RuntimeError(msg)
+        finally:
+            await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            await connection.commit()
 
 
 async def upgrade_database(database_url: str, *, revision: str = "head") -> None:

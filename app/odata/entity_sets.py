@@ -15,11 +15,12 @@ from sqlmodel import SQLModel
 
 from app.models.availability import ItemAvailabilityRow, ItemLocationAvailabilityRow
 from app.models.integration import IntegrationRecord
-from app.odata.sql_constructs import guid_text, json_number, utc_timestamp_text
+from app.models.types import DECIMAL_PRECISION, DECIMAL_SCALE
+from app.odata.sql_constructs import decimal_number, decimal_text, guid_text, utc_timestamp_text
 
 NAMESPACE = "Salesbridge"
 CONTAINER = "Container"
-QTY_PRECISION, QTY_SCALE = 20, 5
+QTY_PRECISION, QTY_SCALE = DECIMAL_PRECISION, DECIMAL_SCALE
 
 
 @dataclass(frozen=True)
@@ -38,14 +39,17 @@ class Property:
     def is_string(self) -> bool:
         return self.edm_type == "Edm.String"
 
-    def output_column(self) -> ColumnElement[Any]:
-        """What the query selects: values orjson writes directly, without per-row conversion.
+    def output_column(self, *, decimals_as_text: bool = False) -> ColumnElement[Any]:
+        """What the query selects: values orjson writes directly, with little per-row work.
 
-        Decimals come as numbers, GUIDs and (on SQLite) timestamps as the text that is sent;
-        only SQLite's 0/1 booleans are left for ``app.odata.serialize`` to turn into bools.
+        Decimals come exactly, as numbers where a double carries them (else as their text,
+        which ``app.odata.serialize`` writes as a JSON number), or as text for formats that
+        send them as strings; GUIDs and (on SQLite) timestamps as the text that is sent;
+        SQLite's 0/1 booleans are left for ``app.odata.serialize`` to turn into bools.
         """
         if self.is_decimal:
-            return json_number(self.column).label(self.name)
+            construct = decimal_text if decimals_as_text else decimal_number
+            return construct(self.column, QTY_SCALE).label(self.name)
         if self.edm_type == "Edm.Guid":
             return guid_text(self.column).label(self.name)
         if self.edm_type == "Edm.DateTimeOffset":

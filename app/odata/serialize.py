@@ -29,7 +29,7 @@ def _default(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, Decimal):
-        return float(value)
+        return _Fragment(format(value, "f"))
     msg = f"cannot serialise {type(value).__name__}"
     raise TypeError(msg)
 
@@ -56,19 +56,35 @@ def _to_bool(value: Any) -> Any:
     return value if value is None else bool(value)
 
 
-class RowConverter:
-    """Driver rows -> JSON-ready rows. The SQL already yields doubles, GUID text and (on
-    SQLite) timestamp text (``Property.output_column``); what is left is SQLite's 0/1 for
-    booleans. Rows that need nothing pass through as they are."""
+_Fragment = orjson.Fragment
 
-    def __init__(self, entity_set: EntitySet, dialect_name: str) -> None:
+
+def json_number(value: Any) -> Any:
+    """A decimal as selected (``Property.output_column``) -> what orjson writes as the exact
+    JSON number: doubles as they are, exact text as a raw JSON fragment."""
+    return _Fragment(value) if value.__class__ is str else value
+
+
+def fragment_text(value: Any) -> Any:
+    """The text of a ``json_number`` fragment (for tokens), other values unchanged."""
+    return orjson.dumps(value).decode() if isinstance(value, _Fragment) else value
+
+
+class RowConverter:
+    """Driver rows -> JSON-ready rows. The SQL already yields GUID text, (on SQLite)
+    timestamp text and decimals as doubles or exact text (``Property.output_column``); what
+    is left is the text of decimals sent as JSON numbers and SQLite's 0/1 for booleans.
+    Rows that need nothing pass through as they are."""
+
+    def __init__(
+        self, entity_set: EntitySet, dialect_name: str, *, decimals_as_text: bool = False
+    ) -> None:
         self.steps: list[tuple[int, Callable[[Any], Any]]] = []
-        if dialect_name == "sqlite":
-            self.steps = [
-                (index, _to_bool if p.nullable else bool)
-                for index, p in enumerate(entity_set.properties)
-                if p.edm_type == "Edm.Boolean"
-            ]
+        for index, prop in enumerate(entity_set.properties):
+            if prop.is_decimal and not decimals_as_text:
+                self.steps.append((index, json_number))
+            elif prop.edm_type == "Edm.Boolean" and dialect_name == "sqlite":
+                self.steps.append((index, _to_bool if prop.nullable else bool))
 
     def __call__(self, row: Sequence[Any]) -> Sequence[Any]:
         if not self.steps:
@@ -79,14 +95,17 @@ class RowConverter:
         return values
 
 
-_converters: dict[tuple[str, str], RowConverter] = {}
+_converters: dict[tuple[str, str, bool], RowConverter] = {}
 
 
-def converter_for(entity_set: EntitySet, dialect_name: str) -> RowConverter:
-    key = (entity_set.name, dialect_name)
+def converter_for(
+    entity_set: EntitySet, dialect_name: str, *, decimals_as_text: bool = False
+) -> RowConverter:
+    key = (entity_set.name, dialect_name, decimals_as_text)
     found = _converters.get(key)
     if found is None:
-        found = _converters[key] = RowConverter(entity_set, dialect_name)
+        found = RowConverter(entity_set, dialect_name, decimals_as_text=decimals_as_text)
+        _converters[key] = found
     return found
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Float, Integer, String
+from sqlalchemy import Integer, String
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
@@ -144,21 +144,63 @@ def _utc_timestamp_text_pg(element: utc_timestamp_text, compiler: SQLCompiler, *
     return str(compiler.process(element.clauses, **kw))
 
 
-class json_number(FunctionElement[float]):  # noqa: N801
-    """A decimal as a value orjson writes without help: PostgreSQL's ``numeric`` arrives as
-    ``Decimal``, so it is cast to a double there; SQLite's NUMERIC affinity already yields
-    ``int``/``float``, so it is selected as it is (a cast costs per row, measured)."""
+class decimal_number(FunctionElement[Any]):  # noqa: N801
+    """An ``ExactDecimal`` value as orjson should write it, exactly, without per-row work in
+    the common case. SQLite (a scaled integer): the value as a double when it has at most 15
+    significant digits (the double then prints as exactly those digits), else its exact text;
+    PostgreSQL: the exact text (``trim_scale``: no trailing zeros). ``app.odata.serialize``
+    turns the text into a JSON number (``orjson.Fragment``)."""
 
-    type = Float()
+    type = String()
     inherit_cache = True
-    name = "json_number"
+    name = "decimal_number"
+
+    def __init__(self, value: ColumnElement[Any], scale: int) -> None:
+        self.scale = scale
+        super().__init__(value)
+
+    def _gen_cache_key(self, anon_map: Any, bindparams: Any) -> Any:
+        key = super()._gen_cache_key(anon_map, bindparams)
+        return (key, self.scale) if key is not None else None
 
 
-@compiles(json_number)
-def _json_number_sqlite(element: json_number, compiler: SQLCompiler, **kw: Any) -> str:
-    return str(compiler.process(element.clauses, **kw))
+class decimal_text(decimal_number):  # noqa: N801
+    """An ``ExactDecimal`` value as its exact text ("12.5", "-3", "0.00001") on both."""
+
+    inherit_cache = True
+    name = "decimal_text"
 
 
-@compiles(json_number, "postgresql")
-def _json_number_pg(element: json_number, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"CAST({compiler.process(element.clauses, **kw)} AS FLOAT)"
+def _sqlite_decimal_text(value: str, scale: int) -> str:
+    if scale == 0:
+        return f"CAST({value} AS TEXT)"
+    factor = 10**scale
+    digits = (
+        f"printf('%s%d.%0{scale}d', CASE WHEN {value} < 0 THEN '-' ELSE '' END, "
+        f"abs({value}) / {factor}, abs({value}) % {factor})"
+    )
+    return (
+        f"(CASE WHEN {value} % {factor} = 0 THEN CAST({value} / {factor} AS TEXT) "
+        f"ELSE rtrim({digits}, '0') END)"
+    )
+
+
+@compiles(decimal_number)
+def _decimal_number_sqlite(element: decimal_number, compiler: SQLCompiler, **kw: Any) -> str:
+    value = str(compiler.process(element.clauses, **kw))
+    bound = 10**15 - 1
+    return (
+        f"(CASE WHEN {value} BETWEEN -{bound} AND {bound} THEN {value} / {10**element.scale}.0 "
+        f"ELSE {_sqlite_decimal_text(value, element.scale)} END)"
+    )
+
+
+@compiles(decimal_text)
+def _decimal_text_sqlite(element: decimal_text, compiler: SQLCompiler, **kw: Any) -> str:
+    return _sqlite_decimal_text(str(compiler.process(element.clauses, **kw)), element.scale)
+
+
+@compiles(decimal_number, "postgresql")
+@compiles(decimal_text, "postgresql")
+def _decimal_text_pg(element: decimal_number, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(trim_scale({compiler.process(element.clauses, **kw)}) AS TEXT)"
