@@ -4,7 +4,7 @@
 table requires them), ``<Name>Update`` (every field optional, only the fields sent
 change; ``null`` only where the column is nullable), ``<Name>Read`` (all public fields
 plus ``id`` and the audit columns) and ``<Name>List``. Limits come from the columns:
-string lengths, 20 digits with 5 decimals for money and quantities (Decimal, never
+string lengths, 18 digits with 5 decimals for money and quantities (Decimal, never
 float), non-negative amounts unless a field is declared ``signed``. Input schemas forbid
 unknown fields.
 """
@@ -26,6 +26,7 @@ from pydantic_core import PydanticUndefined
 
 from app.models import erp
 from app.models.base import TableBase
+from app.models.types import DECIMAL_PRECISION, DECIMAL_SCALE, ExactDecimal
 
 AUDIT_FIELDS: dict[str, Any] = {
     "system_id": uuid.UUID,
@@ -86,7 +87,7 @@ def _limits(
     length = getattr(column_type, "length", None)  # sa.String and sqlmodel's AutoString
     if base is str and isinstance(length, int):
         limits["max_length"] = length
-    if base is Decimal and isinstance(column_type, sa.Numeric):
+    if base is Decimal and isinstance(column_type, ExactDecimal):
         limits.update(max_digits=column_type.precision, decimal_places=column_type.scale)
         if not is_signed:
             limits["ge"] = 0
@@ -196,7 +197,7 @@ class PaymentCreate(WriteSchema):
     """A customer payment; it is applied to open invoices, oldest due first."""
 
     customer_no: str = Field(min_length=1, max_length=20, pattern=NO_NUL)
-    amount: Decimal = Field(gt=0, max_digits=20, decimal_places=5)
+    amount: Decimal = Field(gt=0, max_digits=DECIMAL_PRECISION, decimal_places=DECIMAL_SCALE)
     posting_date: date
     document_no: str | None = Field(default=None, min_length=1, max_length=20, pattern=NO_NUL)
     applies_to_document_no: str | None = Field(
