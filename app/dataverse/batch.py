@@ -12,7 +12,6 @@ have no answer (``BatchOutcome.not_run``).
 from __future__ import annotations
 
 import itertools
-
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace

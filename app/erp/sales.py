@@ -23,7 +23,6 @@ from app.erp.references import Reference, missing_references
 from app.erp.rows import row_values
 from app.erp.validation import RowError, flush_or_conflict, raise_row_errors
 from app.errors import ConflictError, NotFoundError
-from app.models.types import DECIMAL_PRECISION, DECIMAL_SCALE
 from app.models.erp import (
     Currency,
     Customer,
@@ -39,6 +38,7 @@ from app.models.erp import (
     Salesperson,
     UnitOfMeasure,
 )
+from app.models.types import DECIMAL_PRECISION, DECIMAL_SCALE
 from app.sync import order_events
 
 CENT = Decimal("0.01")

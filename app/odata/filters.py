@@ -36,8 +36,8 @@ from app.odata.errors import ODataFilterError, ODataFilterUnsupportedError
 from app.odata.filter_aliases import substitute_aliases
 from app.odata.filter_compare import bind_like, compare
 from app.odata.filter_functions import call
-from app.odata.filter_syntax import identifier_name, parse_filter
 from app.odata.filter_numbers import arithmetic, in_list, negate, number_literal
+from app.odata.filter_syntax import identifier_name, parse_filter
 from app.odata.filter_types import Kind, Typed, as_condition, kind_of, scale_of
 
 __all__ = ["Kind", "compile_filter", "kind_of", "substitute_aliases"]
