@@ -26,7 +26,7 @@ from app.odata.statements import cached
 
 _FILTER_CACHE_SIZE = 2048
 _filter_cache: OrderedDict[tuple[str, str], Any] = OrderedDict()
-_base_selects: dict[str, Select[Any]] = {}
+_base_selects: dict[tuple[str, bool], Select[Any]] = {}
 _LIMIT, _OFFSET = "page_limit", "page_offset"
 
 
@@ -39,16 +39,20 @@ class PageRequest:
     skip: int
     limit: int
     probe: bool  # fetch one extra row to learn whether another page exists
+    decimals_as_text: bool = False  # OData V3 JSON sends decimals as strings
 
 
-def base_select(entity_set: EntitySet) -> Select[Any]:
-    select = _base_selects.get(entity_set.name)
+def base_select(entity_set: EntitySet, *, decimals_as_text: bool = False) -> Select[Any]:
+    key = (entity_set.name, decimals_as_text)
+    select = _base_selects.get(key)
     if select is None:
-        columns = [p.output_column() for p in entity_set.properties]
+        columns = [
+            p.output_column(decimals_as_text=decimals_as_text) for p in entity_set.properties
+        ]
         select = sa.select(*columns).select_from(entity_set.source)
         if entity_set.condition is not None:
             select = select.where(entity_set.condition)
-        _base_selects[entity_set.name] = select
+        _base_selects[key] = select
     return select
 
 
@@ -96,10 +100,13 @@ async def read_page(reader: Reader, entity_set: EntitySet, page: PageRequest) ->
     where = filter_clause(entity_set, text) if text is not None else None
     nulls = None if page.after is None else tuple(value is None for value in page.after)
     order, shape_of_filter = signature(page.ordering), where.shape if where else None
-    shape = ("page", entity_set.name, shape_of_filter, order, nulls, bool(page.skip))
+    shape = (
+        "page", entity_set.name, page.decimals_as_text, shape_of_filter, order, nulls,
+        bool(page.skip),
+    )  # fmt: skip
 
     def build() -> tuple[ColumnElement[Any], frozenset[str], tuple[Any, ...]]:
-        select = base_select(entity_set)
+        select = base_select(entity_set, decimals_as_text=page.decimals_as_text)
         if where is not None:
             select = select.where(where.clause)
         names = {_LIMIT}
@@ -124,17 +131,17 @@ async def read_page(reader: Reader, entity_set: EntitySet, page: PageRequest) ->
 
 
 async def read_entity(
-    reader: Reader, entity_set: EntitySet, key: dict[str, str]
+    reader: Reader, entity_set: EntitySet, key: dict[str, str], *, decimals_as_text: bool = False
 ) -> tuple[Any, ...] | None:
     def build() -> tuple[ColumnElement[Any], frozenset[str], tuple[Any, ...]]:
-        select = base_select(entity_set)
+        select = base_select(entity_set, decimals_as_text=decimals_as_text)
         for name in entity_set.key:
             column = entity_set.by_name[name].column
             select = select.where(column == sa.bindparam(f"key_{name}", type_=column.type))
         names = frozenset(f"key_{name}" for name in entity_set.key)
         return select.limit(1), names, ()  # type: ignore[return-value]
 
-    prepared = cached(("entity", entity_set.name), build, reader.dialect)
+    prepared = cached(("entity", entity_set.name, decimals_as_text), build, reader.dialect)
     rows = await reader.rows(prepared, prepared.params({f"key_{k}": v for k, v in key.items()}))
     return tuple(rows[0]) if rows else None
 
