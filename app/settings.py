@@ -11,6 +11,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
 from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, model_validator
@@ -101,7 +102,16 @@ class Settings(BaseSettings):
 
     @property
     def odata_url(self) -> str:
-        return f"{self.public_url.rstrip('/')}/odata/v4/"
+        """The item availability URL handed to the CRM, as BC stores it in
+        ``nav_connection``: the OData V3 ``ProductItemAvailability`` of the company."""
+        return product_item_availability_url(self.public_url, self.company_name)
+
+
+def product_item_availability_url(base_url: str, company_name: str) -> str:
+    """``<base>/ODataV3/Company('<name>')/ProductItemAvailability``, the name quoted as in
+    an OData key (quotes doubled) and percent-encoded as BC writes it."""
+    company = quote(company_name.replace("'", "''"), safe="")
+    return f"{base_url.rstrip('/')}/ODataV3/Company('{company}')/ProductItemAvailability"
 
 
 @lru_cache

@@ -23,7 +23,7 @@ from app.demo.sandbox_thread import RunningSandbox, local_url
 from app.errors import ConflictError
 from app.models.integration import IntegrationRecord
 from app.models.security import Role
-from app.settings import Settings
+from app.settings import Settings, product_item_availability_url
 from app.sync import assisted_setup, connection, matching
 from app.sync.crm_client import build_crm_client, crm_errors
 
@@ -65,7 +65,8 @@ def _steps(settings: Settings, sandbox: RunningSandbox) -> list[tuple[str, dict[
         }),
         ("options", {
             "import_solution": True, "publish_item_availability": True,
-            "odata_url": f"{service_url(settings)}/odata/v4", "odata_user_name": ODATA_USER,
+            "odata_url": product_item_availability_url(service_url(settings), settings.company_name),
+            "odata_user_name": ODATA_USER,
             "issue_odata_access_key": True,
             "enable_dataverse_connection": True, "api_version": config.api_version,
         }),

@@ -23,7 +23,7 @@ from app.dataverse.errors import NotFoundError as CrmNotFoundError
 from app.errors import NotConfiguredError
 from app.logs import get_logger
 from app.models.integration import ConnectionSetup
-from app.settings import Settings
+from app.settings import Settings, product_item_availability_url
 from app.sync.connection import get_connection_setup
 from app.sync.crm_client import build_crm_client, crm_errors
 from app.sync.setup_validation import raise_if_incomplete
@@ -34,6 +34,7 @@ SOLUTION_NAME = "MicrosoftDynamicsNavIntegration"
 SOLUTION_FRIENDLY_NAME = "Dynamics 365 Business Central Integration (Salesbridge)"
 SOLUTION_VERSION = "1.0.0.0"
 USER_ROLES = "systemuserroles_association"
+LEGACY_SERVICE_ROOT = "/odata/v4"
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,17 @@ async def _assign_roles(crm: DataverseClient, user_id: uuid.UUID) -> list[RoleRe
     return reports
 
 
+def crm_odata_url(settings: Settings, setup: ConnectionSetup) -> str:
+    """The URL for ``nav_dynamicsnavodataurl``: BC's, the V3 ``ProductItemAvailability`` of
+    the company. A v4 service root stored by an earlier version (``…/odata/v4``) is moved
+    onto it, on the same host; a URL the admin set to anything else is kept as it is."""
+    stored = setup.odata_url.rstrip("/")
+    if stored.endswith(LEGACY_SERVICE_ROOT):
+        base = stored.removesuffix(LEGACY_SERVICE_ROOT)
+        return product_item_availability_url(base, settings.company_name)
+    return setup.odata_url
+
+
 def nav_connection_body(settings: Settings, setup: ConnectionSetup) -> dict[str, Any]:
     return {
         "nav_name": settings.company_name,
@@ -155,6 +167,7 @@ async def _write_nav_connection(
 ) -> str:
     if not setup.item_availability_enabled:
         return "skipped"
+    setup.odata_url = crm_odata_url(settings, setup)  # what the CRM gets is what setup shows
     body = nav_connection_body(settings, setup)
     found = await _first(
         crm, "nav_connections", filter="statecode eq 0", select=["nav_connectionid"]

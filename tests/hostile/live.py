@@ -25,13 +25,13 @@ DEADLINE_SECONDS = 30.0
 
 
 @contextmanager
-def serve(settings: Settings, *, http: str = "httptools") -> Iterator[int]:
-    """The app in uvicorn on a free port (in a thread); yields the port."""
+def serve(settings: Settings, *, http: str = "httptools", port: int = 0) -> Iterator[int]:
+    """The app in uvicorn on ``port`` (a free one by default), in a thread; yields the port."""
     app = create_app(settings, should_migrate=False)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port: int = sock.getsockname()[1]
+    sock.bind(("127.0.0.1", port))
+    port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,
         log_level="warning",

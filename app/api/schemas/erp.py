@@ -44,9 +44,24 @@ def decimal_text(value: Decimal) -> str:
 Amount = Annotated[Decimal, PlainSerializer(decimal_text, return_type=str, when_used="json")]
 
 
+def decimal_json_schema(*, signed: bool = True) -> dict[str, Any]:
+    """How an exact decimal field is declared in the OpenAPI document: what ``ExactDecimal``
+    carries, as a JSON number or its decimal text (the pattern constrains the text)."""
+    before, after = DECIMAL_PRECISION - DECIMAL_SCALE, DECIMAL_SCALE
+    sign = "-?" if signed else ""
+    return {
+        "pattern": rf"^{sign}[0-9]{{1,{before}}}(\.[0-9]{{1,{after}}})?$",
+        "description": (
+            f"Exact decimal: at most {before} digits before the decimal point and {after} "
+            "after it. Sent back as its decimal text, never as a binary float."
+        ),
+    }
+
+
 def _read_type(annotation: Any) -> Any:
     if _base_type(annotation) is Decimal:
-        return Amount | None if annotation is not Decimal else Amount
+        exact = Annotated[Amount, Field(json_schema_extra=decimal_json_schema())]
+        return exact | None if annotation is not Decimal else exact
     return annotation
 
 
@@ -89,6 +104,7 @@ def _limits(
         limits["max_length"] = length
     if base is Decimal and isinstance(column_type, ExactDecimal):
         limits.update(max_digits=column_type.precision, decimal_places=column_type.scale)
+        limits["json_schema_extra"] = decimal_json_schema(signed=is_signed)
         if not is_signed:
             limits["ge"] = 0
     if base is str:
