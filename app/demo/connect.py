@@ -57,6 +57,7 @@ def service_url(settings: Settings) -> str:
 
 def _steps(settings: Settings, sandbox: RunningSandbox) -> list[tuple[str, dict[str, Any]]]:
     config = sandbox.config
+    odata_url = product_item_availability_url(service_url(settings), settings.company_name)
     return [
         ("crm_url", {"server_address": sandbox.base_url}),
         ("credentials", {
@@ -65,7 +66,7 @@ def _steps(settings: Settings, sandbox: RunningSandbox) -> list[tuple[str, dict[
         }),
         ("options", {
             "import_solution": True, "publish_item_availability": True,
-            "odata_url": product_item_availability_url(service_url(settings), settings.company_name),
+            "odata_url": odata_url,
             "odata_user_name": ODATA_USER,
             "issue_odata_access_key": True,
             "enable_dataverse_connection": True, "api_version": config.api_version,

@@ -54,8 +54,9 @@ async def test_v3_literals_filter_and_inline_count(
     assert other.json()["value"] == []
     counted = await _get(
         client, reader, IA,
-        **{"$filter": "Inventory ge 17.5M and substringof('00', ItemNo)", "$inlinecount": "allpages",
-           "$select": "ItemNo,Inventory", "$orderby": "Inventory desc"},
+        **{"$filter": "Inventory ge 17.5M and substringof('00', ItemNo)",
+           "$inlinecount": "allpages", "$select": "ItemNo,Inventory",
+           "$orderby": "Inventory desc"},
     )  # fmt: skip
     body = counted.json()
     assert body["odata.count"] == "3"  # Edm.Int64 is a string in V3 JSON
@@ -64,7 +65,10 @@ async def test_v3_literals_filter_and_inline_count(
     assert found == [("1001", "100"), ("1003", "30"), ("1000", "17.5")]
     none = await _get(client, reader, IA, **{"$inlinecount": "none", "$top": "1"})
     assert "odata.count" not in none.json()
-    since = "LastModified gt datetime'2000-01-01T00:00:00' and LastModified lt datetimeoffset'2999-01-01T00:00:00Z'"
+    since = (
+        "LastModified gt datetime'2000-01-01T00:00:00' "
+        "and LastModified lt datetimeoffset'2999-01-01T00:00:00Z'"
+    )
     assert len((await _get(client, reader, IA, **{"$filter": since})).json()["value"]) == 6
     suffixes = "Inventory eq 100L or Inventory eq 17.5d or Inventory eq 2.0f"
     matched = {
