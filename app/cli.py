@@ -11,6 +11,7 @@ import contextlib
 import logging
 import secrets
 import signal
+import subprocess
 from collections.abc import AsyncIterator, Coroutine
 from datetime import timedelta
 from pathlib import Path
@@ -28,7 +29,7 @@ from app.db import create_engine, create_sessionmaker, session_scope
 from app.embedded_redis import EmbeddedRedis, EmbeddedRedisError, find_running
 from app.errors import ConflictError, SalesbridgeError
 from app.logs import configure_logging
-from app.migrations import upgrade_database_sync
+from app.migrations import schema_is_current, upgrade_database_sync, upgrade_in_child_process
 from app.models.security import Role
 from app.settings import Settings, get_settings
 
@@ -106,11 +107,17 @@ async def open_session(settings: Settings) -> AsyncIterator[AsyncSession]:
         await engine.dispose()
 
 
-def upgrade_or_fail(settings: Settings) -> None:
-    """Apply the migrations; an unreachable or broken database is one clear line."""
+def upgrade_or_fail(settings: Settings, *, for_server: bool = False) -> None:
+    """Apply the migrations; an unreachable or broken database is one clear line.
+
+    ``for_server``: only when the schema is behind, and in a child process, so the server
+    that follows never loads Alembic (its memory stays what serving needs)."""
     try:
-        upgrade_database_sync(settings.database_url)
-    except (DBAPIError, OSError) as exc:
+        if not for_server:
+            upgrade_database_sync(settings.database_url)
+        elif not schema_is_current(settings.database_url):
+            upgrade_in_child_process(settings.database_url)
+    except (DBAPIError, OSError, subprocess.CalledProcessError) as exc:
         where = make_url(settings.database_url).render_as_string(hide_password=True)
         fail(f"Could not upgrade the database {where}: {exc}")
 
@@ -184,7 +191,7 @@ def serve(
     configure(settings)
     # Until uvicorn takes the signals over, SIGTERM unwinds like Ctrl-C (Redis is stopped).
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    upgrade_or_fail(settings)
+    upgrade_or_fail(settings, for_server=True)
     password = run(create_first_admin(settings))
     if password is not None:
         announce_first_admin(settings, FIRST_ADMIN, password)

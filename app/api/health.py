@@ -27,11 +27,11 @@ async def _check_database(request: Request) -> str:
 
 
 async def _check_redis(request: Request) -> str:
-    pool = getattr(request.app.state, "queue", None)
-    if pool is None:
+    queue = getattr(request.app.state, "queue", None)
+    if queue is None:
         return "not configured"
     try:
-        await pool.ping()
+        await (await queue.pool()).ping()
     except Exception as exc:  # noqa: BLE001
         return f"down: {type(exc).__name__}"
     return "ok"

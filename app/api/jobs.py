@@ -130,10 +130,10 @@ async def run_now(
     """Ready now; a worker picks it up at once (or at the next scheduler tick)."""
     entry = await job_queue.run_now(session, entry_id=entry_id)
     await session.commit()  # the worker must find the committed row
-    pool = request.app.state.queue
-    if pool is not None and entry.id is not None:
+    queue = request.app.state.queue
+    if queue is not None and entry.id is not None:
         try:
-            await enqueue_entry(pool, entry_id=entry.id, run_count=entry.run_count)
+            await enqueue_entry(await queue.pool(), entry_id=entry.id, run_count=entry.run_count)
         except (RedisError, OSError) as exc:
             log.warning("run_now_not_enqueued", entry_id=entry.id, reason=type(exc).__name__)
     return JobQueueEntryRead.model_validate(entry)

@@ -41,12 +41,12 @@ async def _queued(
 ) -> QueuedRuns:
     """Commit, then trigger the entries that wait for nothing; the tick starts the rest."""
     await session.commit()  # the worker must find the committed rows
-    pool = request.app.state.queue
+    queue = request.app.state.queue
     for entry in entries:
-        if pool is None or entry.id is None or entry.parameters.get("after"):
+        if queue is None or entry.id is None or entry.parameters.get("after"):
             continue
         try:
-            await enqueue_entry(pool, entry_id=entry.id, run_count=entry.run_count)
+            await enqueue_entry(await queue.pool(), entry_id=entry.id, run_count=entry.run_count)
         except (RedisError, OSError) as exc:  # the next scheduler tick enqueues it
             log.warning("sync_not_enqueued", entry_id=entry.id, reason=type(exc).__name__)
     return QueuedRuns(entries=[JobQueueEntryRead.model_validate(e) for e in entries])
