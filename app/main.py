@@ -108,6 +108,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         if app.state.queue is not None:
             await app.state.queue.aclose()
+        reader = getattr(app.state, "odata_reader", None)
+        if reader is not None:  # the OData service's own connections (app.odata.readers)
+            await reader.aclose()
         await engine.dispose()
 
 

@@ -40,6 +40,8 @@ class PageRequest:
     limit: int
     probe: bool  # fetch one extra row to learn whether another page exists
     decimals_as_text: bool = False  # OData V3 JSON sends decimals as strings
+    # Only the sort values and the entity's JSON (the answer is made of the JSON alone).
+    lean: bool = False
 
 
 def base_select(entity_set: EntitySet, *, decimals_as_text: bool = False) -> Select[Any]:
@@ -49,10 +51,20 @@ def base_select(entity_set: EntitySet, *, decimals_as_text: bool = False) -> Sel
         columns = [
             p.output_column(decimals_as_text=decimals_as_text) for p in entity_set.properties
         ]
-        select = sa.select(*columns).select_from(entity_set.source)
+        select = sa.select(*columns, entity_set.json_column()).select_from(entity_set.source)
         if entity_set.condition is not None:
             select = select.where(entity_set.condition)
         _base_selects[key] = select
+    return select
+
+
+def lean_select(entity_set: EntitySet, ordering: Ordering) -> Select[Any]:
+    """The sort values (for the next link) and the entity's JSON, nothing else: building
+    each property's value twice, as a column and inside the JSON, would double the work."""
+    columns = [prop.output_column() for prop, _descending in ordering]
+    select = sa.select(*columns, entity_set.json_column()).select_from(entity_set.source)
+    if entity_set.condition is not None:
+        select = select.where(entity_set.condition)
     return select
 
 
@@ -101,12 +113,15 @@ async def read_page(reader: Reader, entity_set: EntitySet, page: PageRequest) ->
     nulls = None if page.after is None else tuple(value is None for value in page.after)
     order, shape_of_filter = signature(page.ordering), where.shape if where else None
     shape = (
-        "page", entity_set.name, page.decimals_as_text, shape_of_filter, order, nulls,
-        bool(page.skip),
+        "page", entity_set.name, page.decimals_as_text, page.lean, shape_of_filter, order,
+        nulls, bool(page.skip),
     )  # fmt: skip
 
     def build() -> tuple[ColumnElement[Any], frozenset[str], tuple[Any, ...]]:
-        select = base_select(entity_set, decimals_as_text=page.decimals_as_text)
+        if page.lean:
+            select = lean_select(entity_set, page.ordering)
+        else:
+            select = base_select(entity_set, decimals_as_text=page.decimals_as_text)
         if where is not None:
             select = select.where(where.clause)
         names = {_LIMIT}
@@ -131,17 +146,28 @@ async def read_page(reader: Reader, entity_set: EntitySet, page: PageRequest) ->
 
 
 async def read_entity(
-    reader: Reader, entity_set: EntitySet, key: dict[str, str], *, decimals_as_text: bool = False
+    reader: Reader,
+    entity_set: EntitySet,
+    key: dict[str, str],
+    *,
+    decimals_as_text: bool = False,
+    lean: bool = False,
 ) -> tuple[Any, ...] | None:
+    """The entity's row; ``lean``: its JSON alone (a one-element row)."""
+
     def build() -> tuple[ColumnElement[Any], frozenset[str], tuple[Any, ...]]:
-        select = base_select(entity_set, decimals_as_text=decimals_as_text)
+        if lean:
+            select = lean_select(entity_set, ())
+        else:
+            select = base_select(entity_set, decimals_as_text=decimals_as_text)
         for name in entity_set.key:
             column = entity_set.by_name[name].column
             select = select.where(column == sa.bindparam(f"key_{name}", type_=column.type))
         names = frozenset(f"key_{name}" for name in entity_set.key)
         return select.limit(1), names, ()  # type: ignore[return-value]
 
-    prepared = cached(("entity", entity_set.name, decimals_as_text), build, reader.dialect)
+    shape = ("entity", entity_set.name, decimals_as_text, lean)
+    prepared = cached(shape, build, reader.dialect)
     rows = await reader.rows(prepared, prepared.params({f"key_{k}": v for k, v in key.items()}))
     return tuple(rows[0]) if rows else None
 

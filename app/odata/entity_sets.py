@@ -16,11 +16,20 @@ from sqlmodel import SQLModel
 from app.models.availability import ItemAvailabilityRow, ItemLocationAvailabilityRow
 from app.models.integration import IntegrationRecord
 from app.models.types import DECIMAL_PRECISION, DECIMAL_SCALE
-from app.odata.sql_constructs import decimal_number, decimal_text, guid_text, utc_timestamp_text
+from app.odata.sql_constructs import (
+    decimal_number,
+    decimal_text,
+    entity_json,
+    guid_text,
+    json_boolean,
+    json_decimal,
+    utc_timestamp_text,
+)
 
 NAMESPACE = "Salesbridge"
 CONTAINER = "Container"
 QTY_PRECISION, QTY_SCALE = DECIMAL_PRECISION, DECIMAL_SCALE
+ENTITY_JSON = "__entity_json"  # the last column of every read: the entity as JSON text
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,18 @@ class Property:
             return utc_timestamp_text(self.column).label(self.name)
         return self.column.label(self.name)
 
+    def json_value(self) -> ColumnElement[Any]:
+        """The value inside ``EntitySet.json_column`` (v4 JSON: decimals as numbers)."""
+        if self.is_decimal:
+            return json_decimal(self.column, QTY_SCALE)
+        if self.edm_type == "Edm.Guid":
+            return guid_text(self.column)
+        if self.edm_type == "Edm.DateTimeOffset":
+            return utc_timestamp_text(self.column)
+        if self.edm_type == "Edm.Boolean":
+            return json_boolean(self.column)
+        return self.column
+
 
 @dataclass(frozen=True)
 class EntitySet:
@@ -83,6 +104,15 @@ class EntitySet:
     @property
     def filter_fields(self) -> dict[str, ColumnElement[Any]]:
         return {p.name: p.column for p in self.properties}
+
+    def json_column(self) -> ColumnElement[str]:
+        """The whole entity as v4 JSON object text, built in SQL: the common answer (every
+        property, minimal metadata) is sent from it without per-value work in Python, and
+        every entity's ETag is derived from it, whatever $select or format was asked."""
+        pairs: list[ColumnElement[Any]] = []
+        for prop in self.properties:  # names are this module's identifiers, never input
+            pairs += [sa.literal_column(f"'{prop.name}'"), prop.json_value()]
+        return entity_json(*pairs).label(ENTITY_JSON)
 
     def resolve(self, name: str) -> Property | None:
         """A property by exact name, else case-insensitively (OData 4.01 Advanced #10)."""

@@ -36,7 +36,10 @@ async def read_page(
     *,
     with_count: bool,
     decimals_as_text: bool = False,
+    lean: bool = False,
 ) -> Page:
+    """A page; ``lean``: rows hold only the sort values and the entity's JSON (for answers
+    made of the JSON alone)."""
     settings = request.settings
     page_size, applied = responses.requested_page_size(
         request.headers.get("prefer"), settings.odata_max_page_size
@@ -57,6 +60,7 @@ async def read_page(
         limit=limit,
         probe=top is None or top > page_size,
         decimals_as_text=decimals_as_text,
+        lean=lean,
     )
     reader = reader_for(request.state)
     found = await availability.read_page(reader, entity_set, page)
@@ -69,9 +73,12 @@ async def read_page(
     rows = found[:limit]
     next_link = None
     if len(found) > limit:
-        index = {p.name: i for i, p in enumerate(entity_set.properties)}
-        last = convert(rows[-1])
-        values = [last[index[prop.name]] for prop, _desc in ordering]
+        if lean:  # the sort values lead the row, as selected (what the token needs)
+            values = list(rows[-1][: len(ordering)])
+        else:
+            index = {p.name: i for i, p in enumerate(entity_set.properties)}
+            last = convert(rows[-1])
+            values = [last[index[prop.name]] for prop, _desc in ordering]
         remaining = None if top is None else top - limit
         token = encode_token(secret, ordering, values)
         next_link = _next_link(request, options, token, remaining)
@@ -93,13 +100,19 @@ async def read_entity(
     key: dict[str, str],
     *,
     decimals_as_text: bool = False,
+    lean: bool = False,
 ) -> Sequence[Any]:
-    """The entity's JSON-ready row (all properties), or 404."""
+    """The entity's JSON-ready row (all properties, then its JSON), or 404; ``lean``: the
+    JSON alone."""
     reader = reader_for(request.state)
-    row = await availability.read_entity(reader, entity_set, key, decimals_as_text=decimals_as_text)
+    row = await availability.read_entity(
+        reader, entity_set, key, decimals_as_text=decimals_as_text, lean=lean
+    )
     if row is None:
         msg = f"No {entity_set.name} with that key."
         raise ODataNotFoundError(msg)
+    if lean:
+        return row
     convert = converter_for(entity_set, reader.dialect.name, decimals_as_text=decimals_as_text)
     return convert(row)
 

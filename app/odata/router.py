@@ -35,6 +35,7 @@ from app.odata.serialize import (
     collection_payload,
     dumps,
     entity_payload,
+    entity_payload_from_json,
     etag,
     value_payload,
 )
@@ -114,6 +115,16 @@ async def _read(
         return Reply(str(count).encode(), "text/plain")
     if resource.kind == "collection":
         return await _collection(request, entity_set, options, level, root)
+    selected = parse_select(entity_set, options)
+    if resource.kind == "entity" and level == MINIMAL and reading.is_whole(entity_set, selected):
+        # The common lookup: the database's JSON of the entity is the answer.
+        row = await reading.read_entity(request, entity_set, resource.key, lean=True)
+        tag = etag(row)
+        if reading.is_not_modified(request, tag):
+            return reading.tagged(Reply(status=304), tag)
+        context = _context_url(root, entity_set, selected) + "/$entity"
+        body = entity_payload_from_json(row[-1], context=context, tag=tag)
+        return reading.tagged(Reply(body, responses.json_content_type(level)), tag)
     row = await reading.read_entity(request, entity_set, resource.key)
     return _single(request, resource, entity_set, options, row, level, root)
 
@@ -122,8 +133,10 @@ async def _collection(
     request: ODataRequest, entity_set: EntitySet, options: QueryOptions, level: str, root: str
 ) -> Reply:
     selected = parse_select(entity_set, options)
-    page = await reading.read_page(request, entity_set, options, with_count=parse_count(options))
     writer = EntityWriter(entity_set, selected, level=level, root=root)
+    page = await reading.read_page(
+        request, entity_set, options, with_count=parse_count(options), lean=writer.uses_json
+    )
     context = _context_url(root, entity_set, selected)
     body = collection_payload(
         writer,

@@ -1,9 +1,15 @@
-"""Rows -> OData JSON bytes with orjson: plain dicts per row, no per-row models.
+"""Rows -> OData JSON bytes with orjson.
+
+Every row read ends with the entity as JSON text, built by the database
+(``EntitySet.json_column``). The common answer (every property, minimal metadata) is made
+of those texts, each with its ``@odata.etag`` put in front: no per-value work in Python.
+Other answers build dicts from the row's values.
 
 Metadata levels (JSON Format §3.1): ``minimal`` adds context, etag, nextLink, count;
 ``full`` also id, editLink, type and the types of non-default properties; ``none`` keeps
-only nextLink and count. Each entity's weak ETag hashes the whole entity (every property,
-whatever ``$select`` says), so it changes exactly when the entity's data changes.
+only nextLink and count. Each entity's weak ETag hashes that whole-entity JSON (every
+property, whatever ``$select`` or version was asked), so it changes exactly when the
+entity's data changes, and the same entity has the same ETag in every answer.
 """
 
 from __future__ import annotations
@@ -44,11 +50,11 @@ _TYPE_ANNOTATIONS = {
 def etag(row: Sequence[Any]) -> str:
     """A weak validator of the entity's content: two fast checksums, 64 bits together.
 
-    Hashing what is sent makes it change exactly when the entity does (any write, a new
-    coupling), with no version column to keep; weak ETags need no cryptographic strength.
-    ``row`` holds JSON values (``RowConverter``), so one dump of it is the whole cost.
+    Hashing the entity's JSON makes it change exactly when the entity does (any write, a
+    new coupling), with no version column to keep; weak ETags need no cryptographic
+    strength. ``row``'s last value is that JSON text (``EntitySet.json_column``).
     """
-    data = orjson.dumps(row, option=_DUMP_OPTIONS, default=_default)
+    data = row[-1].encode()
     return 'W/"%016x"' % (zlib.crc32(data) << 32 | zlib.adler32(data))  # noqa: UP031 - faster
 
 
@@ -134,6 +140,9 @@ class EntityWriter:
         picks = [index for _name, index in self.columns]
         self.pick = operator.itemgetter(*picks) if len(picks) > 1 else (lambda r: (r[picks[0]],))
         self.whole = picks == list(range(len(names)))
+        self.width = len(names)
+        # The common answer is made of the database's JSON of each entity alone.
+        self.uses_json = self.level == MINIMAL and self.whole
         self.tagged_names = ("@odata.etag", *self.names)
         self.key_columns = {k: names.index(k) for k in entity_set.key}
         self.type_notes = [
@@ -144,28 +153,24 @@ class EntityWriter:
 
     def entities(
         self, rows: Sequence[Sequence[Any]], convert: RowConverter | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[Any]:
         """Entities from driver rows, converted on the way (``convert``) if given."""
-        steps = convert.steps if convert is not None else []
-        if self.level != MINIMAL or not self.whole:
+        if not self.uses_json:
             return [self.entity(convert(row) if convert else row) for row in rows]
-        # The common case, inlined: conversion, one dump per row for its ETag, one dict.
-        dumps, crc32, adler32, names = orjson.dumps, zlib.crc32, zlib.adler32, self.tagged_names
+        # The common case, inlined: the database's JSON text of each entity with its ETag
+        # put in front (as etag() computes it), sent as a raw JSON fragment.
+        fragment, crc32, adler32 = _Fragment, zlib.crc32, zlib.adler32
         out = []
         for row in rows:
-            if steps:
-                values = list(row)
-                for index, step in steps:
-                    values[index] = step(values[index])
-                row = values  # noqa: PLW2901 - the converted row replaces the driver's
-            data = dumps(row, option=_DUMP_OPTIONS, default=_default)
-            tag = 'W/"%016x"' % (crc32(data) << 32 | adler32(data))  # noqa: UP031 - as etag()
-            out.append(dict(zip(names, (tag, *row))))  # noqa: B905 - equal by construction
+            text = row[-1]
+            data = text.encode()
+            tag = crc32(data) << 32 | adler32(data)
+            out.append(fragment('{"@odata.etag":"W/\\"%016x\\"",%s' % (tag, text[1:])))  # noqa: UP031
         return out
 
     def entity(self, row: Sequence[Any]) -> dict[str, Any]:
         """One entity from converted ``row`` values (``RowConverter``)."""
-        values = row if self.whole else self.pick(row)
+        values = row[: self.width] if self.whole else self.pick(row)  # not the JSON text
         if self.level == NONE:
             return dict(zip(self.names, values))  # noqa: B905 - equal by construction
         if self.level == MINIMAL:
@@ -206,6 +211,12 @@ def entity_payload(writer: EntityWriter, row: Sequence[Any], *, context: str) ->
         body["@odata.context"] = context
     body.update(writer.entity(row))
     return orjson.dumps(body, option=_DUMP_OPTIONS, default=_default)
+
+
+def entity_payload_from_json(text: str, *, context: str, tag: str) -> bytes:
+    """A single entity (minimal metadata, every property) from its JSON (``json_column``)."""
+    head = orjson.dumps({"@odata.context": context, "@odata.etag": tag})
+    return head[:-1] + b"," + text[1:].encode()
 
 
 def value_payload(value: Any, *, context: str | None) -> bytes:

@@ -123,9 +123,9 @@ def _guid_text_pg(element: guid_text, compiler: SQLCompiler, **kw: Any) -> str:
 
 
 class utc_timestamp_text(FunctionElement[str]):  # noqa: N801
-    """An aware UTC timestamp as sent. SQLite: its naive UTC text (``2026-01-15 12:00:00.000000``)
-    becomes ``2026-01-15T12:00:00.000000Z`` in SQL; PostgreSQL: the ``timestamptz`` itself,
-    which arrives aware and is written by orjson."""
+    """An aware UTC timestamp as sent, ``2026-01-15T12:00:00.000000Z``, the same text on
+    both: SQLite's naive UTC text (``2026-01-15 12:00:00.000000``) rewritten, PostgreSQL's
+    ``timestamptz`` formatted in UTC."""
 
     type = String()
     inherit_cache = True
@@ -141,7 +141,8 @@ def _utc_timestamp_text_sqlite(
 
 @compiles(utc_timestamp_text, "postgresql")
 def _utc_timestamp_text_pg(element: utc_timestamp_text, compiler: SQLCompiler, **kw: Any) -> str:
-    return str(compiler.process(element.clauses, **kw))
+    value = compiler.process(element.clauses, **kw)
+    return f"""to_char(({value}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 
 
 class decimal_number(FunctionElement[Any]):  # noqa: N801
@@ -204,3 +205,67 @@ def _decimal_text_sqlite(element: decimal_text, compiler: SQLCompiler, **kw: Any
 @compiles(decimal_text, "postgresql")
 def _decimal_text_pg(element: decimal_number, compiler: SQLCompiler, **kw: Any) -> str:
     return f"CAST(trim_scale({compiler.process(element.clauses, **kw)}) AS TEXT)"
+
+
+class json_boolean(FunctionElement[Any]):  # noqa: N801
+    """A boolean as a JSON value inside ``entity_json`` (SQLite keeps 0/1)."""
+
+    type = String()
+    inherit_cache = True
+    name = "json_boolean"
+
+
+@compiles(json_boolean)
+def _json_boolean_sqlite(element: json_boolean, compiler: SQLCompiler, **kw: Any) -> str:
+    # json('true') is a constant SQLite evaluates once per statement, not once per row.
+    value = compiler.process(element.clauses, **kw)
+    return f"(CASE WHEN {value} THEN json('true') WHEN NOT {value} THEN json('false') END)"
+
+
+@compiles(json_boolean, "postgresql")
+def _json_boolean_pg(element: json_boolean, compiler: SQLCompiler, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+class json_decimal(decimal_number):  # noqa: N801
+    """An ``ExactDecimal`` as a JSON number inside ``entity_json``, every digit kept."""
+
+    inherit_cache = True
+    name = "json_decimal"
+
+
+@compiles(json_decimal)
+def _json_decimal_sqlite(element: json_decimal, compiler: SQLCompiler, **kw: Any) -> str:
+    # In range a REAL, which SQLite's JSON writes with 15 significant digits (exact, see
+    # decimal_number); beyond it the exact text, inserted as a JSON number by json().
+    value = str(compiler.process(element.clauses, **kw))
+    bound = 10**15 - 1
+    return (
+        f"(CASE WHEN {value} BETWEEN -{bound} AND {bound} THEN {value} / {10**element.scale}.0 "
+        f"ELSE json({_sqlite_decimal_text(value, element.scale)}) END)"
+    )
+
+
+@compiles(json_decimal, "postgresql")
+def _json_decimal_pg(element: json_decimal, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"trim_scale({compiler.process(element.clauses, **kw)})"
+
+
+class entity_json(FunctionElement[str]):  # noqa: N801
+    """The whole entity as JSON object text, built by the database: ``name, value, ...``
+    pairs (values already JSON-shaped by the constructs above) -> ``{"name":value,...}``.
+    The service sends it as it is and derives the entity's ETag from it."""
+
+    type = String()
+    inherit_cache = True
+    name = "entity_json"
+
+
+@compiles(entity_json)
+def _entity_json_sqlite(element: entity_json, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_object({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(entity_json, "postgresql")
+def _entity_json_pg(element: entity_json, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(json_build_object({compiler.process(element.clauses, **kw)}) AS TEXT)"
