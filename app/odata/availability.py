@@ -48,12 +48,10 @@ def base_select(entity_set: EntitySet, *, decimals_as_text: bool = False) -> Sel
     key = (entity_set.name, decimals_as_text)
     select = _base_selects.get(key)
     if select is None:
-        columns = [
+        columns: list[ColumnElement[Any]] = [
             p.output_column(decimals_as_text=decimals_as_text) for p in entity_set.properties
         ]
-        select = sa.select(*columns, entity_set.json_column()).select_from(entity_set.source)
-        if entity_set.condition is not None:
-            select = select.where(entity_set.condition)
+        select = _select(entity_set, [*columns, entity_set.json_column()])
         _base_selects[key] = select
     return select
 
@@ -62,7 +60,11 @@ def lean_select(entity_set: EntitySet, ordering: Ordering) -> Select[Any]:
     """The sort values (for the next link) and the entity's JSON, nothing else: building
     each property's value twice, as a column and inside the JSON, would double the work."""
     columns = [prop.output_column() for prop, _descending in ordering]
-    select = sa.select(*columns, entity_set.json_column()).select_from(entity_set.source)
+    return _select(entity_set, [*columns, entity_set.json_column()])
+
+
+def _select(entity_set: EntitySet, columns: list[ColumnElement[Any]]) -> Select[Any]:
+    select: Select[Any] = sa.select(*columns).select_from(entity_set.source)
     if entity_set.condition is not None:
         select = select.where(entity_set.condition)
     return select

@@ -79,7 +79,7 @@ class Reader:
         return rows
 
     async def _pooled_rows(self, sql: str, params: tuple[Any, ...]) -> Rows:
-        import asyncpg
+        import asyncpg  # type: ignore[import-untyped]
 
         pool = self._pool or await self._open_pool()
         try:
