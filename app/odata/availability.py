@@ -9,23 +9,19 @@ too, so filters that differ only in their values share one statement.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql import ColumnElement, Select, visitors
-from sqlalchemy.sql.elements import BindParameter
 
 from app.odata.entity_sets import EntitySet
-from app.odata.filters import compile_filter, substitute_aliases
+from app.odata.filter_cache import CompiledFilter, filter_clause
+from app.odata.filters import substitute_aliases
 from app.odata.paging import Ordering, after_predicate, order_by_clauses, signature
 from app.odata.readers import Reader, Rows
 from app.odata.statements import cached
 
-_FILTER_CACHE_SIZE = 2048
-_filter_cache: OrderedDict[tuple[str, str], Any] = OrderedDict()
 _base_selects: dict[tuple[str, bool], Select[Any]] = {}
 _LIMIT, _OFFSET = "page_limit", "page_offset"
 
@@ -68,35 +64,6 @@ def _select(entity_set: EntitySet, columns: list[ColumnElement[Any]]) -> Select[
     if entity_set.condition is not None:
         select = select.where(entity_set.condition)
     return select
-
-
-@dataclass(frozen=True)
-class CompiledFilter:
-    clause: Any
-    shape: Hashable  # the clause's structure: equal for filters differing only in literals
-    literals: tuple[BindParameter[Any], ...]  # its binds, in cache-key order
-    values: tuple[Any, ...]  # their values
-
-
-def filter_clause(entity_set: EntitySet, text: str) -> CompiledFilter:
-    """The compiled ``$filter`` (aliases already substituted), cached: clauses are immutable."""
-    cache_key = (entity_set.name, text)
-    found = _filter_cache.get(cache_key)
-    if found is None:
-        clause = compile_filter(text, entity_set.filter_fields)
-        key = clause._generate_cache_key()  # noqa: SLF001 - what SQLAlchemy's own cache uses
-        if key is None:  # an element without a cache key: the text is the shape
-            found = CompiledFilter(clause, ("text", text), (), ())
-        else:
-            binds = tuple(key.bindparams)
-            values = tuple(bind.effective_value for bind in binds)
-            found = CompiledFilter(clause, ("clause", key.key), binds, values)
-        _filter_cache[cache_key] = found
-        if len(_filter_cache) > _FILTER_CACHE_SIZE:
-            _filter_cache.popitem(last=False)
-    else:
-        _filter_cache.move_to_end(cache_key)
-    return found
 
 
 def _literal_values(compiled: CompiledFilter | None) -> dict[str, Any]:

@@ -65,13 +65,13 @@ def _prefix_range(column: Typed, prefix: str) -> Any:
     if prefix == "":
         return column.expr.is_not(None)
     lower = value >= binary_collation(sa.literal(prefix, column.expr.type))
-    upper_text = _successor(prefix)
+    upper_text = successor(prefix)
     if upper_text is None:
         return lower
     return sa.and_(lower, value < binary_collation(sa.literal(upper_text, column.expr.type)))
 
 
-def _successor(prefix: str) -> str | None:
+def successor(prefix: str) -> str | None:
     """The least string above every string that starts with ``prefix`` (None: no bound)."""
     chars = list(prefix)
     while chars:
