@@ -236,12 +236,14 @@ class json_decimal(decimal_number):  # noqa: N801
 
 @compiles(json_decimal)
 def _json_decimal_sqlite(element: json_decimal, compiler: SQLCompiler, **kw: Any) -> str:
-    # In range a REAL, which SQLite's JSON writes with 15 significant digits (exact, see
+    # A whole number as an INTEGER (the cheapest to write, and stock is mostly whole); else
+    # in range a REAL, which SQLite's JSON writes with 15 significant digits (exact, see
     # decimal_number); beyond it the exact text, inserted as a JSON number by json().
-    value = str(compiler.process(element.clauses, **kw))
+    value, factor = str(compiler.process(element.clauses, **kw)), 10**element.scale
     bound = 10**15 - 1
     return (
-        f"(CASE WHEN {value} BETWEEN -{bound} AND {bound} THEN {value} / {10**element.scale}.0 "
+        f"(CASE WHEN {value} % {factor} = 0 THEN {value} / {factor} "
+        f"WHEN {value} BETWEEN -{bound} AND {bound} THEN {value} / {factor}.0 "
         f"ELSE json({_sqlite_decimal_text(value, element.scale)}) END)"
     )
 
