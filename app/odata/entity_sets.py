@@ -21,8 +21,7 @@ from app.odata.sql_constructs import (
     decimal_text,
     entity_json,
     guid_text,
-    json_boolean,
-    json_decimal,
+    json_field,
     utc_timestamp_text,
 )
 
@@ -65,17 +64,9 @@ class Property:
             return utc_timestamp_text(self.column).label(self.name)
         return self.column.label(self.name)
 
-    def json_value(self) -> ColumnElement[Any]:
+    def json_value(self) -> json_field:
         """The value inside ``EntitySet.json_column`` (v4 JSON: decimals as numbers)."""
-        if self.is_decimal:
-            return json_decimal(self.column, QTY_SCALE)
-        if self.edm_type == "Edm.Guid":
-            return guid_text(self.column)
-        if self.edm_type == "Edm.DateTimeOffset":
-            return utc_timestamp_text(self.column)
-        if self.edm_type == "Edm.Boolean":
-            return json_boolean(self.column)
-        return self.column
+        return json_field(self.column, self.edm_type, QTY_SCALE if self.is_decimal else 0)
 
 
 @dataclass(frozen=True)
@@ -109,10 +100,10 @@ class EntitySet:
         """The whole entity as v4 JSON object text, built in SQL: the common answer (every
         property, minimal metadata) is sent from it without per-value work in Python, and
         every entity's ETag is derived from it, whatever $select or format was asked."""
-        pairs: list[ColumnElement[Any]] = []
-        for prop in self.properties:  # names are this module's identifiers, never input
-            pairs += [sa.literal_column(f"'{prop.name}'"), prop.json_value()]
-        return entity_json(*pairs).label(ENTITY_JSON)
+        names = tuple(prop.name for prop in self.properties)  # this module's, never input
+        return entity_json(names, *(prop.json_value() for prop in self.properties)).label(
+            ENTITY_JSON
+        )
 
     def resolve(self, name: str) -> Property | None:
         """A property by exact name, else case-insensitively (OData 4.01 Advanced #10)."""

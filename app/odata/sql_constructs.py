@@ -109,7 +109,10 @@ class guid_text(FunctionElement[str]):  # noqa: N801
 
 @compiles(guid_text)
 def _guid_text_sqlite(element: guid_text, compiler: SQLCompiler, **kw: Any) -> str:
-    value = compiler.process(element.clauses, **kw)
+    return _sqlite_guid(str(compiler.process(element.clauses, **kw)))
+
+
+def _sqlite_guid(value: str) -> str:
     parts = " || '-' || ".join(
         f"substr({value}, {start}, {length})"
         for start, length in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
@@ -207,67 +210,100 @@ def _decimal_text_pg(element: decimal_number, compiler: SQLCompiler, **kw: Any) 
     return f"CAST(trim_scale({compiler.process(element.clauses, **kw)}) AS TEXT)"
 
 
-class json_boolean(FunctionElement[Any]):  # noqa: N801
-    """A boolean as a JSON value inside ``entity_json`` (SQLite keeps 0/1)."""
+class json_field(FunctionElement[Any]):  # noqa: N801
+    """A property's value as it goes into ``entity_json``. SQLite: a value ``json_object``
+    writes as JSON (a REAL or INTEGER, a ``json()`` value for booleans and long decimals,
+    text). PostgreSQL: the value's JSON text (``entity_json`` joins the texts, which costs
+    half of what ``json_build_object`` does, measured on 1,000-row pages); NULL for null."""
 
     type = String()
     inherit_cache = True
-    name = "json_boolean"
+    name = "json_field"
+
+    def __init__(self, value: ColumnElement[Any], edm_type: str, scale: int = 0) -> None:
+        self.edm_type = edm_type
+        self.scale = scale
+        super().__init__(value)
+
+    def _gen_cache_key(self, anon_map: Any, bindparams: Any) -> Any:
+        key = super()._gen_cache_key(anon_map, bindparams)
+        return (key, self.edm_type, self.scale) if key is not None else None
 
 
-@compiles(json_boolean)
-def _json_boolean_sqlite(element: json_boolean, compiler: SQLCompiler, **kw: Any) -> str:
-    # json('true') is a constant SQLite evaluates once per statement, not once per row.
-    value = compiler.process(element.clauses, **kw)
-    return f"(CASE WHEN {value} THEN json('true') WHEN NOT {value} THEN json('false') END)"
-
-
-@compiles(json_boolean, "postgresql")
-def _json_boolean_pg(element: json_boolean, compiler: SQLCompiler, **kw: Any) -> str:
-    return str(compiler.process(element.clauses, **kw))
-
-
-class json_decimal(decimal_number):  # noqa: N801
-    """An ``ExactDecimal`` as a JSON number inside ``entity_json``, every digit kept."""
-
-    inherit_cache = True
-    name = "json_decimal"
-
-
-@compiles(json_decimal)
-def _json_decimal_sqlite(element: json_decimal, compiler: SQLCompiler, **kw: Any) -> str:
+def _json_decimal_sqlite(value: str, scale: int) -> str:
     # A whole number as an INTEGER (the cheapest to write, and stock is mostly whole); else
     # in range a REAL, which SQLite's JSON writes with 15 significant digits (exact, see
     # decimal_number); beyond it the exact text, inserted as a JSON number by json().
-    value, factor = str(compiler.process(element.clauses, **kw)), 10**element.scale
-    bound = 10**15 - 1
+    factor, bound = 10**scale, 10**15 - 1
     return (
         f"(CASE WHEN {value} % {factor} = 0 THEN {value} / {factor} "
         f"WHEN {value} BETWEEN -{bound} AND {bound} THEN {value} / {factor}.0 "
-        f"ELSE json({_sqlite_decimal_text(value, element.scale)}) END)"
+        f"ELSE json({_sqlite_decimal_text(value, scale)}) END)"
     )
 
 
-@compiles(json_decimal, "postgresql")
-def _json_decimal_pg(element: json_decimal, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"trim_scale({compiler.process(element.clauses, **kw)})"
+@compiles(json_field)
+def _json_field_sqlite(element: json_field, compiler: SQLCompiler, **kw: Any) -> str:
+    value = str(compiler.process(element.clauses, **kw))
+    if element.edm_type == "Edm.Decimal":
+        return _json_decimal_sqlite(value, element.scale)
+    if element.edm_type == "Edm.Boolean":  # json('true') is evaluated once per statement
+        return f"(CASE WHEN {value} THEN json('true') WHEN NOT {value} THEN json('false') END)"
+    if element.edm_type == "Edm.Guid":
+        return _sqlite_guid(value)
+    if element.edm_type == "Edm.DateTimeOffset":
+        return f"(replace({value}, ' ', 'T') || 'Z')"
+    return value
+
+
+@compiles(json_field, "postgresql")
+def _json_field_pg(element: json_field, compiler: SQLCompiler, **kw: Any) -> str:
+    value = str(compiler.process(element.clauses, **kw))
+    if element.edm_type == "Edm.Decimal":
+        return f"CAST(trim_scale({value}) AS TEXT)"
+    if element.edm_type == "Edm.Boolean":
+        return f"(CASE WHEN {value} THEN 'true' WHEN NOT {value} THEN 'false' END)"
+    if element.edm_type == "Edm.Guid":
+        return f"('\"' || CAST({value} AS TEXT) || '\"')"
+    if element.edm_type == "Edm.DateTimeOffset":
+        utc = f"""to_char(({value}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+        return f"""('"' || {utc} || '"')"""
+    return f"CAST(to_json({value}) AS TEXT)"
 
 
 class entity_json(FunctionElement[str]):  # noqa: N801
-    """The whole entity as JSON object text, built by the database: ``name, value, ...``
-    pairs (values already JSON-shaped by the constructs above) -> ``{"name":value,...}``.
-    The service sends it as it is and derives the entity's ETag from it."""
+    """The whole entity as JSON object text, built by the database from ``json_field``
+    values named ``names``. The service sends it as it is and derives the entity's ETag
+    from it."""
 
     type = String()
     inherit_cache = True
     name = "entity_json"
 
+    def __init__(self, names: tuple[str, ...], *values: json_field) -> None:
+        self.names = names
+        super().__init__(*values)
+
+    def _gen_cache_key(self, anon_map: Any, bindparams: Any) -> Any:
+        key = super()._gen_cache_key(anon_map, bindparams)
+        return (key, self.names) if key is not None else None
+
+
+def _fields(element: entity_json, compiler: SQLCompiler, **kw: Any) -> list[tuple[str, str]]:
+    values = [str(compiler.process(value, **kw)) for value in element.clauses]
+    return list(zip(element.names, values, strict=True))
+
 
 @compiles(entity_json)
 def _entity_json_sqlite(element: entity_json, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"json_object({compiler.process(element.clauses, **kw)})"
+    pairs = ", ".join(f"'{name}', {value}" for name, value in _fields(element, compiler, **kw))
+    return f"json_object({pairs})"
 
 
 @compiles(entity_json, "postgresql")
 def _entity_json_pg(element: entity_json, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"CAST(json_build_object({compiler.process(element.clauses, **kw)}) AS TEXT)"
+    parts = [
+        f"""'{"{" if index == 0 else ","}"{name}":' || coalesce({value}, 'null')"""
+        for index, (name, value) in enumerate(_fields(element, compiler, **kw))
+    ]
+    return f"({' || '.join(parts)} || '}}')"
