@@ -28,6 +28,7 @@ from app.odata.entity_sets import EntitySet, Property
 
 MINIMAL, FULL, NONE = "minimal", "full", "none"
 _DUMP_OPTIONS = orjson.OPT_UTC_Z
+_Fragment = orjson.Fragment
 
 
 def _default(value: Any) -> Any:
@@ -62,9 +63,6 @@ def _to_bool(value: Any) -> Any:
     return value if value is None else bool(value)
 
 
-_Fragment = orjson.Fragment
-
-
 def json_number(value: Any) -> Any:
     """A decimal as selected (``Property.output_column``) -> what orjson writes as the exact
     JSON number: doubles as they are, exact text as a raw JSON fragment."""
@@ -77,10 +75,10 @@ def fragment_text(value: Any) -> Any:
 
 
 class RowConverter:
-    """Driver rows -> JSON-ready rows. The SQL already yields GUID text, (on SQLite)
-    timestamp text and decimals as doubles or exact text (``Property.output_column``); what
-    is left is the text of decimals sent as JSON numbers and SQLite's 0/1 for booleans.
-    Rows that need nothing pass through as they are."""
+    """Driver rows -> JSON-ready rows. The SQL already yields GUID and timestamp text and
+    decimals as doubles or exact text (``Property.output_column``); what is left is the text
+    of decimals sent as JSON numbers and SQLite's 0/1 for booleans. Rows that need nothing
+    pass through as they are."""
 
     def __init__(
         self, entity_set: EntitySet, dialect_name: str, *, decimals_as_text: bool = False
