@@ -90,7 +90,8 @@ class Reader:
             if isinstance(exc, asyncpg.exceptions.SyntaxOrAccessError):
                 raise sa.exc.ProgrammingError(sql, params, exc) from exc
             raise sa.exc.DBAPIError(sql, params, exc) from exc
-        return [tuple(record) for record in records]  # plain tuples, as sqlite3 gives
+        rows: Rows = records  # asyncpg's records index and slice like sqlite3's tuples
+        return rows
 
     async def _open_pool(self) -> Any:
         import asyncpg
@@ -100,6 +101,8 @@ class Reader:
                 args, kwargs = self.dialect.create_connect_args(self.engine.url)
                 for adapter_only in _SQLALCHEMY_CONNECT_OPTIONS:
                     kwargs.pop(adapter_only, None)
+                settings = kwargs.setdefault("server_settings", {})
+                settings["DateStyle"] = "ISO, MDY"  # timestamps as text: sql_constructs
                 self._pool = await asyncpg.create_pool(
                     *args, min_size=1, max_size=POOL_SIZE, reset=_nothing_to_reset, **kwargs
                 )
