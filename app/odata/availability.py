@@ -82,13 +82,13 @@ async def read_page(reader: Reader, entity_set: EntitySet, page: PageRequest) ->
     nulls = None if page.after is None else tuple(value is None for value in page.after)
     order, shape_of_filter = signature(page.ordering), where.shape if where else None
     shape = (
-        "page", entity_set.name, page.decimals_as_text, page.lean, shape_of_filter, order,
-        nulls, bool(page.skip),
+        "page", entity_set.name, page.decimals_as_text, page.lean, page.probe,
+        shape_of_filter, order, nulls, bool(page.skip),
     )  # fmt: skip
 
     def build() -> tuple[ColumnElement[Any], frozenset[str], tuple[Any, ...]]:
-        if page.lean:
-            select = lean_select(entity_set, page.ordering)
+        if page.lean:  # the sort values only when a next link may need them
+            select = lean_select(entity_set, page.ordering if page.probe else ())
         else:
             select = base_select(entity_set, decimals_as_text=page.decimals_as_text)
         if where is not None:

@@ -31,13 +31,13 @@ from app.odata.request import ODataRequest, admit, filter_evaluation
 from app.odata.responses import Reply
 from app.odata.serialize import (
     MINIMAL,
-    EntityWriter,
     collection_payload,
     dumps,
     entity_payload,
     entity_payload_from_json,
     etag,
     value_payload,
+    writer_for,
 )
 from app.odata.v3 import router as v3
 
@@ -133,7 +133,7 @@ async def _collection(
     request: ODataRequest, entity_set: EntitySet, options: QueryOptions, level: str, root: str
 ) -> Reply:
     selected = parse_select(entity_set, options)
-    writer = EntityWriter(entity_set, selected, level=level, root=root)
+    writer = writer_for(entity_set, selected, level=level, root=root)
     page = await reading.read_page(
         request, entity_set, options, with_count=parse_count(options), lean=writer.uses_json
     )
@@ -175,7 +175,7 @@ def _single(
         body = value_payload(value, context=None if level == "none" else context)
         return reading.tagged(Reply(body, responses.json_content_type(level)), tag)
     selected = parse_select(entity_set, options)
-    writer = EntityWriter(entity_set, selected, level=level, root=root)
+    writer = writer_for(entity_set, selected, level=level, root=root)
     context = _context_url(root, entity_set, selected) + "/$entity"
     body = entity_payload(writer, row, context=context)
     return reading.tagged(Reply(body, responses.json_content_type(level)), tag)

@@ -183,6 +183,22 @@ class EntityWriter:
         return out
 
 
+_writers: dict[tuple[str, tuple[str, ...], str, str], EntityWriter] = {}
+
+
+def writer_for(
+    entity_set: EntitySet, selected: Sequence[Property], *, level: str, root: str
+) -> EntityWriter:
+    """The writer for this selection, kept: requests repeat a few of them (hosts are few)."""
+    key = (entity_set.name, tuple(p.name for p in selected), level, root)
+    found = _writers.get(key)
+    if found is None:
+        found = EntityWriter(entity_set, selected, level=level, root=root)
+        if len(_writers) < 256:  # a flood of made-up hosts is not kept
+            _writers[key] = found
+    return found
+
+
 def collection_payload(
     writer: EntityWriter,
     rows: Sequence[Sequence[Any]],
