@@ -19,6 +19,7 @@ import fcntl
 import json
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -28,7 +29,6 @@ from types import TracebackType
 from typing import IO, Any
 
 import psutil
-import redis
 
 from app.logs import get_logger
 
@@ -69,13 +69,16 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
 
 
 def _answers(socket_path: str) -> bool:
-    client = redis.Redis(unix_socket_path=socket_path, socket_connect_timeout=1)
+    """The server on the socket answers PING: one inline command, no client library (which
+    ``salesbridge serve`` would otherwise load for nothing but this)."""
     try:
-        return bool(client.ping())
-    except (redis.RedisError, OSError):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.settimeout(1)
+            connection.connect(socket_path)
+            connection.sendall(b"PING\r\n")
+            return connection.recv(16).startswith(b"+PONG")
+    except OSError:
         return False
-    finally:
-        client.close()
 
 
 def _read_state(state_file: Path) -> dict[str, Any]:

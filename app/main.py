@@ -1,16 +1,25 @@
-"""The FastAPI application: ``create_app(settings)`` builds everything from one Settings."""
+"""The FastAPI application: ``create_app(settings)`` builds everything from one Settings.
+
+The REST API (``app.api``: most of the code, the sync engine and the Dataverse client
+behind it), the ``/docs`` page and the web console are imported on the first request
+that is not for the OData service, the probes or the metrics, and the job queue's Redis
+connection on its first use: a process that serves only OData (the CRM's availability
+reads) never loads them. Asking the app for its routes or its OpenAPI document loads the
+REST API too, so both are complete.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from app.api import health
-from app.api.docs_page import install_docs_page
 from app.api.openapi_text import install_openapi_text
-from app.api.router import api_router
 from app.db import create_engine, create_sessionmaker
 from app.exception_handlers import ERROR_RESPONSES, install_exception_handlers
 from app.file_modes import make_private_sqlite
@@ -20,13 +29,74 @@ from app.middleware import (
     RequestContextMiddleware,
     RequestHeadLimitMiddleware,
 )
-from app.migrations import upgrade_engine
-from app.odata.asgi import ODataDispatchMiddleware
+from app.odata.asgi import ODataDispatchMiddleware, is_odata_path
 from app.odata.asgi import router as odata_router
 from app.settings import Settings, get_settings
-from app.web.router import install_console
+from app.web.not_found import install_console_not_found
+
+if TYPE_CHECKING:
+    from arq.connections import ArqRedis
 
 log = get_logger("salesbridge.app")
+_EAGER_PATHS = ("/healthz", "/readyz", "/metrics")  # answered without the REST API
+
+
+class QueueConnection:
+    """The app's connection to the job queue's Redis, opened on first use (REST endpoints
+    that start jobs, ``/readyz``), so a process serving only OData holds no Redis client."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._pool: ArqRedis | None = None
+        self._lock = asyncio.Lock()
+
+    async def pool(self) -> ArqRedis:
+        if self._pool is None:
+            async with self._lock:
+                if self._pool is None:
+                    from workers.queue import create_queue_pool
+
+                    self._pool = await create_queue_pool(self.settings)
+        return self._pool
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
+
+
+class SalesbridgeApp(FastAPI):
+    """FastAPI with the REST API included on first use (see the module docstring)."""
+
+    api_loaded = False
+
+    def load_api(self) -> None:
+        if self.api_loaded:
+            return
+        from app.api.docs_page import install_docs_page
+        from app.api.router import api_router
+        from app.web.router import install_console
+
+        self.include_router(api_router, responses=ERROR_RESPONSES)  # our error body
+        install_docs_page(self)
+        install_console(self)  # last: the console's pages never shadow the API
+        self.api_loaded = True
+
+    @property
+    def routes(self) -> list[Any]:
+        self.load_api()
+        return super().routes
+
+    def openapi(self) -> dict[str, Any]:
+        self.load_api()
+        return super().openapi()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.api_loaded and scope["type"] in ("http", "websocket"):
+            path = scope["path"]
+            if not is_odata_path(path) and path not in _EAGER_PATHS:
+                self.load_api()  # once, on the event loop: imports are synchronous anyway
+        await super().__call__(scope, receive, send)
 
 
 @asynccontextmanager
@@ -35,26 +105,27 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     make_private_sqlite(settings.database_url)  # 0600 before SQLite creates it (umask)
     engine = create_engine(settings.database_url)
     if app.state.should_migrate:
+        from app.migrations import upgrade_engine
+
         await upgrade_engine(engine)
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
-    app.state.queue = None
-    if settings.redis_url:
-        from workers.queue import create_queue_pool
-
-        app.state.queue = await create_queue_pool(settings)
+    app.state.queue = QueueConnection(settings) if settings.redis_url else None
     log.info("app_started", database=engine.url.render_as_string(hide_password=True))
     try:
         yield
     finally:
         if app.state.queue is not None:
             await app.state.queue.aclose()
+        reader = getattr(app.state, "odata_reader", None)
+        if reader is not None:  # the OData service's own connections (app.odata.readers)
+            await reader.aclose()
         await engine.dispose()
 
 
 def create_app(settings: Settings | None = None, *, should_migrate: bool = True) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(
+    app = SalesbridgeApp(
         title="Salesbridge",
         version="0.1.0",
         summary="ERP <-> Dynamics 365 Sales bridge: item availability OData service and sync.",
@@ -76,8 +147,8 @@ def create_app(settings: Settings | None = None, *, should_migrate: bool = True)
     )
     app.include_router(odata_router)  # first: its catch-all only matches /odata/, hot path
     app.include_router(health.router)
-    app.include_router(api_router, responses=ERROR_RESPONSES)  # our error body, not FastAPI's
-    install_docs_page(app)
     install_openapi_text(app)
-    install_console(app)  # last: the console's pages never shadow the API
+    # Now, not with the console: Starlette takes the handlers when its first request builds
+    # the middleware stack, which may be an OData request, before the console is loaded.
+    install_console_not_found(app)
     return app

@@ -63,7 +63,7 @@ def uvicorn_config(
 ) -> uvicorn.Config:
     trusted = settings.trusted_proxies.strip()
     return uvicorn.Config(
-        create_app(settings),
+        create_app(settings, should_migrate=False),  # the command migrated before serving
         host=settings.host,
         port=settings.port,
         ssl_certfile=ssl_certfile,

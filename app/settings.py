@@ -6,13 +6,15 @@ install works with no set-up and keeps working across restarts.
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
-from cryptography.fernet import Fernet
 from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -21,11 +23,17 @@ from app.file_modes import make_private_dir
 ODATA_PAGE_SIZE_HARD_CAP = 20_000
 
 
-def _read_or_create_secret(path: Path, make: type[object] | None = None) -> str:
+def _fernet_key() -> str:
+    """What ``Fernet.generate_key()`` returns (32 random bytes, URL-safe base64), made here so
+    that reading the settings does not load cryptography into every process."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
+def _read_or_create_secret(path: Path, make: Callable[[], str] | None = None) -> str:
     if path.exists():
         return path.read_text().strip()
     make_private_dir(path.parent)
-    value = Fernet.generate_key().decode() if make is Fernet else secrets.token_urlsafe(48)
+    value = make() if make is not None else secrets.token_urlsafe(48)
     # O_EXCL: two processes starting together must not each write a different secret.
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -90,7 +98,7 @@ class Settings(BaseSettings):
         if not self.secret_key.get_secret_value():
             self.secret_key = SecretStr(_read_or_create_secret(self.data_dir / "secret_key"))
         if not self.encryption_keys.get_secret_value():
-            key = _read_or_create_secret(self.data_dir / "encryption_key", Fernet)
+            key = _read_or_create_secret(self.data_dir / "encryption_key", _fernet_key)
             self.encryption_keys = SecretStr(key)
         if not self.access_key_pepper.get_secret_value():
             pepper = _read_or_create_secret(self.data_dir / "access_key_pepper")
@@ -118,7 +126,16 @@ class Settings(BaseSettings):
 
     @property
     def odata_url(self) -> str:
-        return f"{self.public_url.rstrip('/')}/odata/v4/"
+        """The item availability URL handed to the CRM, as BC stores it in
+        ``nav_connection``: the OData V3 ``ProductItemAvailability`` of the company."""
+        return product_item_availability_url(self.public_url, self.company_name)
+
+
+def product_item_availability_url(base_url: str, company_name: str) -> str:
+    """``<base>/ODataV3/Company('<name>')/ProductItemAvailability``, the name quoted as in
+    an OData key (quotes doubled) and percent-encoded as BC writes it."""
+    company = quote(company_name.replace("'", "''"), safe="")
+    return f"{base_url.rstrip('/')}/ODataV3/Company('{company}')/ProductItemAvailability"
 
 
 @lru_cache

@@ -1,25 +1,28 @@
 """OData item availability benchmark. Prints one JSON line.
 
-    .venv/bin/python bench/odata.py [--scale 0.1] [--seconds 4] [--keep DIR]
+    .venv/bin/python bench/odata.py [--database sqlite|postgresql] [--scale 0.1] [--seconds 4]
+                                    [--keep DIR] [--postgres-url URL] [--redis-url URL]
 
-Seeds SQLite with 100,000 items, 1,000,000 ledger entries and 20,000 open order lines (times
---scale) using bulk inserts with the availability triggers off, then rebuilds the aggregates
-the way the migration does. Serves the real app with one uvicorn process pinned to CPU 0 and
-drives it from CPU 1 with a small raw-socket HTTP/1.1 load generator (8 keep-alive
-connections): key lookup, startswith(ItemNo,'1234') + $top=50, ProjectedAvailable lt 10
-ordered + $top=100, /$count, and a full walk of every item with odata.maxpagesize=1000. The
-same mix runs against a hand-written peer (Starlette + stdlib sqlite3 + orjson, the same
-tables, also on CPU 0) and the ratio is reported: the two servers take turns in one-second
-slices (walks alternate too), so on a shared machine both see the same background load.
-It also times the same numeric query as a grouped query over the ledger, the alternative
-to the trigger-kept aggregate. Never asserts timings.
+Seeds the database (bench/odata_seed.py: 100,000 items, 1,000,000 ledger entries and 20,000
+open order lines times --scale; SQLite in a temporary directory, or a ``salesbridge_bench``
+database next to the suite's PostgreSQL, 127.0.0.1:5432 by default) with the availability
+triggers off, then rebuilds the aggregates the way the migration does. Runs
+``salesbridge serve`` (the real command; embedded worker off, Redis from --redis-url) pinned
+to CPU 0 and drives it from CPU 1 with a small raw-socket HTTP/1.1 load generator (8
+keep-alive connections): key lookup, startswith(ItemNo,'1234') + $top=50,
+ProjectedAvailable lt 10 ordered + $top=100, /$count, and a full walk of every item with
+odata.maxpagesize=1000. The same mix runs against a hand-written peer on the same database
+(bench/odata_peers.py: Starlette + stdlib sqlite3, or + asyncpg; also on CPU 0) and the
+ratio is reported: the two servers take turns in one-second slices (walks alternate too),
+so on a shared machine both see the same background load. It also times the numeric query
+as a grouped query over the ledger, the alternative to the trigger-kept aggregate. Reports
+the machine's load average before and after. Never asserts timings.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import random
@@ -28,8 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -39,141 +42,19 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 CONCURRENCY = 8
-LOCATIONS = ["", "BLUE", "RED", "GREEN"]
-NOW = "2026-01-15 12:00:00.000000"
 
 
 def seed(path: Path, scale: float) -> dict[str, int]:
-    from sqlalchemy import create_engine
+    """SQLite seeding (also bench/odata_load.py's)."""
+    from bench.odata_seed import seed_sqlite
 
-    from app.migrations import upgrade_database_sync
-    from app.models import availability_triggers
-
-    upgrade_database_sync(f"sqlite+aiosqlite:///{path}")
-    n_items, n_ledger, n_lines = int(100_000 * scale), int(1_000_000 * scale), int(20_000 * scale)
-    engine = create_engine(f"sqlite:///{path}")
-    with engine.begin() as connection:
-        availability_triggers.uninstall(connection)
-    rng = random.Random(7)
-    db = sqlite3.connect(path)
-    audit = (NOW, NOW, "bench")
-    db.executemany(
-        "INSERT INTO item (system_id, created_at, modified_at, modified_by, blocked, no, "
-        "description, unit_price, unit_cost, unit_volume, gross_weight, vendor_no, vendor_item_no)"
-        " VALUES (?,?,?,?,0,?,?,0,0,0,0,'','')",
-        ((uuid.uuid4().hex, *audit, str(100_000 + n), f"Item {n}") for n in range(n_items)),
-    )
-    db.executemany(
-        "INSERT INTO item_ledger_entry (system_id, created_at, modified_at, modified_by, entry_no,"
-        " item_no, location_code, posting_date, entry_type, quantity, document_no)"
-        " VALUES (?,?,?,?,?,?,?,'2026-01-01','purchase',?,'')",
-        (
-            (
-                uuid.uuid4().hex,
-                *audit,
-                n,
-                str(100_000 + n % n_items),
-                LOCATIONS[n % 4],
-                rng.randint(-3, 8),
-            )
-            for n in range(n_ledger)
-        ),
-    )
-    db.execute(
-        "INSERT INTO customer (system_id, created_at, modified_at, modified_by, no, name,"
-        " phone, email, home_page, contact, primary_contact_no, payment_terms_code,"
-        " shipment_method_code, shipping_agent_code, credit_limit_lcy, blocked, address,"
-        " address_2, city, post_code, county, country_code)"
-        " VALUES (?,?,?,?,'C1','','','','','','','','','',0,0,'','','','','','')",
-        (uuid.uuid4().hex, *audit),
-    )
-    _seed_orders(db, rng, n_items, n_lines, audit)
-    db.commit()
-    db.close()
-    with engine.begin() as connection:
-        availability_triggers.install(connection)  # triggers back on + aggregates rebuilt
-    engine.dispose()
-    return {"items": n_items, "ledger_entries": n_ledger, "open_order_lines": n_lines}
-
-
-def _seed_orders(
-    db: sqlite3.Connection,
-    rng: random.Random,
-    n_items: int,
-    n_lines: int,
-    audit: tuple[str, str, str],
-) -> None:
-    header_columns = [row[1] for row in db.execute("PRAGMA table_info(sales_header)")]
-    defaults = dict.fromkeys(header_columns, "")
-    for numeric in ("payment_discount_pct", "invoice_discount_amount", "id"):
-        defaults.pop(numeric, None)
-    defaults.update(
-        payment_discount_pct=0,
-        invoice_discount_amount=0,
-        status="open",
-        document_type="order",
-        sell_to_customer_no="C1",
-        requested_delivery_date=None,
-        last_shipment_date=None,
-        modified_by="bench",
-        created_at=NOW,
-        modified_at=NOW,
-    )
-    names = list(defaults)
-    rows = []
-    for n in range(max(1, n_lines // 10)):
-        values = dict(defaults, no=f"SO{n:06d}", system_id=uuid.uuid4().hex)
-        rows.append(tuple(values[c] for c in names))
-    db.executemany(
-        f"INSERT INTO sales_header ({','.join(names)}) VALUES ({','.join('?' * len(names))})",  # noqa: S608
-        rows,
-    )
-    db.executemany(
-        "INSERT INTO sales_line (system_id, created_at, modified_at, modified_by, document_type,"
-        " document_no, line_no, type, no, description, location_code, quantity, quantity_shipped,"
-        " quantity_invoiced, unit_of_measure_code, unit_price, line_discount_amount, amount,"
-        " amount_including_vat) VALUES (?,?,?,?,'order',?,?,'item',?,'',?,?,?,0,'',0,0,0,0)",
-        (
-            (
-                uuid.uuid4().hex,
-                *audit,
-                f"SO{n // 10:06d}",
-                (n % 10 + 1) * 10000,
-                str(100_000 + rng.randrange(n_items)),
-                LOCATIONS[n % 4],
-                rng.randint(1, 20),
-                rng.randint(0, 1),
-            )
-            for n in range(n_lines)
-        ),
-    )
+    return seed_sqlite(path, scale)
 
 
 def create_reader(path: Path, data_dir: Path) -> str:
-    """A product-availability user with an access key; returns the Basic header value."""
-    from app.auth import access_keys
-    from app.settings import Settings
+    from bench.odata_seed import create_sqlite_reader
 
-    settings = Settings(data_dir=data_dir, database_url=f"sqlite+aiosqlite:///{path}")
-    issued = access_keys.issue_key(settings.access_key_pepper.get_secret_value())
-    db = sqlite3.connect(path)
-    db.execute("PRAGMA foreign_keys=ON")
-    db.execute("DELETE FROM user_account WHERE user_name = 'crm'")  # a reused database
-    db.execute(
-        "INSERT INTO user_account (system_id, created_at, modified_at, modified_by,"
-        " user_name, full_name, email, roles, state) VALUES (?,?,?,?,'crm','','',"
-        "'product-availability','enabled')",
-        (uuid.uuid4().hex, NOW, NOW, "bench"),
-    )
-    user_id = db.execute("SELECT id FROM user_account WHERE user_name='crm'").fetchone()[0]
-    db.execute(
-        "INSERT INTO web_service_access_key (system_id, created_at, modified_at,"
-        " modified_by, user_id, key_id, key_digest) VALUES (?,?,?,?,?,?,?)",
-        (uuid.uuid4().hex, NOW, NOW, "bench", user_id, issued.key_id, issued.digest),
-    )
-    db.commit()
-    db.close()
-    return "Basic " + base64.b64encode(f"crm:{issued.key}".encode()).decode()
+    return create_sqlite_reader(path, data_dir)
 
 
 # -- servers --------------------------------------------------------------------------------
@@ -202,80 +83,21 @@ def serve_app(db_path: str, data_dir: str, port: int) -> None:
     )
 
 
-def serve_raw(db_path: str, port: int) -> None:
-    """The hand-written peer: Starlette, stdlib sqlite3 on the event loop thread, orjson."""
-    import orjson
-    import uvicorn
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
-
-    db = sqlite3.connect(db_path, check_same_thread=False)
-    columns = (
-        "item_no, description, base_unit_of_measure, inventory, qty_on_sales_order,"
-        " qty_on_purchase_order, projected_available, blocked, modified_at"
-    )
-    names = [
-        "ItemNo",
-        "Description",
-        "BaseUnitOfMeasure",
-        "Inventory",
-        "QtyOnSalesOrder",
-        "QtyOnPurchaseOrder",
-        "ProjectedAvailable",
-        "Blocked",
-        "LastModified",
-    ]
-
-    def rows(sql: str, args: tuple[object, ...]) -> Response:
-        found = [dict(zip(names, r, strict=True)) for r in db.execute(sql, args)]
-        return Response(orjson.dumps({"value": found}), media_type="application/json")
-
-    async def handler(request: Request) -> Response:
-        q = request.query_params
-        if "key" in q:
-            return rows(f"SELECT {columns} FROM item_availability WHERE item_no = ?", (q["key"],))  # noqa: S608
-        if "prefix" in q:
-            p = q["prefix"]
-            return rows(
-                f"SELECT {columns} FROM item_availability"  # noqa: S608
-                " WHERE item_no >= ? AND item_no < ? ORDER BY item_no LIMIT 50",
-                (p, p[:-1] + chr(ord(p[-1]) + 1)),
-            )
-        if "lt" in q:
-            return rows(
-                f"SELECT {columns} FROM item_availability WHERE projected_available < ?"  # noqa: S608
-                " ORDER BY projected_available, item_no LIMIT 100",
-                (float(q["lt"]),),
-            )
-        if "count" in q:
-            count = db.execute("SELECT count(*) FROM item_availability").fetchone()[0]
-            return Response(str(count), media_type="text/plain")
-        after = q.get("after", "")
-        return rows(
-            f"SELECT {columns} FROM item_availability WHERE item_no > ?"  # noqa: S608
-            " ORDER BY item_no LIMIT 1000",
-            (after,),
-        )
-
-    app = Starlette(routes=[Route("/raw", handler)])
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-    )
-
-
-def start_server(args: list[str], port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen([sys.executable, __file__, *args, "--port", str(port)])  # noqa: S603
+def start_server(
+    args: list[str],
+    port: int,
+    *,
+    command: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """This script in ``--serve``/``--serve-raw`` mode, or ``command``; pinned to CPU 0."""
+    argv = command or [sys.executable, __file__, *args, "--port", str(port)]
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)  # noqa: S603
     os.sched_setaffinity(process.pid, {0})
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}: {argv}")
         try:
             with __import__("socket").create_connection(("127.0.0.1", port), timeout=0.2):
                 return process
@@ -283,6 +105,21 @@ def start_server(args: list[str], port: int) -> subprocess.Popen[bytes]:
             time.sleep(0.1)
     process.kill()
     raise RuntimeError("server did not start")
+
+
+def start_salesbridge(database_url: str, data_dir: Path, port: int, redis_url: str) -> Any:
+    """``salesbridge serve`` as people run it, with the embedded worker off."""
+    env = {
+        **os.environ,
+        "SALESBRIDGE_DATA_DIR": str(data_dir),
+        "SALESBRIDGE_DATABASE_URL": database_url,
+        "SALESBRIDGE_REDIS_URL": redis_url,
+        "SALESBRIDGE_EMBEDDED_WORKER": "false",
+        "SALESBRIDGE_LOG_LEVEL": "WARNING",
+        "SALESBRIDGE_LOG_FORMAT": "json",
+    }
+    command = [str(Path(sys.executable).with_name("salesbridge")), "serve", "--port", str(port)]
+    return start_server([], port, command=command, env=env)
 
 
 # -- load generator -------------------------------------------------------------------------
@@ -448,88 +285,171 @@ async def measure(targets: dict[str, Target], headers: str, seconds: float) -> d
     return out
 
 
-def grouped_vs_aggregate(path: Path) -> dict[str, float]:
+GROUPED = (
+    "SELECT no, projected FROM (SELECT i.no, COALESCE(l.q, 0) - COALESCE(s.q, 0)"
+    " + COALESCE(p.q, 0) AS projected FROM item i"
+    " LEFT JOIN (SELECT item_no, SUM(quantity) q FROM item_ledger_entry"
+    " GROUP BY item_no) l ON l.item_no = i.no"
+    " LEFT JOIN (SELECT no, SUM(quantity - quantity_shipped) q FROM sales_line"
+    " WHERE type = 'item' AND document_type = 'order' GROUP BY no) s ON s.no = i.no"
+    " LEFT JOIN (SELECT item_no, SUM(outstanding_quantity) q FROM purchase_line"
+    " GROUP BY item_no) p ON p.item_no = i.no) AS g"
+    " WHERE projected < {ten} ORDER BY projected, no LIMIT 100"
+)
+AGGREGATE = (
+    "SELECT item_no, projected_available FROM item_availability"
+    " WHERE projected_available < {ten} ORDER BY projected_available, item_no LIMIT 100"
+)
+
+
+def grouped_vs_aggregate(run: Callable[[str], object], ten: int) -> dict[str, float]:
     """The numeric query from a grouped query over the sources vs from the aggregate."""
-    db = sqlite3.connect(path)
-    grouped = (
-        "SELECT i.no, COALESCE(l.q, 0) - COALESCE(s.q, 0) + COALESCE(p.q, 0) AS projected"
-        " FROM item i LEFT JOIN (SELECT item_no, SUM(quantity) q FROM item_ledger_entry"
-        " GROUP BY item_no) l ON l.item_no = i.no"
-        " LEFT JOIN (SELECT no, SUM(quantity - quantity_shipped) q FROM sales_line"
-        " WHERE type = 'item' AND document_type = 'order' GROUP BY no) s ON s.no = i.no"
-        " LEFT JOIN (SELECT item_no, SUM(outstanding_quantity) q FROM purchase_line"
-        " GROUP BY item_no) p ON p.item_no = i.no"
-        " WHERE projected < 10 ORDER BY projected, i.no LIMIT 100"
-    )
-    aggregate = (
-        "SELECT item_no, projected_available FROM item_availability"
-        " WHERE projected_available < 10 ORDER BY projected_available, item_no LIMIT 100"
-    )
     timings = {}
-    for name, sql in (("grouped_query_ms", grouped), ("aggregate_query_ms", aggregate)):
+    for name, sql in (("grouped_query_ms", GROUPED), ("aggregate_query_ms", AGGREGATE)):
         runs = []
         for _ in range(3):
             started = time.perf_counter()
-            db.execute(sql).fetchall()
+            run(sql.format(ten=ten))
             runs.append(time.perf_counter() - started)
         timings[name] = round(min(runs) * 1000, 3)
-    db.close()
     return timings
 
 
-def main() -> None:
+def _sqlite_timings(path: Path) -> dict[str, float]:
+    db = sqlite3.connect(path)
+    try:  # ExactDecimal keeps SQLite quantities as integers times 10**5
+        return grouped_vs_aggregate(lambda sql: db.execute(sql).fetchall(), 10 * 100_000)
+    finally:
+        db.close()
+
+
+def _postgres_timings(url: str) -> dict[str, float]:
+    import asyncpg
+
+    from bench.odata_seed import dsn
+
+    async def timings() -> dict[str, float]:
+        connection = await asyncpg.connect(dsn(url))
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                None,
+                lambda: grouped_vs_aggregate(
+                    lambda sql: asyncio.run_coroutine_threadsafe(
+                        connection.fetch(sql), loop
+                    ).result(),
+                    10,
+                ),
+            )
+        finally:
+            await connection.close()
+
+    return asyncio.run(timings())
+
+
+@dataclass
+class Setup:
+    """The seeded database and how each server is started on it."""
+
+    sizes: dict[str, int]
+    seed_seconds: float
+    authorization: str
+    database_url: str
+    peer_args: list[str]
+    timings: dict[str, float]
+
+
+def _prepare(args: argparse.Namespace, work: Path, data_dir: Path) -> Setup:
+    from bench import odata_seed
+
+    started = time.perf_counter()
+    if args.database == "sqlite":
+        db_path = work / "bench.db"
+        sizes = (
+            odata_seed.seed_sqlite(db_path, args.scale) if not db_path.exists() else {"reused": 1}
+        )
+        seconds = round(time.perf_counter() - started, 1)
+        return Setup(sizes, seconds, odata_seed.create_sqlite_reader(db_path, data_dir),
+                     f"sqlite+aiosqlite:///{db_path}", ["--serve-raw", str(db_path)],
+                     _sqlite_timings(db_path))  # fmt: skip
+    url = odata_seed.postgres_database_url(args.postgres_url, args.postgres_database)
+    if args.keep and (work / "postgres-seeded").exists():
+        sizes = {"reused": 1}
+    else:
+        sizes = odata_seed.seed_postgres(args.postgres_url, args.postgres_database, args.scale)
+        (work / "postgres-seeded").write_text(url)
+    seconds = round(time.perf_counter() - started, 1)
+    return Setup(sizes, seconds, odata_seed.create_postgres_reader(url, data_dir), url,
+                 ["--serve-raw-postgres", odata_seed.dsn(url)], _postgres_timings(url))  # fmt: skip
+
+
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--keep", type=Path, default=None, help="reuse/keep the database here")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "SALESBRIDGE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+        ),
+    )
+    parser.add_argument("--postgres-database", default="salesbridge_bench")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--serve", nargs=2, metavar=("DB", "DATA_DIR"))
     parser.add_argument("--serve-raw", metavar="DB")
+    parser.add_argument("--serve-raw-postgres", metavar="DSN")
     parser.add_argument("--port", type=int, default=0)
-    args = parser.parse_args()
+    return parser.parse_args()  # fmt: skip
+
+
+def main() -> None:
+    args = _arguments()
     if args.serve:
         serve_app(args.serve[0], args.serve[1], args.port)
         return
-    if args.serve_raw:
-        serve_raw(args.serve_raw, args.port)
+    if args.serve_raw or args.serve_raw_postgres:
+        from bench import odata_peers
+
+        if args.serve_raw:
+            odata_peers.serve_sqlite(args.serve_raw, args.port)
+        else:
+            odata_peers.serve_postgres(args.serve_raw_postgres, args.port)
         return
     os.sched_setaffinity(0, {1})
     work = args.keep or Path(tempfile.mkdtemp(prefix="odata-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    db_path, data_dir = work / "bench.db", work / "data"
-    started = time.perf_counter()
-    sizes = seed(db_path, args.scale) if not db_path.exists() else {"reused": 1}
-    seed_seconds = round(time.perf_counter() - started, 1)
-    auth = f"Authorization: {create_reader(db_path, data_dir)}\r\n"
-    n_items = int(100_000 * args.scale)
+    data_dir = work / "data"
+    setup = _prepare(args, work, data_dir)
     result: dict[str, object] = {
-        "benchmark": "odata",
-        "scale": args.scale,
-        **sizes,
-        "seed_seconds": seed_seconds,
-        "concurrency": CONCURRENCY,
-    }
-    result.update(grouped_vs_aggregate(db_path))
-    servers = {
-        "salesbridge": (["--serve", str(db_path), str(data_dir)], 18431, True),
-        "raw_peer": (["--serve-raw", str(db_path)], 18432, False),
-    }
+        "benchmark": "odata", "database": args.database, "scale": args.scale, **setup.sizes,
+        "seed_seconds": setup.seed_seconds, "concurrency": CONCURRENCY,
+        "load_average_before": os.getloadavg(), **setup.timings,
+    }  # fmt: skip
+    auth = f"Authorization: {setup.authorization}\r\n"
+    n_items = int(100_000 * args.scale)
     processes = []
     try:
-        targets = {}
-        for label, (server_args, port, odata) in servers.items():
-            process = start_server(server_args, port)
-            processes.append(process)
-            targets[label] = Target(port, psutil.Process(process.pid), odata=odata, n_items=n_items)
+        ours = start_salesbridge(setup.database_url, data_dir, 18431, args.redis_url)
+        processes.append(ours)
+        peer = start_server(setup.peer_args, 18432)
+        processes.append(peer)
+        targets = {
+            "salesbridge": Target(18431, psutil.Process(ours.pid), odata=True, n_items=n_items),
+            "raw_peer": Target(18432, psutil.Process(peer.pid), odata=False, n_items=n_items),
+        }
         result.update(asyncio.run(measure(targets, auth, args.seconds)))
     finally:
         for process in processes:
             process.terminate()
             process.wait(timeout=10)
-    ours, peer = result["salesbridge"], result["raw_peer"]
+    result["load_average_after"] = os.getloadavg()
+    mine, theirs = result["salesbridge"], result["raw_peer"]
     result["ratio_to_raw_peer"] = {
-        kind: round(ours[kind]["req_s"] / peer[kind]["req_s"], 3)  # type: ignore[index]
+        kind: round(mine[kind]["req_s"] / theirs[kind]["req_s"], 3)  # type: ignore[index]
         for kind in ("key", "startswith_top", "numeric_filter_order", "count")
-    } | {"full_paging": round(ours["full_paging"]["rows_s"] / peer["full_paging"]["rows_s"], 3)}  # type: ignore[index]
+    } | {"full_paging": round(mine["full_paging"]["rows_s"] / theirs["full_paging"]["rows_s"], 3)}  # type: ignore[index]
     print(json.dumps(result))
 
 

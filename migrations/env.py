@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import app.models.all_tables  # noqa: F401  (registers every table)
+import app.models.availability_triggers  # noqa: F401  (the triggers' Alembic operations)
 from app.db import create_engine
 from app.settings import get_settings
 

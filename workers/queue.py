@@ -8,6 +8,7 @@ most one trigger per run queued or running, whoever enqueues it (tick, "run now"
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
@@ -51,8 +52,14 @@ async def enqueue_entry(pool: ArqRedis, *, entry_id: int, run_count: int) -> boo
     return job is not None
 
 
+class QueuePool(Protocol):
+    """Where the app gets its Redis pool (``app.main.QueueConnection``: opened on first use)."""
+
+    async def pool(self) -> ArqRedis: ...
+
+
 async def trigger_entries(
-    pool: ArqRedis | None, entries: Sequence[JobQueueEntry], *, is_run_now: bool = False
+    queue: QueuePool | None, entries: Sequence[JobQueueEntry], *, is_run_now: bool = False
 ) -> None:
     """After the commit: trigger the entries that wait for nothing now ("run now": all).
 
@@ -60,11 +67,11 @@ async def trigger_entries(
     started by the next scheduler tick, which reads the database.
     """
     for entry in entries:
-        if pool is None or entry.id is None:
+        if queue is None or entry.id is None:
             continue
         if entry.parameters.get("after") and not is_run_now:
             continue
         try:
-            await enqueue_entry(pool, entry_id=entry.id, run_count=entry.run_count)
+            await enqueue_entry(await queue.pool(), entry_id=entry.id, run_count=entry.run_count)
         except (RedisError, OSError) as exc:
             log.warning("entry_not_enqueued", entry_id=entry.id, reason=type(exc).__name__)

@@ -10,8 +10,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from redis.exceptions import RedisError
 from sqlalchemy import text
 
-from app.sync import crm_usage
-
 router = APIRouter(tags=["health"])
 
 
@@ -30,11 +28,11 @@ async def check_database(request: Request) -> str:
 
 
 async def check_redis(request: Request) -> str:
-    pool = getattr(request.app.state, "queue", None)
-    if pool is None:
+    queue = getattr(request.app.state, "queue", None)
+    if queue is None:
         return "not configured"
     try:
-        await pool.ping()
+        await (await queue.pool()).ping()
     except Exception as exc:  # noqa: BLE001
         return f"down: {type(exc).__name__}"
     return "ok"
@@ -66,11 +64,13 @@ CRM_WAIT = Gauge(
 
 async def _export_crm_usage(request: Request) -> None:
     """The CRM API budget is counted in Redis by every process; read it at scrape time."""
-    pool = getattr(request.app.state, "queue", None)
-    if pool is None:
+    queue = getattr(request.app.state, "queue", None)
+    if queue is None:
         return
+    from app.sync import crm_usage  # not loaded by a process that serves only OData
+
     try:
-        usage = await crm_usage.read_usage(pool)
+        usage = await crm_usage.read_usage(await queue.pool())
     except (RedisError, OSError):
         return  # /metrics still answers with the process's own figures
     for gauge in (CRM_REQUESTS, CRM_EXECUTION, CRM_THROTTLED, CRM_WAIT):

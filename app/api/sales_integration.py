@@ -55,7 +55,9 @@ async def _crm(settings: SettingsDep, setup: ConnectionSetup) -> AsyncIterator[D
 
 
 def _decimal(value: object) -> Decimal | None:
-    return Decimal(str(value)) if isinstance(value, int | float) else None
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return None
+    return Decimal(str(value))
 
 
 @router.get("/submitted-orders", response_model=SubmittedOrderList)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import access_keys, passwords, throttle
-from app.auth.tokens import TokenClaims
 from app.auth.users import USER_NAME_PATTERN
 from app.clock import as_utc, utc_now
 from app.db import SessionMaker, session_scope
@@ -25,6 +25,9 @@ from app.errors import TooManyRequestsError, UnauthorizedError
 from app.logs import get_logger
 from app.models.security import User, UserState, WebServiceAccessKey
 from app.settings import Settings
+
+if TYPE_CHECKING:  # python-jose stays unloaded until a bearer token is checked
+    from app.auth.tokens import TokenClaims
 
 log = get_logger("salesbridge.sign_in")
 

@@ -165,7 +165,7 @@ def serve(
     guarded(lambda: _check_port(config))
     # Until uvicorn takes the signals over, SIGTERM unwinds like Ctrl-C (Redis is stopped).
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    upgrade_or_fail(config)
+    upgrade_or_fail(config, for_server=True)
     password = run(create_first_admin(config))
     if password is not None:
         announce_first_admin(config, FIRST_ADMIN, password)

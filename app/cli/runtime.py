@@ -98,19 +98,26 @@ async def open_session(settings: Settings) -> AsyncIterator[AsyncSession]:
         await engine.dispose()
 
 
-def upgrade_or_fail(settings: Settings) -> None:
+def upgrade_or_fail(settings: Settings, *, for_server: bool = False) -> None:
     """Apply the migrations; an unreachable or broken database is one clear line.
 
-    Before anything opens it, the data dir is made 0700 and a SQLite database 0600."""
+    Before anything opens it, the data dir is made 0700 and a SQLite database 0600.
+    ``for_server``: only when the schema is behind, and in a child process, so the server
+    that follows never loads Alembic (its memory stays what serving needs)."""
+    import subprocess
+
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import DBAPIError
 
     from app.file_modes import make_data_files_private
-    from app.migrations import upgrade_database_sync
+    from app.migrations import schema_is_current, upgrade_database_sync, upgrade_in_child_process
 
     try:
         make_data_files_private(settings.data_dir, settings.database_url)
-        upgrade_database_sync(settings.database_url)
-    except (DBAPIError, OSError) as exc:
+        if not for_server:
+            upgrade_database_sync(settings.database_url)
+        elif not schema_is_current(settings.database_url):
+            upgrade_in_child_process(settings.database_url)
+    except (DBAPIError, OSError, subprocess.CalledProcessError) as exc:
         where = make_url(settings.database_url).render_as_string(hide_password=True)
         fail(f"Could not upgrade the database {where}: {exc}")

@@ -23,13 +23,14 @@ from app.connection.setup_validation import missing_credentials
 from app.dataverse import DataverseClient
 from app.logs import get_logger
 from app.models.integration import ConnectionSetup
-from app.settings import Settings
+from app.settings import Settings, product_item_availability_url
 from app.sync.crm_client import build_crm_client, crm_errors
 
 log = get_logger("salesbridge.connection.crm_settings")
 
 NAV_CONNECTIONS = "nav_connections"
 SOP_FLAG = "issopintegrationenabled"
+LEGACY_SERVICE_ROOT = "/odata/v4"
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,17 @@ def is_nav_connection_kept(setup: ConnectionSetup) -> bool:
     return setup.is_solution_installed and setup.item_availability_enabled
 
 
+def crm_odata_url(settings: Settings, setup: ConnectionSetup) -> str:
+    """The URL for ``nav_dynamicsnavodataurl``: BC's, the V3 ``ProductItemAvailability`` of
+    the company. A v4 service root stored by an earlier version (``.../odata/v4``) is moved
+    onto it, on the same host; a URL the admin set to anything else is kept as it is."""
+    stored = setup.odata_url.rstrip("/")
+    if stored.endswith(LEGACY_SERVICE_ROOT):
+        base = stored.removesuffix(LEGACY_SERVICE_ROOT)
+        return product_item_availability_url(base, settings.company_name)
+    return setup.odata_url
+
+
 def nav_connection_body(settings: Settings, setup: ConnectionSetup) -> dict[str, Any]:
     return {
         "nav_name": settings.company_name,
@@ -76,6 +88,7 @@ async def write_nav_connection(
     """Create or update the active ``nav_connection`` row: created | updated | skipped."""
     if not setup.item_availability_enabled:
         return "skipped"
+    setup.odata_url = crm_odata_url(settings, setup)  # what the CRM gets is what setup shows
     body = nav_connection_body(settings, setup)
     async for found in crm.query(
         NAV_CONNECTIONS, filter="statecode eq 0", select=["nav_connectionid"], top=1

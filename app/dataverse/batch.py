@@ -12,12 +12,12 @@ have no answer (``BatchOutcome.not_run``).
 from __future__ import annotations
 
 import itertools
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from app import exact_json
 from app.dataverse import addressing
 from app.dataverse.entities import primary_key_for
 from app.dataverse.errors import DataverseProtocolError
@@ -181,7 +181,11 @@ def _operation_lines(op: BatchOperation, *, api_path: str) -> list[str]:
     lines += ["", f"{op.method} {target} HTTP/1.1"]
     lines += [f"{name}: {value}" for name, value in op.headers.items()]
     if op.body is not None:
-        lines += ["Content-Type: application/json; type=entry", "", json.dumps(op.body)]
+        lines += [
+            "Content-Type: application/json; type=entry",
+            "",
+            exact_json.encode(op.body).decode(),
+        ]
     else:
         lines += [""]
     return lines
@@ -200,7 +204,7 @@ class HttpPart:
     content_id: str | None = None
 
     def json(self) -> Any:
-        return json.loads(self.body) if self.body.strip() else None
+        return exact_json.decode(self.body) if self.body.strip() else None
 
 
 @dataclass(frozen=True)

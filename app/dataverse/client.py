@@ -22,6 +22,7 @@ from typing import Any, Self
 
 import httpx
 
+from app import exact_json
 from app.dataverse import addressing, batch, batch_results, paging
 from app.dataverse.addressing import RecordKey
 from app.dataverse.auth import ClientCredentialsAuth, scope_for_server, token_url_for_tenant
@@ -145,7 +146,7 @@ class DataverseClient:
 
     async def whoami(self) -> WhoAmI:
         """The connection test; ``user_id`` tells our own writes apart in ``_modifiedby_value``."""
-        payload = (await self._send("GET", "WhoAmI")).response.json()
+        payload = exact_json.decode((await self._send("GET", "WhoAmI")).response.content)
         return WhoAmI(
             user_id=uuid.UUID(payload["UserId"]),
             business_unit_id=uuid.UUID(payload["BusinessUnitId"]),
@@ -164,7 +165,7 @@ class DataverseClient:
         params = _query_params(select=select, expand=expand)
         path = addressing.record_path(entity_set, key)
         exchange = await self._send("GET", path, params=params, headers=READ_HEADERS)
-        record: dict[str, Any] = exchange.response.json()
+        record: dict[str, Any] = exact_json.decode(exchange.response.content)
         return record
 
     async def query(
@@ -210,7 +211,7 @@ class DataverseClient:
         while True:
             # params=None for a next link: httpx would replace its query string with {}.
             exchange = await self._send("GET", url, params=query, headers=headers)
-            payload = exchange.response.json()
+            payload = exact_json.decode(exchange.response.content)
             yield payload.get("value", [])
             next_link = payload.get("@odata.nextLink")
             if not next_link:
@@ -237,7 +238,7 @@ class DataverseClient:
         record_id = id or uuid.uuid4()
         payload = {**body, primary_key_for(entity_set, primary_key=primary_key): str(record_id)}
         try:
-            await self._send("POST", entity_set, json=payload)
+            await self._send("POST", entity_set, **_json(payload))
         except DuplicateRecordError as exc:
             if not exc.after_ambiguous_attempt:
                 raise
@@ -254,7 +255,7 @@ class DataverseClient:
     ) -> None:
         """Update only (``If-Match: *`` or a row version): never creates; 404 if missing."""
         path = addressing.record_path(entity_set, key)
-        await self._send("PATCH", path, json=dict(body), headers={"If-Match": etag})
+        await self._send("PATCH", path, **_json(body, {"If-Match": etag}))
 
     async def upsert(
         self,
@@ -272,16 +273,15 @@ class DataverseClient:
         """
         path = addressing.record_path(entity_set, key)
         if not isinstance(key, Mapping):
-            exchange = await self._send("PATCH", path, json=dict(body))
+            exchange = await self._send("PATCH", path, **_json(body))
             found = addressing.parse_entity_id(exchange.response.headers.get("OData-EntityId"))
             return found or uuid.UUID(str(key))
         pk = primary_key_for(entity_set, primary_key=primary_key)
         exchange = await self._send(
             "PATCH",
             path,
-            json=dict(body),
             params={"$select": pk},
-            headers={"Prefer": "return=representation"},
+            **_json(body, {"Prefer": "return=representation"}),
         )
         return addressing.record_id_of(exchange.response, primary_key=pk)
 
@@ -313,7 +313,7 @@ class DataverseClient:
         path = f"{addressing.record_path(entity_set, key)}/{navigation_property}/$ref"
         target = {"@odata.id": self.api_url + addressing.record_path(target_set, target_key)}
         try:
-            await self._send("PUT" if is_single_valued else "POST", path, json=target)
+            await self._send("PUT" if is_single_valued else "POST", path, **_json(target))
         except DuplicateRecordError as exc:
             if not exc.after_ambiguous_attempt:
                 raise  # already linked before we started: the caller should know
@@ -362,6 +362,14 @@ class DataverseClient:
     async def _send(self, method: str, url: str, **kwargs: Any) -> Exchange:
         label = f"{method} {url.split('?', 1)[0]}"
         return await self._sender.send(method, url, label=label, **kwargs)
+
+
+def _json(body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """httpx arguments for a JSON body with exact decimals (``app.exact_json``)."""
+    return {
+        "content": exact_json.encode(dict(body)),
+        "headers": {"Content-Type": exact_json.CONTENT_TYPE, **(headers or {})},
+    }
 
 
 def _query_params(

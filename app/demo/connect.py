@@ -23,7 +23,7 @@ from app.demo.sandbox_thread import RunningSandbox
 from app.errors import ConflictError
 from app.models.integration import IntegrationRecord
 from app.ports import local_url
-from app.settings import Settings
+from app.settings import Settings, product_item_availability_url
 from app.sync.crm_client import build_crm_client, crm_errors
 
 ODATA_USER = DEFAULT_ODATA_USER
@@ -44,11 +44,11 @@ def service_url(settings: Settings) -> str:
 
 def _answers(settings: Settings, sandbox: RunningSandbox) -> ConnectAnswers:
     config = sandbox.config
+    odata_url = product_item_availability_url(service_url(settings), settings.company_name)
     return ConnectAnswers(
         server_address=sandbox.base_url, client_id=config.client_id,
         client_secret=config.client_secret, token_url=sandbox.token_url,
-        odata_url=f"{service_url(settings)}/odata/v4", odata_user_name=ODATA_USER,
-        api_version=config.api_version,
+        odata_url=odata_url, odata_user_name=ODATA_USER, api_version=config.api_version,
     )  # fmt: skip
 
 

@@ -38,12 +38,13 @@ from app.models.erp import (
     Salesperson,
     UnitOfMeasure,
 )
+from app.models.types import DECIMAL_PRECISION, DECIMAL_SCALE
 
 CENT = Decimal("0.01")
-# Amounts are Numeric(20, 5): 15 integer digits. Lines stay two digits below, so totals
-# of up to 100 lines (and their LCY value at a sane exchange rate) still fit.
-MAX_LINE_AMOUNT = Decimal(10) ** 13
-MAX_TOTAL = Decimal(10) ** 15
+# Amounts carry 18 digits, 13 before the point (ExactDecimal). Lines stay two digits below,
+# so totals of up to 100 lines (and their LCY value at a sane exchange rate) still fit.
+MAX_LINE_AMOUNT = Decimal(10) ** 11
+MAX_TOTAL = Decimal(10) ** (DECIMAL_PRECISION - DECIMAL_SCALE)
 LINE_NO_STEP = 10000
 SERIES = {
     SalesDocumentType.quote: numbering.SALES_QUOTE_NOS,

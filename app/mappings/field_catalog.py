@@ -21,6 +21,7 @@ from sqlalchemy.sql.elements import ColumnClause
 from sqlmodel import SQLModel
 
 from app.models import erp
+from app.models.types import ExactDecimal
 
 
 class FieldType(StrEnum):
@@ -345,8 +346,8 @@ SQL_TYPES: dict[FieldType, Any] = {
     FieldType.string: sa.String(),
     FieldType.integer: sa.Integer(),
     FieldType.choice: sa.Integer(),
-    FieldType.decimal: sa.Numeric(),
-    FieldType.money: sa.Numeric(),
+    FieldType.decimal: ExactDecimal(),  # how the ERP stores them (scaled on SQLite)
+    FieldType.money: ExactDecimal(),
     FieldType.boolean: sa.Boolean(),
     FieldType.date: sa.Date(),
     FieldType.datetime: sa.DateTime(timezone=True),

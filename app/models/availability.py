@@ -18,8 +18,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from app.models import availability_triggers  # noqa: F401 - registers the Alembic operation
-from app.models.types import UTCDateTime
+from app.models.types import ExactDecimal, UTCDateTime
 
 
 def _code(length: int) -> sa.types.TypeEngine[str]:
@@ -29,7 +28,7 @@ def _code(length: int) -> sa.types.TypeEngine[str]:
 
 
 def _quantity() -> sa.Column[Decimal]:
-    return sa.Column(sa.Numeric(20, 5), nullable=False, server_default="0")
+    return sa.Column(ExactDecimal(), nullable=False, server_default="0")
 
 
 class ItemAvailabilityRow(SQLModel, table=True):

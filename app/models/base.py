@@ -10,7 +10,7 @@ from typing import Any
 from sqlmodel import Field, SQLModel
 
 from app.clock import utc_now
-from app.models.types import UTCDateTime
+from app.models.types import DECIMAL_PRECISION, DECIMAL_SCALE, ExactDecimal, UTCDateTime
 
 
 class TableBase(SQLModel):
@@ -24,8 +24,14 @@ class TableBase(SQLModel):
 
 
 def money(default: Decimal = Decimal(0), **kwargs: Any) -> Any:
-    """A Numeric column for amounts and quantities (never float)."""
-    return Field(default=default, max_digits=20, decimal_places=5, **kwargs)
+    """An exact decimal column for amounts and quantities (``ExactDecimal``, never float)."""
+    return Field(
+        default=default,
+        max_digits=DECIMAL_PRECISION,
+        decimal_places=DECIMAL_SCALE,
+        sa_type=ExactDecimal,
+        **kwargs,
+    )
 
 
 def utc_field(*, nullable: bool = True, index: bool = False) -> Any:

@@ -32,8 +32,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.middleware import LATENCY, REQUESTS
 from app.odata import router as handler
 from app.odata.responses import Reply
+from app.odata.v3.router import is_v3_path
 
 ROUTE = "/odata/{resource_path:path}"
+V3_ROUTE = "/ODataV3/{resource_path:path}"
 _ACCESS_LOGGER = "salesbridge.http"
 _access_log = structlog.get_logger(_ACCESS_LOGGER)
 _stdlib_access = logging.getLogger(_ACCESS_LOGGER)
@@ -44,6 +46,8 @@ _WANTED = {  # the request headers the service reads: raw name -> str name
         "authorization",
         "host",
         "if-none-match",
+        "maxdataserviceversion",
+        "dataserviceversion",
         "odata-maxversion",
         "prefer",
         "x-request-id",
@@ -51,12 +55,11 @@ _WANTED = {  # the request headers the service reads: raw name -> str name
 }
 _NO_STORE = (b"cache-control", b"private, no-store")
 _base_urls: dict[tuple[Any, ...], str] = {}
-_counters: dict[tuple[str, int], Any] = {}
-_histograms: dict[str, Any] = {}
+_counters: dict[tuple[str, str, int], Any] = {}
+_histograms: dict[tuple[str, str], Any] = {}
 
 
-def is_odata_path(path: str) -> bool:
-    return path.startswith(handler.PREFIX) or path == handler.PREFIX.rstrip("/")
+is_odata_path = handler.is_odata_path
 
 
 class ODataApp:
@@ -149,17 +152,18 @@ def _base_url(scope: Scope, host: str | None) -> str:
 def _record(scope: Scope, status: int, started: float) -> None:
     elapsed = time.perf_counter() - started
     method = scope["method"]
-    counter = _counters.get((method, status))
+    route = V3_ROUTE if is_v3_path(scope["path"]) else ROUTE
+    counter = _counters.get((method, route, status))
     if counter is None:
-        counter = REQUESTS.labels(method, ROUTE, str(status))
+        counter = REQUESTS.labels(method, route, str(status))
         if len(_counters) < 256:
-            _counters[(method, status)] = counter
+            _counters[(method, route, status)] = counter
     counter.inc()
-    histogram = _histograms.get(method)
+    histogram = _histograms.get((method, route))
     if histogram is None:
-        histogram = LATENCY.labels(method, ROUTE)
+        histogram = LATENCY.labels(method, route)
         if len(_histograms) < 64:
-            _histograms[method] = histogram
+            _histograms[(method, route)] = histogram
     histogram.observe(elapsed)
     if _stdlib_access.isEnabledFor(logging.INFO):
         _access_log.info(
@@ -170,11 +174,12 @@ def _record(scope: Scope, status: int, started: float) -> None:
 # The route the app's route table shows (and the route-security test walks). In the app,
 # ``ODataDispatchMiddleware`` answers first; the route serves the same handler without it.
 router = APIRouter()
-router.routes.append(
+router.routes.extend(
     Route(
-        ROUTE,
+        route,
         ODataApp(),
         methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
         include_in_schema=False,
     )
+    for route in (ROUTE, V3_ROUTE)
 )

@@ -16,7 +16,6 @@ import hashlib
 import time
 from dataclasses import dataclass
 
-from app.auth import tokens
 from app.auth.service import BAD_CREDENTIALS, authenticate, user_for_token
 from app.db import SessionMaker
 from app.errors import UnauthorizedError
@@ -128,6 +127,10 @@ async def _basic(
 
 
 async def _bearer(sessionmaker: SessionMaker, settings: Settings, token: str) -> Caller:
+    # JWT support is loaded on the first Bearer caller: CRMs read with Basic, and a process
+    # serving only them keeps python-jose (and its cryptography backend) out of memory.
+    from app.auth import tokens
+
     try:
         claims = tokens.decode_access_token(settings, token)
     except UnauthorizedError as exc:

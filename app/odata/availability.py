@@ -9,24 +9,20 @@ too, so filters that differ only in their values share one statement.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql import ColumnElement, Select, visitors
-from sqlalchemy.sql.elements import BindParameter
 
 from app.odata.entity_sets import EntitySet
-from app.odata.filters import compile_filter, substitute_aliases
+from app.odata.filter_cache import CompiledFilter, filter_clause
+from app.odata.filters import substitute_aliases
 from app.odata.paging import Ordering, after_predicate, order_by_clauses, signature
 from app.odata.readers import Reader, Rows
 from app.odata.statements import cached
 
-_FILTER_CACHE_SIZE = 2048
-_filter_cache: OrderedDict[tuple[str, str], Any] = OrderedDict()
-_base_selects: dict[str, Select[Any]] = {}
+_base_selects: dict[tuple[str, bool], Select[Any]] = {}
 _LIMIT, _OFFSET = "page_limit", "page_offset"
 
 
@@ -39,46 +35,35 @@ class PageRequest:
     skip: int
     limit: int
     probe: bool  # fetch one extra row to learn whether another page exists
+    decimals_as_text: bool = False  # OData V3 JSON sends decimals as strings
+    # Only the sort values and the entity's JSON (the answer is made of the JSON alone).
+    lean: bool = False
 
 
-def base_select(entity_set: EntitySet) -> Select[Any]:
-    select = _base_selects.get(entity_set.name)
+def base_select(entity_set: EntitySet, *, decimals_as_text: bool = False) -> Select[Any]:
+    key = (entity_set.name, decimals_as_text)
+    select = _base_selects.get(key)
     if select is None:
-        columns = [p.output_column() for p in entity_set.properties]
-        select = sa.select(*columns).select_from(entity_set.source)
-        if entity_set.condition is not None:
-            select = select.where(entity_set.condition)
-        _base_selects[entity_set.name] = select
+        columns: list[ColumnElement[Any]] = [
+            p.output_column(decimals_as_text=decimals_as_text) for p in entity_set.properties
+        ]
+        select = _select(entity_set, [*columns, entity_set.json_column()])
+        _base_selects[key] = select
     return select
 
 
-@dataclass(frozen=True)
-class CompiledFilter:
-    clause: Any
-    shape: Hashable  # the clause's structure: equal for filters differing only in literals
-    literals: tuple[BindParameter[Any], ...]  # its binds, in cache-key order
-    values: tuple[Any, ...]  # their values
+def lean_select(entity_set: EntitySet, ordering: Ordering) -> Select[Any]:
+    """The sort values (for the next link) and the entity's JSON, nothing else: building
+    each property's value twice, as a column and inside the JSON, would double the work."""
+    columns = [prop.output_column() for prop, _descending in ordering]
+    return _select(entity_set, [*columns, entity_set.json_column()])
 
 
-def filter_clause(entity_set: EntitySet, text: str) -> CompiledFilter:
-    """The compiled ``$filter`` (aliases already substituted), cached: clauses are immutable."""
-    cache_key = (entity_set.name, text)
-    found = _filter_cache.get(cache_key)
-    if found is None:
-        clause = compile_filter(text, entity_set.filter_fields)
-        key = clause._generate_cache_key()  # noqa: SLF001 - what SQLAlchemy's own cache uses
-        if key is None:  # an element without a cache key: the text is the shape
-            found = CompiledFilter(clause, ("text", text), (), ())
-        else:
-            binds = tuple(key.bindparams)
-            values = tuple(bind.effective_value for bind in binds)
-            found = CompiledFilter(clause, ("clause", key.key), binds, values)
-        _filter_cache[cache_key] = found
-        if len(_filter_cache) > _FILTER_CACHE_SIZE:
-            _filter_cache.popitem(last=False)
-    else:
-        _filter_cache.move_to_end(cache_key)
-    return found
+def _select(entity_set: EntitySet, columns: list[ColumnElement[Any]]) -> Select[Any]:
+    select: Select[Any] = sa.select(*columns).select_from(entity_set.source)
+    if entity_set.condition is not None:
+        select = select.where(entity_set.condition)
+    return select
 
 
 def _literal_values(compiled: CompiledFilter | None) -> dict[str, Any]:
@@ -96,10 +81,16 @@ async def read_page(reader: Reader, entity_set: EntitySet, page: PageRequest) ->
     where = filter_clause(entity_set, text) if text is not None else None
     nulls = None if page.after is None else tuple(value is None for value in page.after)
     order, shape_of_filter = signature(page.ordering), where.shape if where else None
-    shape = ("page", entity_set.name, shape_of_filter, order, nulls, bool(page.skip))
+    shape = (
+        "page", entity_set.name, page.decimals_as_text, page.lean, page.probe,
+        shape_of_filter, order, nulls, bool(page.skip),
+    )  # fmt: skip
 
     def build() -> tuple[ColumnElement[Any], frozenset[str], tuple[Any, ...]]:
-        select = base_select(entity_set)
+        if page.lean:  # the sort values only when a next link may need them
+            select = lean_select(entity_set, page.ordering if page.probe else ())
+        else:
+            select = base_select(entity_set, decimals_as_text=page.decimals_as_text)
         if where is not None:
             select = select.where(where.clause)
         names = {_LIMIT}
@@ -124,17 +115,28 @@ async def read_page(reader: Reader, entity_set: EntitySet, page: PageRequest) ->
 
 
 async def read_entity(
-    reader: Reader, entity_set: EntitySet, key: dict[str, str]
+    reader: Reader,
+    entity_set: EntitySet,
+    key: dict[str, str],
+    *,
+    decimals_as_text: bool = False,
+    lean: bool = False,
 ) -> tuple[Any, ...] | None:
+    """The entity's row; ``lean``: its JSON alone (a one-element row)."""
+
     def build() -> tuple[ColumnElement[Any], frozenset[str], tuple[Any, ...]]:
-        select = base_select(entity_set)
+        if lean:
+            select = lean_select(entity_set, ())
+        else:
+            select = base_select(entity_set, decimals_as_text=decimals_as_text)
         for name in entity_set.key:
             column = entity_set.by_name[name].column
             select = select.where(column == sa.bindparam(f"key_{name}", type_=column.type))
         names = frozenset(f"key_{name}" for name in entity_set.key)
         return select.limit(1), names, ()  # type: ignore[return-value]
 
-    prepared = cached(("entity", entity_set.name), build, reader.dialect)
+    shape = ("entity", entity_set.name, decimals_as_text, lean)
+    prepared = cached(shape, build, reader.dialect)
     rows = await reader.rows(prepared, prepared.params({f"key_{k}": v for k, v in key.items()}))
     return tuple(rows[0]) if rows else None
 

@@ -15,11 +15,20 @@ from sqlmodel import SQLModel
 
 from app.models.availability import ItemAvailabilityRow, ItemLocationAvailabilityRow
 from app.models.integration import IntegrationRecord
-from app.odata.sql_constructs import guid_text, json_number, utc_timestamp_text
+from app.models.types import DECIMAL_PRECISION, DECIMAL_SCALE
+from app.odata.sql_constructs import (
+    decimal_number,
+    decimal_text,
+    entity_json,
+    guid_text,
+    json_field,
+    utc_timestamp_text,
+)
 
 NAMESPACE = "Salesbridge"
 CONTAINER = "Container"
-QTY_PRECISION, QTY_SCALE = 20, 5
+QTY_PRECISION, QTY_SCALE = DECIMAL_PRECISION, DECIMAL_SCALE
+ENTITY_JSON = "__entity_json"  # the last column of every read: the entity as JSON text
 
 
 @dataclass(frozen=True)
@@ -38,19 +47,26 @@ class Property:
     def is_string(self) -> bool:
         return self.edm_type == "Edm.String"
 
-    def output_column(self) -> ColumnElement[Any]:
-        """What the query selects: values orjson writes directly, without per-row conversion.
+    def output_column(self, *, decimals_as_text: bool = False) -> ColumnElement[Any]:
+        """What the query selects: values orjson writes directly, with little per-row work.
 
-        Decimals come as numbers, GUIDs and (on SQLite) timestamps as the text that is sent;
-        only SQLite's 0/1 booleans are left for ``app.odata.serialize`` to turn into bools.
+        Decimals come exactly, as numbers where a double carries them (else as their text,
+        which ``app.odata.serialize`` writes as a JSON number), or as text for formats that
+        send them as strings; GUIDs and (on SQLite) timestamps as the text that is sent;
+        SQLite's 0/1 booleans are left for ``app.odata.serialize`` to turn into bools.
         """
         if self.is_decimal:
-            return json_number(self.column).label(self.name)
+            construct = decimal_text if decimals_as_text else decimal_number
+            return construct(self.column, QTY_SCALE).label(self.name)
         if self.edm_type == "Edm.Guid":
             return guid_text(self.column).label(self.name)
         if self.edm_type == "Edm.DateTimeOffset":
             return utc_timestamp_text(self.column).label(self.name)
         return self.column.label(self.name)
+
+    def json_value(self) -> json_field:
+        """The value inside ``EntitySet.json_column`` (v4 JSON: decimals as numbers)."""
+        return json_field(self.column, self.edm_type, QTY_SCALE if self.is_decimal else 0)
 
 
 @dataclass(frozen=True)
@@ -79,6 +95,15 @@ class EntitySet:
     @property
     def filter_fields(self) -> dict[str, ColumnElement[Any]]:
         return {p.name: p.column for p in self.properties}
+
+    def json_column(self) -> ColumnElement[str]:
+        """The whole entity as v4 JSON object text, built in SQL: the common answer (every
+        property, minimal metadata) is sent from it without per-value work in Python, and
+        every entity's ETag is derived from it, whatever $select or format was asked."""
+        names = tuple(prop.name for prop in self.properties)  # this module's, never input
+        return entity_json(names, *(prop.json_value() for prop in self.properties)).label(
+            ENTITY_JSON
+        )
 
     def resolve(self, name: str) -> Property | None:
         """A property by exact name, else case-insensitively (OData 4.01 Advanced #10)."""

@@ -6,14 +6,14 @@ import datetime as dt
 import operator
 import uuid
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 from odata_query import ast
 
 from app.odata.errors import ODataFilterError
-from app.odata.filter_types import INT32, Kind, Typed
+from app.odata.filter_numbers import compare_numbers
+from app.odata.filter_types import Kind, Typed
 from app.odata.sql_constructs import binary_collation
 
 _OPERATORS: dict[type, tuple[str, Callable[[Any, Any], Any]]] = {
@@ -34,6 +34,8 @@ def compare(comparator: ast._Comparator, left: Typed, right: Typed) -> Typed:
     if name not in ("eq", "ne") and left.kind not in _ORDERABLE:
         msg = f"'{name}' cannot order values of type {left.kind.value}."
         raise ODataFilterError(msg)
+    if left.kind is Kind.NUMBER and right.kind is Kind.NUMBER:
+        return compare_numbers(name, left, right)
     lhs, rhs = _operands(left, right)
     if left.kind is Kind.STRING and name not in ("eq", "ne"):
         lhs, rhs = binary_collation(lhs), binary_collation(rhs)
@@ -82,8 +84,6 @@ def bind_like(target: Typed, value: Typed) -> Any:
         return sa.null()
     literal = _coerce(target, value)
     target_type = target.expr.type if target.expr is not None else None
-    if target.kind is Kind.NUMBER:
-        return _bind_number(target_type, literal)
     if target.kind is Kind.BOOLEAN:
         return sa.literal(literal, sa.Boolean())
     return sa.literal(literal, target_type)
@@ -105,26 +105,6 @@ def _coerce(target: Typed, value: Typed) -> Any:
         f"{_kind_name(value.kind)} {_show(value.literal)}."
     )
     raise ODataFilterError(msg)
-
-
-def _bind_number(target_type: Any, literal: Any) -> Any:
-    python_type = _python_type(target_type)
-    if python_type is int:
-        # An out-of-range int4 parameter is a database error on PostgreSQL: bind NUMERIC.
-        if isinstance(literal, int) and -INT32 <= literal < INT32:
-            return sa.literal(literal, target_type)
-        return sa.literal(Decimal(literal), sa.Numeric(38, 10))
-    if python_type is Decimal:
-        return sa.literal(Decimal(literal), target_type)
-    return sa.literal(literal, sa.Numeric(38, 10))
-
-
-def _python_type(type_: Any) -> type | None:
-    try:
-        python_type: type = type_.python_type
-    except (AttributeError, NotImplementedError):
-        return None
-    return python_type
 
 
 def _kind_name(kind: Kind) -> str:

@@ -12,11 +12,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.odata.errors import ODataFilterError, ODataFilterUnsupportedError
+from app.odata.filter_numbers import to_integral
 from app.odata.filter_types import Kind, Typed
 from app.odata.sql_constructs import binary_collation, text_position, utc_part
 
 _S, _N, _D = Kind.STRING, Kind.NUMBER, Kind.DATETIME
 MAX_CODE_POINT = 0x10FFFF
+MAX_SUBSTRING_ARGUMENT = 2**31 - 2  # start + 1 still fits a 32-bit integer
 
 
 def call(name: str, args: list[Typed]) -> Typed:
@@ -36,7 +38,8 @@ def call(name: str, args: list[Typed]) -> Typed:
         )
         msg_0 = f"Wrong argument types for '{name}': expected {wanted}."
         raise ODataFilterError(msg_0)
-    return Typed(build(args), result_kind)
+    built = build(args)
+    return built if isinstance(built, Typed) else Typed(built, result_kind)
 
 
 def _matches(args: list[Typed], kinds: tuple[Kind, ...]) -> bool:
@@ -62,13 +65,13 @@ def _prefix_range(column: Typed, prefix: str) -> Any:
     if prefix == "":
         return column.expr.is_not(None)
     lower = value >= binary_collation(sa.literal(prefix, column.expr.type))
-    upper_text = _successor(prefix)
+    upper_text = successor(prefix)
     if upper_text is None:
         return lower
     return sa.and_(lower, value < binary_collation(sa.literal(upper_text, column.expr.type)))
 
 
-def _successor(prefix: str) -> str | None:
+def successor(prefix: str) -> str | None:
     """The least string above every string that starts with ``prefix`` (None: no bound)."""
     chars = list(prefix)
     while chars:
@@ -101,10 +104,17 @@ def _substring(args: list[Typed]) -> Any:
         if not arg.is_literal or not isinstance(arg.literal, int) or arg.literal < 0:
             msg = "substring() needs non-negative whole-number literals for start and length."
             raise ODataFilterError(msg)
+        if arg.literal > MAX_SUBSTRING_ARGUMENT:  # no text is that long; SQL ints are bounded
+            msg = f"substring() start and length must be at most {MAX_SUBSTRING_ARGUMENT}."
+            raise ODataFilterError(msg)
     start = args[1].literal + 1  # OData counts from 0, SQL from 1
     if len(args) == 3:
         return sa.func.substr(args[0].expr, start, args[2].literal)
     return sa.func.substr(args[0].expr, start)
+
+
+def _integral(mode: str) -> Callable[[list[Typed]], Typed]:
+    return lambda args: to_integral(mode, args[0])
 
 
 def _date_part(part: str) -> Callable[[list[Typed]], Any]:
@@ -131,9 +141,7 @@ _SIGNATURES: dict[str, _Signature] = {
     "concat": ([(_S, _S)], _S, lambda a: a[0].expr.concat(a[1].expr)),
     "indexof": ([(_S, _S)], _N, lambda a: text_position(a[0].expr, a[1].expr) - 1),
     "substring": ([(_S, _N), (_S, _N, _N)], _S, _substring),
-    "round": ([(_N,)], _N, lambda a: sa.func.round(sa.cast(a[0].expr, sa.Numeric(38, 10)))),
-    "floor": ([(_N,)], _N, lambda a: sa.func.floor(sa.cast(a[0].expr, sa.Numeric(38, 10)))),
-    "ceiling": ([(_N,)], _N, lambda a: sa.func.ceil(sa.cast(a[0].expr, sa.Numeric(38, 10)))),
+    **{mode: ([(_N,)], _N, _integral(mode)) for mode in ("round", "floor", "ceiling")},
     "now": ([()], _D, lambda _a: sa.func.current_timestamp()),
     **{part: ([(_D,)], _N, _date_part(part)) for part in ("year", "month", "day")},
     **{part: ([(_D,)], _N, _date_part(part)) for part in ("hour", "minute", "second")},

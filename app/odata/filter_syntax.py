@@ -17,6 +17,7 @@ from odata_query.grammar import ODATA_FUNCTIONS, ODataLexer, ODataParser
 from sly.lex import Token  # type: ignore[import-untyped]
 
 from app.odata.errors import ODataFilterError, ODataFilterUnsupportedError
+from app.odata.filter_shortcuts import simple_tree
 
 MAX_FILTER_LENGTH = 4096
 MAX_PAREN_DEPTH = 32
@@ -28,7 +29,10 @@ _KEYWORD_TOKENS = {"ANY", "ALL", "NULL", "BOOLEAN", "NOT"}
 
 def parse_filter(filter_text: str) -> ast._Node:
     """The AST of a ``$filter``; raises ``ODataFilterError`` for anything unusable."""
-    _check_text(filter_text)
+    check_text(filter_text)
+    common = simple_tree(filter_text)
+    if common is not None:
+        return common
     tokens = _normalise(filter_text, _tokenize(filter_text))
     _check_depth(tokens)
     try:
@@ -51,7 +55,7 @@ def parse_filter(filter_text: str) -> ast._Node:
     return tree
 
 
-def _check_text(filter_text: str) -> None:
+def check_text(filter_text: str) -> None:
     if not filter_text.strip():
         msg = "The $filter expression is empty."
         raise ODataFilterError(msg)

@@ -5,17 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
+from app.models.types import ExactDecimal
 from app.odata.errors import ODataFilterError
 
 INT32 = 2**31
-MAX_NUMBER = Decimal("1e30")
 
 
 class Kind(Enum):
@@ -41,6 +41,16 @@ _PYTHON_KINDS: list[tuple[type, Kind]] = [
 ]
 
 
+def scale_of(column: ColumnElement[Any]) -> int | None:
+    """Decimals a numeric column holds exactly: its scale, 0 for integers, None for floats."""
+    type_ = column.type
+    if isinstance(type_, ExactDecimal):
+        return type_.scale
+    while isinstance(type_, sa.types.TypeDecorator):
+        type_ = type_.impl_instance
+    return 0 if isinstance(type_, sa.Integer) else None
+
+
 def kind_of(column: ColumnElement[Any]) -> Kind:
     """The filter type of a column, from the Python type its SQL type maps to."""
     type_ = column.type
@@ -63,31 +73,8 @@ class Typed:
     literal: Any = None
     is_literal: bool = False
     column: ColumnElement[Any] | None = None  # set when this is a property from `fields`
-
-
-def number_literal(text: str) -> Typed:
-    try:
-        value = Decimal(text)
-    except InvalidOperation as exc:
-        msg = f"'{text}' is not a valid number."
-        raise ODataFilterError(msg) from exc
-    if not value.is_finite() or abs(value) >= MAX_NUMBER:
-        msg = f"The number '{text}' is out of range."
-        raise ODataFilterError(msg)
-    if value == value.to_integral_value() and "." not in text and "e" not in text.lower():
-        integer = int(value)
-        kind_type: sa.types.TypeEngine[Any] = (
-            sa.Integer() if -INT32 <= integer < INT32 else sa.Numeric(38, 0)
-        )
-        return Typed(sa.literal(integer, kind_type), Kind.NUMBER, integer, is_literal=True)
-    return Typed(sa.literal(value, sa.Numeric(38, 10)), Kind.NUMBER, value, is_literal=True)
-
-
-def as_numeric(typed: Typed) -> Any:
-    """Arithmetic in NUMERIC: PostgreSQL integer arithmetic would overflow with an error."""
-    if typed.is_literal:
-        return sa.literal(typed.literal, sa.Numeric(38, 10))
-    return sa.cast(typed.expr, sa.Numeric(38, 10))
+    # Numbers only: decimals carried exactly (see filter_numbers); None = approximate.
+    scale: int | None = 0
 
 
 def as_condition(typed: Typed, operator: str) -> Any:

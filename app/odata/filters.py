@@ -36,8 +36,9 @@ from app.odata.errors import ODataFilterError, ODataFilterUnsupportedError
 from app.odata.filter_aliases import substitute_aliases
 from app.odata.filter_compare import bind_like, compare
 from app.odata.filter_functions import call
+from app.odata.filter_numbers import arithmetic, in_list, negate, number_literal
 from app.odata.filter_syntax import identifier_name, parse_filter
-from app.odata.filter_types import Kind, Typed, as_condition, as_numeric, kind_of, number_literal
+from app.odata.filter_types import Kind, Typed, as_condition, kind_of, scale_of
 
 __all__ = ["Kind", "compile_filter", "kind_of", "substitute_aliases"]
 
@@ -80,7 +81,9 @@ class _Translator:
             msg = f"'{name}' is not a property that can be filtered on."
             raise ODataFilterError(msg)
         column = self.fields[resolved]
-        return Typed(column, kind_of(column), column=column)
+        kind = kind_of(column)
+        scale = scale_of(column) if kind is Kind.NUMBER else 0
+        return Typed(column, kind, column=column, scale=scale)
 
     def _Attribute(self, node: ast.Attribute) -> Typed:  # noqa: N802
         msg = (
@@ -171,9 +174,7 @@ class _Translator:
         if operand.kind is not Kind.NUMBER:
             msg = "The minus sign needs a number."
             raise ODataFilterError(msg)
-        if operand.is_literal:
-            return number_literal(str(-operand.literal))
-        return Typed(-as_numeric(operand), Kind.NUMBER)
+        return negate(operand)
 
     def _BinOp(self, node: ast.BinOp) -> Typed:  # noqa: N802
         left, right = self.visit(node.left), self.visit(node.right)
@@ -183,20 +184,7 @@ class _Translator:
                 return Typed(sa.null(), Kind.NULL, None, is_literal=True)
             msg = f"Arithmetic ('{operator}') needs numbers on both sides."
             raise ODataFilterError(msg)
-        lhs, rhs = as_numeric(left), as_numeric(right)
-        if isinstance(node.op, ast.Div | ast.Mod):
-            if right.is_literal and right.literal == 0:
-                msg = "Division by zero in $filter."
-                raise ODataFilterError(msg)
-            rhs = sa.func.nullif(rhs, 0)  # null, not a database error, for a zero divisor
-        arithmetic: dict[type, Callable[[Any, Any], Any]] = {
-            ast.Add: lambda a, b: a + b,
-            ast.Sub: lambda a, b: a - b,
-            ast.Mult: lambda a, b: a * b,
-            ast.Div: lambda a, b: a / b,
-            ast.Mod: lambda a, b: a % b,
-        }
-        return Typed(arithmetic[type(node.op)](lhs, rhs), Kind.NUMBER)
+        return arithmetic(operator, left, right)
 
     def _Compare(self, node: ast.Compare) -> Typed:  # noqa: N802
         left = self.visit(node.left)
@@ -209,14 +197,16 @@ class _Translator:
         if not isinstance(right_node, ast.List):
             msg = "'in' needs a list of values in parentheses."
             raise ODataFilterError(msg)
-        values = []
+        items = []
         for item in right_node.val:
             typed = self.visit(item)
             if not typed.is_literal:
                 msg = "The list after 'in' may hold only literal values."
                 raise ODataFilterError(msg)
-            values.append(bind_like(left, typed))
-        return Typed(left.expr.in_(values), Kind.BOOLEAN)
+            items.append(typed)
+        if left.kind is Kind.NUMBER and all(i.kind in (Kind.NUMBER, Kind.NULL) for i in items):
+            return in_list(left, items)
+        return Typed(left.expr.in_([bind_like(left, item) for item in items]), Kind.BOOLEAN)
 
     def _Call(self, node: ast.Call) -> Typed:  # noqa: N802
         return call(identifier_name(node.func), [self.visit(arg) for arg in node.args])

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from app.odata.entity_sets import Property
 from app.odata.errors import ODataBadRequestError
+from app.odata.serialize import fragment_text
 from app.odata.sql_constructs import binary_collation
 
 Ordering = tuple[tuple[Property, bool], ...]
@@ -57,6 +58,7 @@ def encode_token(secret: bytes, ordering: Ordering, values: list[Any]) -> str:
 
 
 def _plain(value: Any) -> Any:
+    value = fragment_text(value)  # an exact decimal sent as a JSON number
     if isinstance(value, Decimal | float):
         return repr(float(value)) if isinstance(value, float) else str(value)
     if isinstance(value, uuid.UUID):

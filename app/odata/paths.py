@@ -7,6 +7,7 @@ optionally behind BC's ``Company('<name>')/``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from app.odata.entity_sets import ENTITY_SETS, EntitySet
@@ -41,16 +42,15 @@ def split_segments(path: str) -> list[str]:
     return segments
 
 
-def parse_resource(path: str, *, company_name: str) -> Resource:
+def parse_resource(
+    path: str, *, company_name: str, entity_sets: Mapping[str, EntitySet] = ENTITY_SETS
+) -> Resource:
     segments = split_segments(path)
     if segments and segments[-1] == "":
         segments.pop()
     company = None
     if segments and segments[0].startswith("Company(") and segments[0].endswith(")"):
-        company = _parse_string_literal(segments[0][len("Company(") : -1])
-        if company != company_name:
-            msg = f"The company '{company[:80]}' does not exist."
-            raise ODataNotFoundError(msg)
+        company = parse_company(segments[0][len("Company(") : -1], company_name=company_name)
         segments = segments[1:]
     if not segments:
         return Resource("service", company=company)
@@ -61,7 +61,7 @@ def parse_resource(path: str, *, company_name: str) -> Resource:
         msg = "This kind of request is not supported by this service."
         raise ODataNotImplementedError(msg)
     name, _, key_text = head.partition("(")
-    entity_set = ENTITY_SETS.get(name)
+    entity_set = entity_sets.get(name)
     if entity_set is None:
         msg = f"The resource '{name[:80]}' does not exist."
         raise ODataNotFoundError(msg)
@@ -72,6 +72,18 @@ def parse_resource(path: str, *, company_name: str) -> Resource:
         raise ODataBadRequestError(msg)
     key = parse_key(entity_set, key_text[:-1])
     return _entity_resource(entity_set, key, rest, company)
+
+
+def parse_company(key_text: str, *, company_name: str) -> str:
+    """``'CRONUS'`` or ``Name='CRONUS'`` (the Company set's key is Name); 404 for another."""
+    name, separator, literal = key_text.partition("=")
+    if separator and name.strip() == "Name" and not name.lstrip().startswith("'"):
+        key_text = literal
+    company = _parse_string_literal(key_text)
+    if company != company_name:
+        msg = f"The company '{company[:80]}' does not exist."
+        raise ODataNotFoundError(msg)
+    return company
 
 
 def _collection_resource(entity_set: EntitySet, rest: list[str], company: str | None) -> Resource:

@@ -23,12 +23,17 @@ _ORDER_ITEM = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)(?:\s+(asc|desc))?\s*$", 
 
 @dataclass
 class QueryOptions:
-    values: dict[str, str] = field(default_factory=dict)
+    values: dict[str, str] = field(default_factory=dict)  # as sent (next links repeat them)
     aliases: dict[str, str] = field(default_factory=dict)
     custom: list[tuple[str, str]] = field(default_factory=list)
+    # What the query runs instead of a value as sent (a V3 $filter in V4 syntax).
+    translated: dict[str, str] = field(default_factory=dict)
 
     def get(self, name: str) -> str | None:
         return self.values.get(name)
+
+    def query_value(self, name: str) -> str | None:
+        return self.translated.get(name, self.values.get(name))
 
 
 def parse_options(query_string: str) -> QueryOptions:
@@ -127,3 +132,17 @@ def parse_orderby(
         if key not in seen:
             order.append((entity_set.by_name[key], False))
     return tuple(order)
+
+
+def refuse_query_options(options: QueryOptions, kind: str) -> None:
+    """The service document and ``$metadata`` take no query option but ``$format``: a
+    ``$filter`` appended to the service root would otherwise be ignored without a word."""
+    extra = [f"${name}" for name in options.values if name != "format"]
+    extra += [f"@{name}" for name in options.aliases]
+    if extra:
+        what = "The service document" if kind == "service" else "$metadata"
+        msg = (
+            f"{what} takes no query options ({', '.join(extra)[:80]}); "
+            "put them on an entity set, e.g. .../ItemAvailability?$filter=..."
+        )
+        raise ODataBadRequestError(msg)

@@ -27,13 +27,14 @@ class Reply:
     content_type: str | None = None
     status: int = 200
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    version: tuple[bytes, bytes] = (b"odata-version", _ODATA_VERSION_BYTES)
 
     def header(self, name: str, value: str) -> None:
         self.headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
 
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
         """Content type and length (none for 1xx/204/304, as Starlette does), then ours."""
-        out = [(b"odata-version", _ODATA_VERSION_BYTES)]
+        out = [self.version]
         if self.content_type is not None:
             out.append((b"content-type", _content_type_bytes(self.content_type)))
         if self.status >= 200 and self.status not in (204, 304):
@@ -87,6 +88,29 @@ def metadata_level(format_option: str | None, accept: str | None) -> str:
         if lowered.startswith((JSON_TYPE, "*/*", "application/*")) or lowered == "":
             return _level_from(lowered)
     msg = "This service answers with application/json only."
+    raise ODataNotAcceptableError(msg)
+
+
+_PLAIN_RANGES = ("text/plain", "text/*", "*/*", "application/*", JSON_TYPE)
+
+
+def check_plain_text(format_option: str | None, accept: str | None) -> None:
+    """``/$count`` and ``/$value`` answer ``text/plain``: 406 only for an ``Accept`` (or
+    ``$format``) that rules it out. JSON is let through: generic clients send
+    ``Accept: application/json`` with every request and still read the plain count."""
+    if format_option is not None:
+        lowered = format_option.strip().lower()
+        if lowered not in ("json", "text/plain") and not lowered.startswith(JSON_TYPE):
+            msg = f"This resource is text/plain, not '{format_option[:40]}'."
+            raise ODataNotAcceptableError(msg)
+        return
+    if not accept:
+        return
+    for media_range in accept.split(","):
+        media = media_range.split(";", 1)[0].strip().lower()
+        if media == "" or media in _PLAIN_RANGES:
+            return
+    msg = "This resource is text/plain; the Accept header rules that out."
     raise ODataNotAcceptableError(msg)
 
 

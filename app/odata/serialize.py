@@ -1,9 +1,15 @@
-"""Rows -> OData JSON bytes with orjson: plain dicts per row, no per-row models.
+"""Rows -> OData JSON bytes with orjson.
+
+Every row read ends with the entity as JSON text, built by the database
+(``EntitySet.json_column``). The common answer (every property, minimal metadata) is made
+of those texts, each with its ``@odata.etag`` put in front: no per-value work in Python.
+Other answers build dicts from the row's values.
 
 Metadata levels (JSON Format §3.1): ``minimal`` adds context, etag, nextLink, count;
 ``full`` also id, editLink, type and the types of non-default properties; ``none`` keeps
-only nextLink and count. Each entity's weak ETag hashes the whole entity (every property,
-whatever ``$select`` says), so it changes exactly when the entity's data changes.
+only nextLink and count. Each entity's weak ETag hashes that whole-entity JSON (every
+property, whatever ``$select`` or version was asked), so it changes exactly when the
+entity's data changes, and the same entity has the same ETag in every answer.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from app.odata.entity_sets import EntitySet, Property
 
 MINIMAL, FULL, NONE = "minimal", "full", "none"
 _DUMP_OPTIONS = orjson.OPT_UTC_Z
+_Fragment = orjson.Fragment
 
 
 def _default(value: Any) -> Any:
@@ -29,7 +36,7 @@ def _default(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, Decimal):
-        return float(value)
+        return _Fragment(format(value, "f"))
     msg = f"cannot serialise {type(value).__name__}"
     raise TypeError(msg)
 
@@ -44,11 +51,11 @@ _TYPE_ANNOTATIONS = {
 def etag(row: Sequence[Any]) -> str:
     """A weak validator of the entity's content: two fast checksums, 64 bits together.
 
-    Hashing what is sent makes it change exactly when the entity does (any write, a new
-    coupling), with no version column to keep; weak ETags need no cryptographic strength.
-    ``row`` holds JSON values (``RowConverter``), so one dump of it is the whole cost.
+    Hashing the entity's JSON makes it change exactly when the entity does (any write, a
+    new coupling), with no version column to keep; weak ETags need no cryptographic
+    strength. ``row``'s last value is that JSON text (``EntitySet.json_column``).
     """
-    data = orjson.dumps(row, option=_DUMP_OPTIONS, default=_default)
+    data = row[-1].encode()
     return 'W/"%016x"' % (zlib.crc32(data) << 32 | zlib.adler32(data))  # noqa: UP031 - faster
 
 
@@ -56,19 +63,32 @@ def _to_bool(value: Any) -> Any:
     return value if value is None else bool(value)
 
 
-class RowConverter:
-    """Driver rows -> JSON-ready rows. The SQL already yields doubles, GUID text and (on
-    SQLite) timestamp text (``Property.output_column``); what is left is SQLite's 0/1 for
-    booleans. Rows that need nothing pass through as they are."""
+def json_number(value: Any) -> Any:
+    """A decimal as selected (``Property.output_column``) -> what orjson writes as the exact
+    JSON number: doubles as they are, exact text as a raw JSON fragment."""
+    return _Fragment(value) if value.__class__ is str else value
 
-    def __init__(self, entity_set: EntitySet, dialect_name: str) -> None:
+
+def fragment_text(value: Any) -> Any:
+    """The text of a ``json_number`` fragment (for tokens), other values unchanged."""
+    return orjson.dumps(value).decode() if isinstance(value, _Fragment) else value
+
+
+class RowConverter:
+    """Driver rows -> JSON-ready rows. The SQL already yields GUID and timestamp text and
+    decimals as doubles or exact text (``Property.output_column``); what is left is the text
+    of decimals sent as JSON numbers and SQLite's 0/1 for booleans. Rows that need nothing
+    pass through as they are."""
+
+    def __init__(
+        self, entity_set: EntitySet, dialect_name: str, *, decimals_as_text: bool = False
+    ) -> None:
         self.steps: list[tuple[int, Callable[[Any], Any]]] = []
-        if dialect_name == "sqlite":
-            self.steps = [
-                (index, _to_bool if p.nullable else bool)
-                for index, p in enumerate(entity_set.properties)
-                if p.edm_type == "Edm.Boolean"
-            ]
+        for index, prop in enumerate(entity_set.properties):
+            if prop.is_decimal and not decimals_as_text:
+                self.steps.append((index, json_number))
+            elif prop.edm_type == "Edm.Boolean" and dialect_name == "sqlite":
+                self.steps.append((index, _to_bool if prop.nullable else bool))
 
     def __call__(self, row: Sequence[Any]) -> Sequence[Any]:
         if not self.steps:
@@ -79,14 +99,17 @@ class RowConverter:
         return values
 
 
-_converters: dict[tuple[str, str], RowConverter] = {}
+_converters: dict[tuple[str, str, bool], RowConverter] = {}
 
 
-def converter_for(entity_set: EntitySet, dialect_name: str) -> RowConverter:
-    key = (entity_set.name, dialect_name)
+def converter_for(
+    entity_set: EntitySet, dialect_name: str, *, decimals_as_text: bool = False
+) -> RowConverter:
+    key = (entity_set.name, dialect_name, decimals_as_text)
     found = _converters.get(key)
     if found is None:
-        found = _converters[key] = RowConverter(entity_set, dialect_name)
+        found = RowConverter(entity_set, dialect_name, decimals_as_text=decimals_as_text)
+        _converters[key] = found
     return found
 
 
@@ -115,6 +138,9 @@ class EntityWriter:
         picks = [index for _name, index in self.columns]
         self.pick = operator.itemgetter(*picks) if len(picks) > 1 else (lambda r: (r[picks[0]],))
         self.whole = picks == list(range(len(names)))
+        self.width = len(names)
+        # The common answer is made of the database's JSON of each entity alone.
+        self.uses_json = self.level == MINIMAL and self.whole
         self.tagged_names = ("@odata.etag", *self.names)
         self.key_columns = {k: names.index(k) for k in entity_set.key}
         self.type_notes = [
@@ -125,28 +151,24 @@ class EntityWriter:
 
     def entities(
         self, rows: Sequence[Sequence[Any]], convert: RowConverter | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[Any]:
         """Entities from driver rows, converted on the way (``convert``) if given."""
-        steps = convert.steps if convert is not None else []
-        if self.level != MINIMAL or not self.whole:
+        if not self.uses_json:
             return [self.entity(convert(row) if convert else row) for row in rows]
-        # The common case, inlined: conversion, one dump per row for its ETag, one dict.
-        dumps, crc32, adler32, names = orjson.dumps, zlib.crc32, zlib.adler32, self.tagged_names
+        # The common case, inlined: the database's JSON text of each entity with its ETag
+        # put in front (as etag() computes it), sent as a raw JSON fragment.
+        fragment, crc32, adler32 = _Fragment, zlib.crc32, zlib.adler32
         out = []
         for row in rows:
-            if steps:
-                values = list(row)
-                for index, step in steps:
-                    values[index] = step(values[index])
-                row = values  # noqa: PLW2901 - the converted row replaces the driver's
-            data = dumps(row, option=_DUMP_OPTIONS, default=_default)
-            tag = 'W/"%016x"' % (crc32(data) << 32 | adler32(data))  # noqa: UP031 - as etag()
-            out.append(dict(zip(names, (tag, *row))))  # noqa: B905 - equal by construction
+            text = row[-1]
+            data = text.encode()
+            tag = crc32(data) << 32 | adler32(data)
+            out.append(fragment('{"@odata.etag":"W/\\"%016x\\"",%s' % (tag, text[1:])))  # noqa: UP031
         return out
 
     def entity(self, row: Sequence[Any]) -> dict[str, Any]:
         """One entity from converted ``row`` values (``RowConverter``)."""
-        values = row if self.whole else self.pick(row)
+        values = row[: self.width] if self.whole else self.pick(row)  # not the JSON text
         if self.level == NONE:
             return dict(zip(self.names, values))  # noqa: B905 - equal by construction
         if self.level == MINIMAL:
@@ -159,6 +181,22 @@ class EntityWriter:
         out.update(self.type_notes)
         out.update(zip(self.names, values, strict=True))
         return out
+
+
+_writers: dict[tuple[str, tuple[str, ...], str, str], EntityWriter] = {}
+
+
+def writer_for(
+    entity_set: EntitySet, selected: Sequence[Property], *, level: str, root: str
+) -> EntityWriter:
+    """The writer for this selection, kept: requests repeat a few of them (hosts are few)."""
+    key = (entity_set.name, tuple(p.name for p in selected), level, root)
+    found = _writers.get(key)
+    if found is None:
+        found = EntityWriter(entity_set, selected, level=level, root=root)
+        if len(_writers) < 256:  # a flood of made-up hosts is not kept
+            _writers[key] = found
+    return found
 
 
 def collection_payload(
@@ -187,6 +225,12 @@ def entity_payload(writer: EntityWriter, row: Sequence[Any], *, context: str) ->
         body["@odata.context"] = context
     body.update(writer.entity(row))
     return orjson.dumps(body, option=_DUMP_OPTIONS, default=_default)
+
+
+def entity_payload_from_json(text: str, *, context: str, tag: str) -> bytes:
+    """A single entity (minimal metadata, every property) from its JSON (``json_column``)."""
+    head = orjson.dumps({"@odata.context": context, "@odata.etag": tag})
+    return head[:-1] + b"," + text[1:].encode()
 
 
 def value_payload(value: Any, *, context: str | None) -> bytes:

@@ -163,7 +163,6 @@ async def _ledger_sums(
     )
     found: dict[str, tuple[Decimal, Decimal, Decimal]] = {}
     for no, balance, late, sold in (await session.execute(statement)).all():
-        # SQLite sums NUMERIC as floats: back to cents through their text form.
         found[str(no)] = (_amount(balance), _amount(late), _amount(sold))
     return found
 

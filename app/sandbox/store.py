@@ -12,11 +12,11 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from app import exact_json
 from app.sandbox.schema.entities import ENTITIES, INDEXED_LOOKUPS
 
 _SCHEMA = """
@@ -156,7 +156,7 @@ class Store:
         with self.lock:
             sql = f"SELECT doc FROM {table(entity_set)} WHERE id = ?"  # noqa: S608
             row = self.connection.execute(sql, (record_id,)).fetchone()
-        return orjson.loads(row[0]) if row else None
+        return exact_json.decode(row[0]) if row else None
 
     def find_by_key(self, entity_set: str, key: dict[str, Any]) -> dict[str, Any] | None:
         conditions = " AND ".join(
@@ -168,18 +168,18 @@ class Store:
         sql = f"SELECT doc FROM {table(entity_set)} WHERE {conditions} LIMIT 1"  # noqa: S608 - names are checked identifiers
         with self.lock:
             row = self.connection.execute(sql, tuple(key.values())).fetchone()
-        return orjson.loads(row[0]) if row else None
+        return exact_json.decode(row[0]) if row else None
 
     def insert(self, entity_set: str, record_id: str, doc: dict[str, Any]) -> None:
         self._write(
             f"INSERT INTO {table(entity_set)} (id, version, doc) VALUES (?, ?, ?)",  # noqa: S608
-            (record_id, doc["versionnumber"], orjson.dumps(doc).decode()),
+            (record_id, doc["versionnumber"], exact_json.encode(doc).decode()),
         )
 
     def replace(self, entity_set: str, record_id: str, doc: dict[str, Any]) -> None:
         self._write(
             f"UPDATE {table(entity_set)} SET version = ?, doc = ? WHERE id = ?",  # noqa: S608
-            (doc["versionnumber"], orjson.dumps(doc).decode(), record_id),
+            (doc["versionnumber"], exact_json.encode(doc).decode(), record_id),
         )
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> None:
@@ -209,7 +209,7 @@ class Store:
     def select(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
         with self.lock:
             rows = self.connection.execute(sql, params).fetchall()
-        return [orjson.loads(row[0]) for row in rows]
+        return [exact_json.decode(row[0]) for row in rows]
 
     def scalar(self, sql: str, params: tuple[Any, ...]) -> Any:
         with self.lock:
@@ -233,15 +233,18 @@ class Store:
 
     def select_totals(
         self, entity_set: str, lookup_column: str, parent_id: str
-    ) -> tuple[float, float]:
-        """Sum of ``extendedamount`` and ``tax`` over the lines of one header."""
+    ) -> tuple[Decimal, Decimal]:
+        """Sum of ``extendedamount`` and ``tax`` over the lines of one header, exactly (read
+        from the documents: SQL would sum the JSON numbers as floats)."""
         with self.lock:
-            row = self.connection.execute(
-                f"SELECT total({column('extendedamount')}), total({column('tax')}) "  # noqa: S608
-                f"FROM {table(entity_set)} WHERE {column(lookup_column)} = ?",
+            rows = self.connection.execute(
+                f"SELECT doc FROM {table(entity_set)} WHERE {column(lookup_column)} = ?",  # noqa: S608
                 (parent_id,),
-            ).fetchone()
-        return float(row[0]), float(row[1])
+            ).fetchall()
+        lines = [exact_json.decode(row[0]) for row in rows]
+        amount = sum((exact_json.number(line.get("extendedamount")) for line in lines), Decimal(0))
+        tax = sum((exact_json.number(line.get("tax")) for line in lines), Decimal(0))
+        return amount, tax
 
     # --- many-to-many ---------------------------------------------------------------------
     def associate(self, relationship: str, left_id: str, right_id: str) -> bool:

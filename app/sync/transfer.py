@@ -5,7 +5,7 @@ transfer keeps the rules for its direction (``to_crm`` / ``from_crm`` plus
 ``bidirectional``), takes constants, applies the transformation and the not-null rule,
 and normalises values so that "did anything change" is a plain comparison:
 
-- money and quantities are ``Decimal`` (never float) until the JSON payload is built;
+- money and quantities are ``Decimal`` (never float), in the JSON payload too;
 - lookups are kept as references: ``ErpRef(table, code)`` on the way to the CRM (the
   caller resolves the coupled CRM id), a CRM id on the way back (resolved to an ERP code);
 - not-null: an empty source value is not transferred at all (the destination keeps its
@@ -174,10 +174,12 @@ def normalize(value: Any) -> Any:
     """The comparable form of a value: Decimal without trailing zeros, str dates, UUIDs."""
     if isinstance(value, bool) or value is None:
         return value
-    if isinstance(value, int | float | Decimal):
-        # Through a float: JSON numbers are what the CRM keeps and returns, so a value we
-        # sent compares equal to what comes back (beyond ~15 digits both sides round alike).
-        return Decimal(repr(float(value))).normalize()
+    if isinstance(value, float):  # its shortest text, as JSON wrote it
+        return Decimal(repr(value)).normalize()
+    if isinstance(value, int | Decimal):
+        # Exact: amounts go to the CRM as their exact digits and are read back as Decimal
+        # (app.exact_json), so a value we sent compares equal to what comes back.
+        return Decimal(value).normalize()
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     return value
@@ -191,9 +193,10 @@ def same_value(left: Any, right: Any) -> bool:
 
 
 def to_json(value: Any) -> Any:
-    """A JSON-ready value: Decimal -> int or float, dates -> ISO text, UUID -> text."""
+    """A JSON-ready value: whole Decimal -> int, others stay Decimal (written exactly by
+    app.exact_json), dates -> ISO text, UUID -> text."""
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        return int(value) if value == value.to_integral_value() else value
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     if isinstance(value, uuid.UUID):

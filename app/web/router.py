@@ -1,21 +1,17 @@
 """The web console at ``/``: its pages, its static assets (served by the service itself:
 htmx, the stylesheet, one small script), and an HTML "not found" for browsers.
 
-``install_console(app)`` is called by ``create_app`` after the REST routers, so ``/api``,
+``install_console(app)`` is called when the app loads the REST routers, after them, so ``/api``,
 ``/odata``, ``/docs`` and the probes keep their paths and their JSON errors.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter, FastAPI, Request, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi import APIRouter, FastAPI, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from app.web.rendering import STATIC_DIR
-from app.web.routing import SECURITY_HEADERS, error_response
 from app.web.views import (
     availability,
     connection,
@@ -31,7 +27,6 @@ from app.web.views import (
 )
 
 STATIC_CACHE_SECONDS = 3600
-_NOT_CONSOLE = ("/api/", "/odata/", "/docs", "/redoc", "/openapi.json", "/static/")
 
 
 class ConsoleStaticFiles(StaticFiles):
@@ -53,27 +48,7 @@ def console_router() -> APIRouter:
     return router
 
 
-def _is_console_page(request: Request) -> bool:
-    path = request.url.path
-    accepts_html = "text/html" in request.headers.get("accept", "")
-    return accepts_html and not path.startswith(_NOT_CONSOLE)
-
-
 def install_console(app: FastAPI) -> None:
+    """The pages and their assets (the "not found" page is ``app.web.not_found``)."""
     app.mount("/static", ConsoleStaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(console_router())
-    json_handler: Any = app.exception_handlers[StarletteHTTPException]
-
-    async def not_found(request: Request, exc: Exception) -> Response:
-        if (
-            isinstance(exc, StarletteHTTPException)
-            and exc.status_code == 404
-            and _is_console_page(request)
-        ):
-            page = error_response(request, 404, "There is no console page at this address.")
-            page.headers.update(SECURITY_HEADERS)
-            return page
-        response: Response = await json_handler(request, exc)
-        return response
-
-    app.add_exception_handler(StarletteHTTPException, not_found)

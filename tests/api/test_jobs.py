@@ -140,7 +140,8 @@ async def test_run_now_triggers_a_worker_at_once(
     app: FastAPI,
     settings: Settings,
 ) -> None:
-    await app.state.queue.flushdb()
+    pool = await app.state.queue.pool()  # the app's own connection, opened on first use
+    await pool.flushdb()
     entry = await create_entry(
         session, status=JobStatus.on_hold, earliest_start_at=utc_now() + timedelta(days=1)
     )
@@ -150,7 +151,7 @@ async def test_run_now_triggers_a_worker_at_once(
     assert response.json()["status"] == "ready"
     assert datetime.fromisoformat(response.json()["earliest_start_at"]) <= utc_now()
     assert entry.id is not None
-    assert await app.state.queue.exists(f"arq:job:{entry_job_id(entry.id, 0)}")
+    assert await pool.exists(f"arq:job:{entry_job_id(entry.id, 0)}")
     assert await run_burst_worker(settings) == 1
     done = (await client.get(f"{ENTRIES}/{entry.id}", headers=admin)).json()
     assert (done["status"], done["run_count"], done["last_error"]) == ("finished", 1, "")

@@ -88,6 +88,7 @@ ROUTE_ROLES: tuple[Rule, ...] = (
     Rule("/api/v1/auth/me", EVERY_ROLE),
     Rule("/api/v1/users", ADMIN_ONLY),
     Rule("/odata", ODATA_READERS),
+    Rule("/ODataV3", ODATA_READERS),  # BC's V3 URL form of the same service
     *(Rule(f"/api/v1/{resource}", ERP_USERS) for resource in ERP_RESOURCES),
     # Set-up, mappings and couplings: the integration user reads, only an admin changes.
     Rule("/api/v1/connection", ADMIN_ONLY),
@@ -209,6 +210,7 @@ def test_the_classification_table_follows_the_role_table() -> None:
     assert allowed_roles("GET", "/api/v1/mappings/x") == ERP_USERS
     assert allowed_roles("PATCH", "/api/v1/mappings/x") == ADMIN_ONLY
     assert allowed_roles("GET", "/odata/{resource_path:path}") == ODATA_READERS
+    assert allowed_roles("GET", "/ODataV3/{resource_path:path}") == ODATA_READERS
 
 
 async def test_public_routes_answer_anonymous_callers(client: httpx.AsyncClient) -> None:

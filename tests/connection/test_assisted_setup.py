@@ -115,7 +115,8 @@ async def test_from_nothing_to_an_enabled_connection(
     (nav,) = state.rows("nav_connections")
     assert nav["nav_dynamicsnavodatausername"] == "crm-reader"
     assert nav["nav_dynamicsnavodataaccesskey"] == key
-    assert nav["nav_dynamicsnavodataurl"].endswith("/odata/v4")
+    assert nav["nav_dynamicsnavodataurl"] == settings.odata_url  # BC's V3 resource URL
+    assert "/ProductItemAvailability" in nav["nav_dynamicsnavodataurl"]
     assert nav["nav_dynamicsnavurl"] == settings.public_url
 
 

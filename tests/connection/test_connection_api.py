@@ -26,7 +26,7 @@ async def test_get_without_setup_and_read_roles(
     body = response.json()
     assert body["is_enabled"] is False and body["api_version"] == "9.2"
     assert body["client_secret"] == {"is_set": False, "hint": None}
-    assert body["odata_url"].endswith("/odata/v4")
+    assert body["odata_url"].endswith("/ODataV3/Company('CRONUS')/ProductItemAvailability")
     response = await client.patch(f"{API}/connection", json={"tenant_id": "x"}, headers=reader)
     assert response.status_code == 403
     assert (await client.get(f"{API}/connection")).status_code == 401

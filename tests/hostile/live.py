@@ -27,33 +27,34 @@ DEADLINE_SECONDS = 30.0
 
 
 @contextmanager
-def serve(settings: Settings, *, http: str = "httptools") -> Iterator[int]:
-    """The app in uvicorn on a free port (in a thread); yields the port."""
-    with serve_app(create_app(settings, should_migrate=False), http=http) as port:
-        yield port
+def serve(settings: Settings, *, http: str = "httptools", port: int = 0) -> Iterator[int]:
+    """The app in uvicorn on ``port`` (a free one by default), in a thread; yields the port."""
+    with serve_app(create_app(settings, should_migrate=False), http=http, port=port) as bound:
+        yield bound
 
 
 @contextmanager
-def serve_app(app: FastAPI, *, http: str = "httptools") -> Iterator[int]:
+def serve_app(app: FastAPI, *, http: str = "httptools", port: int = 0) -> Iterator[int]:
     """``serve`` for an app the test keeps a handle on (its state: engine, settings).
 
     X-Forwarded-For is honoured from the app's SALESBRIDGE_TRUSTED_PROXIES, as in
     ``salesbridge serve``: that is how a test sends requests "from" many addresses."""
     trusted = app.state.settings.trusted_proxies.strip()
-    with serve_asgi(app, http=http, trusted_proxies=trusted) as port:
-        yield port
+    with serve_asgi(app, http=http, trusted_proxies=trusted, port=port) as bound:
+        yield bound
 
 
 @contextmanager
 def serve_asgi(
-    app: ASGIApp, *, http: str = "httptools", trusted_proxies: str = ""
+    app: ASGIApp, *, http: str = "httptools", trusted_proxies: str = "", port: int = 0
 ) -> Iterator[int]:
-    """Any ASGI app in uvicorn on a free port of 127.0.0.1 (in a thread); yields the port."""
+    """Any ASGI app in uvicorn on ``port`` of 127.0.0.1 (a free one by default), in a
+    thread; yields the port."""
     trusted = trusted_proxies
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port: int = sock.getsockname()[1]
+    sock.bind(("127.0.0.1", port))
+    port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,
         log_level="warning",

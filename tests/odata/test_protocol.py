@@ -63,7 +63,7 @@ async def test_metadata_xml_is_well_formed_csdl(
         "Name": "ProjectedAvailable",
         "Type": "Edm.Decimal",
         "Nullable": "false",
-        "Precision": "20",
+        "Precision": "18",
         "Scale": "5",
     }
     assert (
@@ -111,7 +111,7 @@ async def test_metadata_json(client: httpx.AsyncClient, reader: dict[str, str]) 
     assert document["$Version"] == "4.0"
     entity = document["Salesbridge"]["ItemAvailability"]
     assert entity["$Key"] == ["ItemNo"]
-    assert entity["Inventory"] == {"$Type": "Edm.Decimal", "$Precision": 20, "$Scale": 5}
+    assert entity["Inventory"] == {"$Type": "Edm.Decimal", "$Precision": 18, "$Scale": 5}
     assert (
         document["Salesbridge"]["Container"]["ItemAvailability"]["$Type"]
         == "Salesbridge.ItemAvailability"

@@ -270,3 +270,30 @@ async def test_a_failed_line_is_retried_by_the_next_header_run(
     (detail,) = _details(sandbox, crm_invoice["invoiceid"])
     assert detail["quantity"] == 2 and detail["_uomid_value"] is not None
     assert (await _jobs(sessionmaker, "POSTEDSALESLINE-INV"))[-1].inserted == 1
+
+
+async def test_amounts_reach_the_crm_exactly(
+    session: AsyncSession, sessionmaker: SessionMaker, sandbox: RunningSandbox,
+    crm: DataverseClient, connected: ConnectionSetup, client: httpx.AsyncClient,
+    admin: dict[str, str], tick_ctx: dict[str, Any], worker_settings: Settings,
+) -> None:  # fmt: skip
+    """The largest total the ERP allows and a 16-digit unit price, which a binary float
+    changes (99999999999.99999 prints back as 99999999999.99998), arrive digit for digit."""
+    await coupled_company(session, sessionmaker, sandbox, crm)
+    largest = await post_order(session, "SO7", [("1000", "3", "3333333333333.33")])
+    precise = await post_order(session, "SO8", [("1001", "1", "99999999999.99999")])
+    await session.commit()
+    assert largest.amount_including_vat == Decimal("9999999999999.99")
+
+    (entry,) = await entries(sessionmaker, mapping_name=HEADERS, recurring=True)
+    await run_entry_now(client, admin, entry.id, tick_ctx, worker_settings)
+
+    total = _invoice(sandbox, largest.no)
+    assert total["totalamount"] == largest.amount_including_vat
+    assert total["totalamountlessfreight"] == largest.amount
+    assert [d["extendedamount"] for d in _details(sandbox, total["invoiceid"])] == [
+        largest.amount_including_vat
+    ]
+    (line,) = _details(sandbox, _invoice(sandbox, precise.no)["invoiceid"])
+    assert line["priceperunit"] == Decimal("99999999999.99999")
+    assert line["extendedamount"] == precise.amount_including_vat == Decimal("100000000000.00")

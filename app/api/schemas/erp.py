@@ -4,7 +4,7 @@
 table requires them), ``<Name>Update`` (every field optional, only the fields sent
 change; ``null`` only where the column is nullable), ``<Name>Read`` (all public fields
 plus ``id`` and the audit columns) and ``<Name>List``. Limits come from the columns:
-string lengths, 20 digits with 5 decimals for money and quantities (Decimal, never
+string lengths, 18 digits with 5 decimals for money and quantities (Decimal, never
 float), non-negative amounts unless a field is declared ``signed``. Input schemas forbid
 unknown fields.
 """
@@ -26,6 +26,7 @@ from pydantic_core import PydanticUndefined
 
 from app.models import erp
 from app.models.base import TableBase
+from app.models.types import DECIMAL_PRECISION, DECIMAL_SCALE, ExactDecimal
 
 AUDIT_FIELDS: dict[str, Any] = {
     "system_id": uuid.UUID,
@@ -43,9 +44,24 @@ def decimal_text(value: Decimal) -> str:
 Amount = Annotated[Decimal, PlainSerializer(decimal_text, return_type=str, when_used="json")]
 
 
+def decimal_json_schema(*, signed: bool = True) -> dict[str, Any]:
+    """How an exact decimal field is declared in the OpenAPI document: what ``ExactDecimal``
+    carries, as a JSON number or its decimal text (the pattern constrains the text)."""
+    before, after = DECIMAL_PRECISION - DECIMAL_SCALE, DECIMAL_SCALE
+    sign = "-?" if signed else ""
+    return {
+        "pattern": rf"^{sign}[0-9]{{1,{before}}}(\.[0-9]{{1,{after}}})?$",
+        "description": (
+            f"Exact decimal: at most {before} digits before the decimal point and {after} "
+            "after it. Sent back as its decimal text, never as a binary float."
+        ),
+    }
+
+
 def _read_type(annotation: Any) -> Any:
     if _base_type(annotation) is Decimal:
-        return Amount | None if annotation is not Decimal else Amount
+        exact = Annotated[Amount, Field(json_schema_extra=decimal_json_schema())]
+        return exact | None if annotation is not Decimal else exact
     return annotation
 
 
@@ -86,8 +102,9 @@ def _limits(
     length = getattr(column_type, "length", None)  # sa.String and sqlmodel's AutoString
     if base is str and isinstance(length, int):
         limits["max_length"] = length
-    if base is Decimal and isinstance(column_type, sa.Numeric):
+    if base is Decimal and isinstance(column_type, ExactDecimal):
         limits.update(max_digits=column_type.precision, decimal_places=column_type.scale)
+        limits["json_schema_extra"] = decimal_json_schema(signed=is_signed)
         if not is_signed:
             limits["ge"] = 0
     if base is str:
@@ -196,7 +213,7 @@ class PaymentCreate(WriteSchema):
     """A customer payment; it is applied to open invoices, oldest due first."""
 
     customer_no: str = Field(min_length=1, max_length=20, pattern=NO_NUL)
-    amount: Decimal = Field(gt=0, max_digits=20, decimal_places=5)
+    amount: Decimal = Field(gt=0, max_digits=DECIMAL_PRECISION, decimal_places=DECIMAL_SCALE)
     posting_date: date
     document_no: str | None = Field(default=None, min_length=1, max_length=20, pattern=NO_NUL)
     applies_to_document_no: str | None = Field(

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, create_model
 
 from app.api.schemas.erp import MAX_INT, Amount, WriteSchema, build_schemas
 from app.models import erp
+from app.models.types import DECIMAL_PRECISION, DECIMAL_SCALE
 
 
 def list_of(schema: type[BaseModel]) -> Any:
@@ -64,7 +65,7 @@ InvoiceLineList = create_model(
 
 class PostLine(WriteSchema):
     line_no: int = Field(ge=1, le=MAX_INT)
-    quantity: Decimal = Field(ge=0, max_digits=20, decimal_places=5)
+    quantity: Decimal = Field(ge=0, max_digits=DECIMAL_PRECISION, decimal_places=DECIMAL_SCALE)
 
 
 class PostRequest(WriteSchema):

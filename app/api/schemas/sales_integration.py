@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
 
 from pydantic import BaseModel
 
+from app.api.schemas.erp import Amount
 from app.sales.sales_orders import Outcome
 
 
@@ -18,7 +18,7 @@ class SubmittedOrderRead(BaseModel):
     name: str
     customer_id: uuid.UUID | None
     customer_no: str | None  # the coupled ERP customer; None = not coupled (creation fails)
-    total_amount: Decimal | None
+    total_amount: Amount | None  # exact, as the CRM holds it ("50", "12.34")
     modified_on: str | None
     erp_order_no: str | None  # set when the ERP order exists and only the CRM mark is missing
 

@@ -13,8 +13,10 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
+from app.exact_json import number
 from app.sandbox.errors import (
     SandboxError,
     content_id_missing,
@@ -229,9 +231,14 @@ def computed_columns(entity: EntityType, doc: dict[str, Any]) -> None:
 def _line_amounts(doc: dict[str, Any]) -> None:
     quantity = doc.get("quantity")
     price = doc.get("priceperunit")
-    if not isinstance(quantity, int | float) or not isinstance(price, int | float):
+    if not _is_number(quantity) or not _is_number(price):
         return
-    base = round(quantity * price, 2)
-    discount = (doc.get("manualdiscountamount") or 0) + (doc.get("volumediscountamount") or 0)
+    # Decimal arithmetic, as Dataverse computes amounts.
+    base = round(number(quantity) * number(price), 2)
+    discount = number(doc.get("manualdiscountamount")) + number(doc.get("volumediscountamount"))
     doc["baseamount"] = base
-    doc["extendedamount"] = round(base - discount + (doc.get("tax") or 0), 2)
+    doc["extendedamount"] = round(base - discount + number(doc.get("tax")), 2)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)

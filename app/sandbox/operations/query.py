@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import orjson
 
+from app import exact_json
 from app.sandbox.errors import SandboxError, bad_syntax, skip_not_supported
 from app.sandbox.operations.expand import Expansion, parse_expand
 from app.sandbox.operations.filters import PathTarget, attribute_sql, compile_filter
@@ -215,13 +216,13 @@ def _sortable(value: Any) -> Any:
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, dict | list):
-        return orjson.dumps(value).decode()
+        return exact_json.encode(value).decode()
     return value
 
 
 def encode_skiptoken(values: list[Any], page_number: int) -> str:
     """Dataverse's shape: an XML-ish cookie whose pagingcookie the client must not touch."""
-    cookie = base64.urlsafe_b64encode(orjson.dumps(values)).decode()
+    cookie = base64.urlsafe_b64encode(exact_json.encode(values)).decode()
     return f'<cookie pagenumber="{page_number}" pagingcookie="{cookie}" istracking="False" />'
 
 

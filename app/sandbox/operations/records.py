@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.clock import utc_now
+from app.exact_json import number
 from app.sandbox.errors import (
     SandboxError,
     does_not_exist,
@@ -299,16 +300,17 @@ class Records:
         lines_total, tax = self.store.select_totals(
             entity.set_name, f"_{entity.parent}_value", str(header_id)
         )
-        discount = (header.get("discountamount") or 0) + lines_total * (
-            header.get("discountpercentage") or 0
-        ) / 100
+        discount = (
+            number(header.get("discountamount"))
+            + lines_total * number(header.get("discountpercentage")) / 100
+        )
         totals = {
             "totallineitemamount": round(lines_total, 2),
             "totaldiscountamount": round(discount, 2),
             "totalamountlessfreight": round(lines_total - discount, 2),
             "totaltax": round(tax, 2),
             "totalamount": round(
-                lines_total - discount + (header.get("freightamount") or 0) + tax, 2
+                lines_total - discount + number(header.get("freightamount")) + tax, 2
             ),
         }
         if all(header.get(name) == value for name, value in totals.items()):

@@ -7,8 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
+from app import exact_json
 from app.sandbox.errors import SandboxError, bad_syntax
 from app.sandbox.operations.records import etag
 from app.sandbox.schema.entities import EntityType
@@ -28,8 +27,8 @@ class Operation:
         if not self.body.strip():
             return {}
         try:
-            value = orjson.loads(self.body)
-        except orjson.JSONDecodeError as exc:
+            value = exact_json.decode(self.body)  # amounts as Decimal, exact
+        except ValueError as exc:
             raise SandboxError(
                 400, "0x80048d19", f"The request body is not valid JSON: {exc}"
             ) from exc
@@ -59,7 +58,8 @@ def error_outcome(error: SandboxError) -> Outcome:
 def json_outcome(
     status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
 ) -> Outcome:
-    return Outcome(status, {"Content-Type": JSON, **(headers or {})}, orjson.dumps(payload))
+    body = exact_json.encode(payload)
+    return Outcome(status, {"Content-Type": JSON, **(headers or {})}, body)
 
 
 @dataclass

@@ -26,21 +26,21 @@ LATEST_RUNS = 8
 
 
 async def budget_context(request: Request) -> dict[str, Any]:
-    pool = request.app.state.queue
-    if pool is None:
+    queue = request.app.state.queue
+    if queue is None:
         return {"usage": [], "usage_error": "No Redis: CRM requests are not counted."}
     try:
-        return {"usage": await crm_usage.read_usage(pool), "usage_error": ""}
+        return {"usage": await crm_usage.read_usage(await queue.pool()), "usage_error": ""}
     except (RedisError, OSError) as exc:
         return {"usage": [], "usage_error": f"Redis is not answering ({type(exc).__name__})."}
 
 
 async def _workers(request: Request) -> list[heartbeat.SeenWorker] | None:
-    pool = request.app.state.queue
-    if pool is None:
+    queue = request.app.state.queue
+    if queue is None:
         return None
     try:
-        return await heartbeat.seen_workers(pool)
+        return await heartbeat.seen_workers(await queue.pool())
     except (RedisError, OSError):
         return None
 
