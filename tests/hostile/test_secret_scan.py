@@ -8,7 +8,7 @@ worker. Then every parameterless GET route of the app and every sync job's
 errors are read back. Each secret value is searched for in all responses (bodies and
 headers), all captured log output, the text columns of the sync log and job queue tables,
 and every key and value in Redis. tests/auth/test_no_secret_leaks.py and
-tests/sync_setup/test_connection_api.py scan their own areas; this is the whole surface.
+tests/connection/test_connection_api.py scan their own areas; this is the whole surface.
 """
 
 from __future__ import annotations
