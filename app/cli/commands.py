@@ -17,6 +17,7 @@ from app.cli.connection import (
     SANDBOX_PORT,
     SANDBOX_PORT_VARIABLE,
     connection_cli,
+    crm_edit,
     mapping_cli,
     sandbox_setup_arguments,
 )
@@ -49,6 +50,7 @@ cli.add_typer(key_cli, name="key")
 cli.add_typer(connection_cli, name="connection")
 cli.add_typer(mapping_cli, name="mapping")
 cli.add_typer(sync_cli, name="sync")
+cli.command("crm-edit")(crm_edit)
 
 HostOption = Annotated[
     str | None, typer.Option(metavar="ADDRESS", help="Address to listen on [127.0.0.1].")

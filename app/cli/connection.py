@@ -9,7 +9,7 @@ well-known credentials.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -251,3 +251,59 @@ def no_mappings_hint() -> str:
         f"(`{command_line('connection setup')}`, docs/setup.md), or again with their defaults "
         "by POST /api/v1/mappings/reset-defaults."
     )
+
+
+def _value(text: str) -> Any:
+    """A FIELD=VALUE value: a JSON number, true, false or null as such, else the text."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if value is None or isinstance(value, bool | int | float) else text
+
+
+def crm_edit(
+    entity_set: Annotated[
+        str, typer.Argument(metavar="TABLE", help="The CRM table's entity set, e.g. accounts.")
+    ],
+    record: Annotated[
+        str, typer.Argument(metavar="RECORD", help="The row's id, or its name (primary name).")
+    ],
+    changes: Annotated[
+        list[str],
+        typer.Argument(metavar="FIELD=VALUE...", help="Columns to set, e.g. telephone1=555."),
+    ],
+    as_user: Annotated[
+        str, typer.Option("--as", metavar="EMAIL", help="The CRM user who makes the change.")
+    ],
+) -> None:
+    """Change a CRM row as one of the CRM's users (a salesperson), not as the integration.
+
+    Shows the CRM -> ERP half of the integration: the row is stamped with that person, and
+    the mappings that read the table bring the change to the ERP at their next run.
+    """
+    from app.connection.person_edits import PersonEdit, edit_as_user
+
+    values: dict[str, Any] = {}
+    for change in changes:
+        field, separator, text = change.partition("=")
+        if not separator or not field:
+            fail(f"Write each change as FIELD=VALUE, not {change!r}.")
+        values[field] = _value(text)
+    config = settings()
+
+    async def go() -> PersonEdit:
+        async with open_session(config) as session:
+            return await edit_as_user(
+                session, config, entity_set=entity_set, record=record, changes=values,
+                user_email=as_user,
+            )  # fmt: skip
+
+    done = run(go())
+    fields = ", ".join(f"{name}={value!r}" for name, value in done.changes.items())
+    say(f"Changed {entity_set}({done.record_id}) in the CRM as {as_user}: {fields}.")
+    for mapping in done.mappings:
+        say(f"  {mapping} brings it to the ERP at its next run; now: "
+            f"`{command_line(f'sync run {mapping}')}`")  # fmt: skip

@@ -83,7 +83,10 @@ class DataverseClient:
         max_pages: int = paging.DEFAULT_MAX_PAGES,
         observer: UsageObserver | None = None,
         public_addresses_only: bool = False,
+        caller_id: uuid.UUID | None = None,
     ) -> None:
+        """``caller_id``: act on behalf of that CRM user (Dataverse's ``MSCRMCallerID``
+        header on every request; the application user needs the right to impersonate)."""
         self.server_url = base_url.rstrip("/")
         self.api_url = f"{self.server_url}/api/data/v{api_version.lstrip('v')}/"
         self._api = httpx.URL(self.api_url)
@@ -103,7 +106,10 @@ class DataverseClient:
             auth=self.auth,
             transport=GatedTransport(inner, gate, observer),
             timeout=timeout,
-            headers=STANDARD_HEADERS,
+            headers={
+                **STANDARD_HEADERS,
+                **({"MSCRMCallerID": str(caller_id)} if caller_id else {}),
+            },
         )
         limiter = AdaptiveLimiter(
             initial=min(initial_concurrency, max_concurrency), maximum=max_concurrency

@@ -8,6 +8,7 @@ to the same sandbox and only adds what is missing.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from sqlmodel import select
@@ -15,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.connection import connection_setup, one_step_setup
 from app.connection.one_step_setup import DEFAULT_ODATA_USER, ConnectAnswers, ensure_odata_user
+from app.connection.solution import USER_ROLES
 from app.couplings import matching
 from app.dataverse import DataverseClient
 from app.db import SessionMaker, session_scope
@@ -80,6 +82,26 @@ async def _refuse_if_coupled_elsewhere(session: AsyncSession) -> None:
         raise ConflictError(msg)
 
 
+DELEGATE_ROLE = "Delegate"
+
+
+async def _allow_acting_for_people(crm: DataverseClient) -> None:
+    """The Delegate role for the integration user, so ``bin/salesbridge crm-edit`` can show
+    a salesperson's change (an administrator grants it in a real org, if wanted at all)."""
+    user_id = (await crm.whoami()).user_id
+    named = crm.query("roles", select=["roleid"], filter=f"name eq '{DELEGATE_ROLE}'", top=1)
+    roles = [row async for row in named]
+    if not roles:
+        return  # a CRM without the role: the edit command says what is missing
+    role_id = uuid.UUID(str(roles[0]["roleid"]))
+    path = f"systemusers({user_id})/{USER_ROLES}"
+    held = {uuid.UUID(str(row["roleid"])) async for row in crm.query(path, select=["roleid"])}
+    if role_id not in held:
+        await crm.associate(
+            "systemusers", user_id, USER_ROLES, target_set="roles", target_key=role_id
+        )
+
+
 async def _ensure_crm_users(crm: DataverseClient) -> int:
     """A CRM user per sample salesperson (in a real org they exist already)."""
     created = 0
@@ -106,6 +128,7 @@ async def couple_salespeople(sessionmaker: SessionMaker, settings: Settings) -> 
         async with build_crm_client(settings, setup) as crm:
             with crm_errors("create the sample salespeople's CRM users"):
                 await _ensure_crm_users(crm)
+                await _allow_acting_for_people(crm)
             with crm_errors("couple the salespeople"):
                 report = await matching.match_and_couple(
                     session, mapping_name="SALESPEOPLE", crm=crm

@@ -6,8 +6,11 @@ import shlex
 
 from app.command_lines import command_line
 from app.demo.connect import ODATA_USER, service_url
+from app.demo.sample_company import CUSTOMERS, SALESPEOPLE
 from app.demo.sandbox_thread import RunningSandbox
 from app.settings import Settings
+
+DEMO_PHONE = "+44 121 555 0199"
 
 
 def availability_curl(settings: Settings, key: str) -> str:
@@ -16,8 +19,20 @@ def availability_curl(settings: Settings, key: str) -> str:
     return f"curl -s -u {shlex.quote(f'{ODATA_USER}:{key}')} {shlex.quote(url)}"
 
 
+def crm_edit_command() -> str:
+    """A salesperson's change to the first sample customer's account, as the demo shows it."""
+    customer, person = str(CUSTOMERS[0]["name"]), SALESPEOPLE[0]
+    arguments = (
+        f"crm-edit accounts {shlex.quote(customer)} "
+        f"telephone1={shlex.quote(DEMO_PHONE)} --as {person.email}"
+    )
+    # The sandbox is on this machine: commands that reach it need the allowance too.
+    return f"SALESBRIDGE_ALLOW_PRIVATE_CRM_ADDRESSES=true {command_line(arguments)}"
+
+
 def ready_text(settings: Settings, sandbox: RunningSandbox, key: str) -> str:
     base = service_url(settings)
+    person = SALESPEOPLE[0]
     return f"""
 Salesbridge demo is running.
 
@@ -39,6 +54,11 @@ The sync log:
   or open {base}/sync-log in the web console,
   or open {base}/docs and try GET /api/v1/sync-jobs (Authorize with the admin user).
   Lost the admin password? `{command_line("user reset-password admin")}`.
+
+The way back: a change a salesperson ({person.name}) makes in the CRM, which the CUSTOMER
+mapping's next run brings to the ERP (the sync log shows it):
+
+  {crm_edit_command()}
 
 Ctrl-C stops the service, the worker, the embedded Redis and the sandbox.
 """

@@ -27,7 +27,7 @@ import datetime as dt
 import functools
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import IntEnum
 from typing import Any
@@ -76,7 +76,9 @@ class FieldRule:
     not_null: bool = False
     clear_value_on_failed_sync: bool = False
     transformation: str = ""
-    options: OptionTable | None = None  # ERP codes <-> the CRM attribute's option values
+    # ERP codes <-> the CRM attribute's option values; not hashed (its tables are dicts):
+    # a rule's hash is its field pair and direction, what the passes' caches key on.
+    options: OptionTable | None = field(default=None, hash=False)
 
     @property
     def goes_to_crm(self) -> bool:

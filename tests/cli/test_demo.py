@@ -17,6 +17,7 @@ import httpx
 import psutil
 import pytest
 
+from app.demo.instructions import DEMO_PHONE
 from app.demo.sample_company import CUSTOMERS, ITEMS, RESOURCES
 from app.embedded_redis import server_processes
 from tests.cli.test_serve import BIN, STARTUP_SECONDS, Served, _environment, first_admin_password
@@ -150,6 +151,31 @@ def _get(demo: Demo, path: str, headers: dict[str, str]) -> Any:
     return response.json()
 
 
+def _salesperson_edit_comes_back(
+    demo: Demo, tmp_path: Path, env: dict[str, str], admin: dict[str, str]
+) -> None:
+    """The banner's ``crm-edit`` (a salesperson's change, made over the sandbox's Web API
+    as that person), then CUSTOMER's run brings it into the ERP customer."""
+    command = next(line.strip() for line in demo.output.splitlines() if "crm-edit" in line)
+    done = subprocess.run(
+        ["bash", "-c", command], cwd=tmp_path, env={**_environment(tmp_path / "data"), **env},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "in the CRM as alicia.hart@cronus.example" in done.stderr, done.stderr
+    customer = str(CUSTOMERS[0]["no"])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        # Queue CUSTOMER (409 while it is queued or running already: it will run).
+        httpx.post(f"{demo.base_url}/api/v1/sync/mappings/CUSTOMER/run", headers=admin,
+                   timeout=30)  # fmt: skip
+        if _get(demo, f"/api/v1/customers/{customer}", admin)["phone"] == DEMO_PHONE:
+            return
+        time.sleep(2)
+    msg = f"the salesperson's CRM edit did not reach the ERP customer {customer}"
+    raise AssertionError(msg)
+
+
 def _no_redis_left(tmp_path: Path) -> bool:
     running = server_processes((tmp_path / "data" / "redis").resolve())
     return all(p.status() == psutil.STATUS_ZOMBIE for p in running)
@@ -195,6 +221,7 @@ def test_demo_syncs_a_sample_company_serves_it_and_runs_again(
     # No record failed: owners need the salespeople coupled, which the demo did first.
     assert [j for j in jobs if j["failed"]] == []
     assert any(j["inserted"] == len(STOCK) for j in item_jobs)
+    _salesperson_edit_comes_back(first, tmp_path, database_env, admin)
 
     assert first.stop() == 0, first.output
     assert _no_redis_left(tmp_path)

@@ -87,6 +87,8 @@ def _demo_banner_commands_work(demo: Background, env: dict[str, str], tmp_path: 
     assert {"ItemNo", "Description", "Inventory"} <= set(items[0])
     sync_log = outputs[1]  # sync status, then the sync log over REST with a token
     assert "ITEM-PRODUCT" in sync_log and '"items"' in sync_log
+    # The way back: a salesperson's change made in the sandbox CRM (as that person).
+    assert any("Changed accounts(" in output for output in outputs), outputs
     assert demo.stop() == 0, demo.output
     return demo.output
 
