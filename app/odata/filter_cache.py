@@ -3,7 +3,7 @@
 A clause is compiled once per text (LRU). A new text costs the parse and the translation
 into SQLAlchemy elements, about half a millisecond, and clients send new texts all the
 time (a CRM asks ``CRM_ID eq <guid>`` for each product; a search box sends each prefix).
-So for the common forms (``app.odata.filter_shortcuts``) the first text of a form also
+So for the common forms (``app.odata.filtering.shortcuts``) the first text of a form also
 records how each bound value derives from its literal (the literal itself, its UUID, the
 ``startswith`` upper bound); another text of the same form, property and operator then
 reuses that clause with values derived from its own literal, without parsing or
@@ -23,9 +23,9 @@ from typing import Any
 from sqlalchemy.sql.elements import BindParameter
 
 from app.odata.entity_sets import EntitySet
-from app.odata.filter_functions import successor
-from app.odata.filter_shortcuts import CommonForm, common_form
-from app.odata.filter_syntax import check_text
+from app.odata.filtering.functions import successor
+from app.odata.filtering.shortcuts import CommonForm, common_form
+from app.odata.filtering.syntax import check_text
 from app.odata.filters import compile_filter
 
 CACHE_SIZE = 2048

@@ -33,12 +33,12 @@ from odata_query import ast
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.odata.errors import ODataFilterError, ODataFilterUnsupportedError
-from app.odata.filter_aliases import substitute_aliases
-from app.odata.filter_compare import bind_like, compare
-from app.odata.filter_functions import call
-from app.odata.filter_numbers import arithmetic, in_list, negate, number_literal
-from app.odata.filter_syntax import identifier_name, parse_filter
-from app.odata.filter_types import Kind, Typed, as_condition, kind_of, scale_of
+from app.odata.filtering.aliases import substitute_aliases
+from app.odata.filtering.compare import bind_like, compare
+from app.odata.filtering.functions import call
+from app.odata.filtering.numbers import arithmetic, in_list, negate, number_literal
+from app.odata.filtering.syntax import identifier_name, parse_filter
+from app.odata.filtering.types import Kind, Typed, as_condition, kind_of, scale_of
 
 __all__ = ["Kind", "compile_filter", "kind_of", "substitute_aliases"]
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.odata import filter_syntax
 from app.odata.errors import InvalidInputError
-from app.odata.filter_shortcuts import simple_tree
+from app.odata.filtering import syntax as filter_syntax
+from app.odata.filtering.shortcuts import simple_tree
 from tests.odata.conftest import CRM_1000
 
 _blanks = st.sampled_from(["", " ", "  ", "\t", "\n", "\u00a0"])

@@ -17,7 +17,7 @@ import re
 import uuid
 
 from app.odata.errors import ODataFilterError, ODataFilterUnsupportedError
-from app.odata.filter_syntax import MAX_FILTER_LENGTH
+from app.odata.filtering.syntax import MAX_FILTER_LENGTH
 
 _TOKEN = re.compile(
     r"""(?P<space>\s+)

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from odata_query import ast
 
 from app.odata.errors import ODataFilterError
-from app.odata.filter_numbers import compare_numbers
-from app.odata.filter_types import Kind, Typed
+from app.odata.filtering.numbers import compare_numbers
+from app.odata.filtering.types import Kind, Typed
 from app.odata.sql_constructs import binary_collation
 
 _OPERATORS: dict[type, tuple[str, Callable[[Any, Any], Any]]] = {

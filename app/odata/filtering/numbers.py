@@ -28,8 +28,14 @@ import sqlalchemy as sa
 
 from app.models.types import ExactDecimal
 from app.odata.errors import ODataFilterError
-from app.odata.filter_types import INT32, Kind, Typed
-from app.odata.sql_numbers import ScaledNumber, approximate, exact_operand, integral, rescaled
+from app.odata.filtering.sql_numbers import (
+    ScaledNumber,
+    approximate,
+    exact_operand,
+    integral,
+    rescaled,
+)
+from app.odata.filtering.types import INT32, Kind, Typed
 
 MAX_NUMBER = Decimal("1e30")
 INT64 = 2**63

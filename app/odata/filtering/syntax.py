@@ -17,7 +17,7 @@ from odata_query.grammar import ODATA_FUNCTIONS, ODataLexer, ODataParser
 from sly.lex import Token  # type: ignore[import-untyped]
 
 from app.odata.errors import ODataFilterError, ODataFilterUnsupportedError
-from app.odata.filter_shortcuts import simple_tree
+from app.odata.filtering.shortcuts import simple_tree
 
 MAX_FILTER_LENGTH = 4096
 MAX_PAREN_DEPTH = 32

@@ -12,8 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.odata.errors import ODataFilterError, ODataFilterUnsupportedError
-from app.odata.filter_numbers import to_integral
-from app.odata.filter_types import Kind, Typed
+from app.odata.filtering.numbers import to_integral
+from app.odata.filtering.types import Kind, Typed
 from app.odata.sql_constructs import binary_collation, text_position, utc_part
 
 _S, _N, _D = Kind.STRING, Kind.NUMBER, Kind.DATETIME
