@@ -1,6 +1,6 @@
 """Async client for the Dataverse Web API (Dynamics 365 Sales). See docs/dataverse-client.md.
 
-16 modules, one concern each (addressing, auth flows, \$batch and its results, paging,
+16 modules, one concern each (addressing, auth flows, $batch and its results, paging,
 retry and throttling, the sender, the address guard, usage reporting): the only code that
 talks HTTP to the CRM, generic (it imports nothing of the service's domain).
 """
