@@ -184,7 +184,7 @@ DESCRIPTIONS: dict[str, str] = {
     "access_keys_deleted": "How many access keys were deleted with the user.",
     # connection set-up
     "server_address": "URL of the Dynamics 365 Sales environment, e.g. https://contoso.crm4.dynamics.com.",
-    "authentication_type": "How the service signs in to the CRM; only oauth_client_secret connects today.",
+    "authentication_type": "How the service signs in to the CRM: oauth_client_secret or oauth_certificate connect; office365, ad and ifd are refused with a reason.",
     "tenant_id": "Microsoft Entra directory (tenant) id; the token URL is derived from it.",
     "token_url": "OAuth token endpoint used instead of the tenant's (the sandbox's, for one).",
     "client_id": "Application (client) id of the app registration.",
@@ -319,12 +319,31 @@ DESCRIPTIONS: dict[str, str] = {
     "error": "The kind of error (ValidationFailed, NotFound, Conflict, ...).",
     "errors": "Every problem found (up to 50): field and message.",
     "index": "Position of the row in the request, for bulk changes.",
+    # certificates
+    "client_certificate": "The app registration's certificate: a PEM bundle of the certificate and its private key, or PKCS#12 in base64 (write-only; shown as is_set, thumbprint, subject and expiry).",
+    "client_certificate_password": "Password of the certificate's private key, if it has one (write-only, never stored).",
+    "thumbprint": "SHA-1 thumbprint of the certificate, as Entra ID shows it for an uploaded certificate.",
+    "subject": "The certificate's subject (who it was issued to).",
+    # access keys and the CRM
+    "crm": "What the key change did to the item availability connection in the CRM.",
+    "action": "What happened in the CRM: unaffected, updated, created, stored or revoked.",
+    # option mappings
+    "option_set": "Which option set the mapping belongs to (payment terms, shipment methods, shipping agents).",
+    "erp_code": "The ERP's code of the option (e.g. a payment terms code).",
+    "option_value": "The value of the matching CRM choice option.",
+    "caption": "The label of the CRM choice option.",
+    "crm_attributes": "The CRM columns whose choice options this option set maps.",
+    "option_mappings": "How many option mappings there are now.",
+    "option_mappings_added": "How many default option mappings were added (existing ones are kept).",
+    "kept_user_defined_fields": "How many of your own field mappings were kept.",
 }  # fmt: skip
 
 # Example values of request fields; the request examples of the OpenAPI document are built
 # from these (required fields always, optional ones when listed here).
 EXAMPLES: dict[str, Any] = {
     "no": "1000", "code": "PCS", "name": "Guildford Water Department",
+    "option_set": "payment_terms", "erp_code": "14 DAYS", "option_value": 100000001,
+    "caption": "Net 14",
     "description": "Bicycle", "email": "alice@example.com", "phone": "+44 1483 555 0150",
     "address": "2 Water Lane", "city": "Guildford", "post_code": "GU2 7XH",
     "country_code": "GB", "salesperson_code": "BK", "customer_price_group": "RETAIL",

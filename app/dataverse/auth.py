@@ -145,6 +145,11 @@ class ClientCredentialsAuth(httpx.Auth):
         margin = min(300.0, lifetime * 0.1)
         return _CachedToken(value=value, refresh_at=self._clock() + lifetime - margin)
 
+    @property
+    def credential_name(self) -> str:
+        """What proves the application's identity: ``certificate`` or ``client secret``."""
+        return "certificate" if self._certificate is not None else "client secret"
+
     def _refusal(self, response: httpx.Response) -> AuthError:
         code, description = _oauth_error(response)
         credential = (

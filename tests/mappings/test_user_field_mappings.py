@@ -176,8 +176,7 @@ async def test_user_defined_field_mappings_synchronize_both_ways(
     assert account["_defaultpricelevelid_value"] == _price_list(sandbox, "RETAIL")
     wholesale = _price_list(sandbox, "WHOLESALE")
     await crm_person_edit(sandbox, "accounts", account["accountid"], **{
-        "_defaultpricelevelid_value": wholesale,
-        "_defaultpricelevelid_value@Microsoft.Dynamics.CRM.lookuplogicalname": "pricelevel",
+        "defaultpricelevelid@odata.bind": f"/pricelevels({wholesale})",
     })  # fmt: skip
 
     await _sync(live_api, live_admin, tick_ctx, worker_settings, "CUSTOMER")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from app.sandbox.operations.render import Preferences
@@ -93,7 +94,7 @@ class Annotator:
             return labels.get(value) if labels and isinstance(value, int) else None
         if kind == "Boolean" and isinstance(value, bool):
             return "Yes" if value else "No"
-        if kind == "Money" and isinstance(value, int | float):
+        if kind == "Money" and isinstance(value, int | float | Decimal):
             return self._money(value, name, doc)
         if kind == "DateTime" and isinstance(value, str):
             return _date_text(value)
@@ -101,7 +102,7 @@ class Annotator:
             return f"{value:,}"
         return None
 
-    def _money(self, value: float, name: str, doc: dict[str, Any]) -> str:
+    def _money(self, value: float | Decimal, name: str, doc: dict[str, Any]) -> str:
         currency_id = doc.get("_transactioncurrencyid_value")
         if name.endswith("_base") or not currency_id:
             currency_id = self.base_currency_id
