@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import structlog
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -27,6 +28,18 @@ from app.settings import Settings
 from tests.fixtures import services
 
 pytest_plugins: list[str] = ["tests.fixtures.sandbox"]
+
+_configure_structlog = structlog.configure
+
+
+def _configure_without_logger_cache(**settings: object) -> None:
+    # The CLI tests run commands in this process, and those configure logging with
+    # cache_logger_on_first_use: a logger used once would then keep its processors, and
+    # structlog.testing.capture_logs in a later test would see nothing.
+    _configure_structlog(**{**settings, "cache_logger_on_first_use": False})  # type: ignore[arg-type]
+
+
+structlog.configure = _configure_without_logger_cache
 
 _POSTGRES_URL = services.postgres_url()
 BACKENDS = ["sqlite", "postgres"] if _POSTGRES_URL else ["sqlite"]

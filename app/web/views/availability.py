@@ -36,12 +36,16 @@ async def _rows(
     page_request = availability.PageRequest(
         filter_text=filter_text, aliases={}, ordering=ordering,
         after=[after] if after is not None and len(ordering) == 1 else None, skip=0,
-        limit=limit, probe=True,
+        limit=limit, probe=True, decimals_as_text=True,
     )  # fmt: skip
-    convert = converter_for(entity_set, reader.dialect.name)
+    # Exact decimal text, as the CRM reads it from the V3 service: a page shows text.
+    convert = converter_for(entity_set, reader.dialect.name, decimals_as_text=True)
     names = [prop.name for prop in entity_set.properties]
     found = await availability.read_page(reader, entity_set, page_request)
-    return [dict(zip(names, convert(row), strict=True)) for row in found]
+    # A row ends with the entity's ready-made JSON (what OData answers are built from);
+    # the page shows the properties.
+    width = len(names)
+    return [dict(zip(names, convert(row)[:width], strict=True)) for row in found]
 
 
 async def _crm_access(
