@@ -91,9 +91,11 @@ def announce_first_admin(settings: Settings, user_name: str, password: str) -> N
     from app.logs import get_logger
 
     path = _to_file(settings, password)
+    reset = command_line(f"user reset-password {user_name}")
     get_logger("salesbridge.first_admin").warning(
         "first_admin_created",
         user_name=user_name,
         where=str(path),
-        hint="read it, sign in, then delete the file (it is readable by this account only)",
+        hint="read it, sign in, then delete the file (it is readable by this account only); "
+        f"lost it? `{reset}`",
     )

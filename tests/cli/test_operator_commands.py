@@ -6,10 +6,20 @@ import re
 import socket
 from pathlib import Path
 
+import pytest
+
+from app.settings import get_settings
 from tests.cli.shell import query
 from tests.cli.test_commands import data_dir as data_dir  # the fixture, shared
 from tests.cli.test_commands import invoke, ok
 from tests.fixtures.sandbox import RunningSandbox
+
+
+@pytest.fixture(autouse=True)
+def _sandbox_on_this_machine(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox answers on 127.0.0.1, like an on-premises CRM: allowed by the setting."""
+    monkeypatch.setenv("SALESBRIDGE_ALLOW_PRIVATE_CRM_ADDRESSES", "true")
+    get_settings.cache_clear()
 
 
 def _connect(sandbox: RunningSandbox) -> str:

@@ -13,6 +13,8 @@ import json
 import re
 from pathlib import Path
 
+import httpx
+
 from tests.cli.shell import Background, fresh_env, ok, running
 from tests.fixtures.services import free_port
 
@@ -103,10 +105,21 @@ def test_commands_printed_by_serve_and_the_demo_work_as_pasted(tmp_path: Path) -
     with running(
         "bin/salesbridge serve", fresh_env(**ports, **data), tmp_path / "serve.log"
     ) as serve:
-        serve.wait_until_answers(f"http://127.0.0.1:{ports['SALESBRIDGE_PORT']}/readyz")
+        base_url = f"http://127.0.0.1:{ports['SALESBRIDGE_PORT']}"
+        serve.wait_until_answers(f"{base_url}/readyz")
         first_start = serve.output
+        # No terminal here (a new session), as under a service manager: the first admin's
+        # password is in a file only this account reads, never in the log.
+        password_file = tmp_path / "data" / "first-admin-password"
+        assert f"where={password_file}" in first_start, first_start
+        assert password_file.stat().st_mode & 0o777 == 0o600
+        password = password_file.read_text().strip()
+        assert password not in first_start
+        signed_in = httpx.post(
+            f"{base_url}/api/v1/auth/token", data={"username": "admin", "password": password}
+        )
+        assert signed_in.status_code == 200, signed_in.text
         assert serve.stop() == 0, serve.output
-    assert "shown only now" in first_start  # the first start: the admin was created
     pasted = _paste_all(first_start, fresh_env(**ports), tmp_path)
     assert len(pasted) == 2  # reset-password and the demo
     assert "Reusing" not in pasted[1] and "Coupled 3 salespeople" in pasted[1]

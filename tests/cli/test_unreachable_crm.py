@@ -14,6 +14,7 @@ def test_three_failed_runs_against_an_unreachable_crm_log_under_20_lines(tmp_pat
     env = fresh_env(
         SALESBRIDGE_DATA_DIR=str(data), SALESBRIDGE_SANDBOX_PORT=str(free_port()),
         SALESBRIDGE_SCHEDULER_TICK_SECONDS="1",
+        SALESBRIDGE_ALLOW_PRIVATE_CRM_ADDRESSES="true",  # the sandbox is on 127.0.0.1
     )  # fmt: skip
     ok("bin/salesbridge init", env)
     with running("bin/salesbridge sandbox --memory", env, tmp_path / "sandbox.log") as sandbox:
