@@ -41,7 +41,8 @@ async def _token_step(crm: DataverseClient) -> CheckStep:
     try:
         await crm.auth.get_token()
     except DataverseError as exc:
-        return CheckStep("token", ok=False, detail=token_failure(exc, credential=crm.auth.credential_name))
+        reason = token_failure(exc, credential=crm.auth.credential_name)
+        return CheckStep("token", ok=False, detail=reason)
     return CheckStep("token", ok=True, detail=f"signed in as application {crm.auth.client_id}")
 
 
