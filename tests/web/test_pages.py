@@ -81,9 +81,7 @@ async def test_mapping_page_validates_filters_live_and_saves_field_mappings(
     )
     assert "The filter is valid." in crm.text
     # the row of the customer's name: a field on both sides, so no constant is needed
-    field_id = re.search(
-        r'form="fm-([0-9a-f-]{36})"[^>]*aria-label="Constant of name"', page.text
-    )
+    field_id = re.search(r'form="fm-([0-9a-f-]{36})"[^>]*aria-label="Constant of name"', page.text)
     assert field_id
     saved = await console.post(
         f"/mappings/CUSTOMER/fields/{field_id.group(1)}",
