@@ -8,6 +8,7 @@ processes and race each other, and still never see another test's rows.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -40,6 +41,17 @@ def _configure_without_logger_cache(**settings: object) -> None:
 
 
 structlog.configure = _configure_without_logger_cache
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """Commands run in this process (typer's runner) configure logging onto a stream that
+    is closed after the test; later tests must not inherit that handler."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    yield
+    root.handlers, root.level = saved
+
 
 _POSTGRES_URL = services.postgres_url()
 BACKENDS = ["sqlite", "postgres"] if _POSTGRES_URL else ["sqlite"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -31,12 +30,9 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         if name.startswith("SALESBRIDGE_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("SALESBRIDGE_DATA_DIR", str(tmp_path / "data"))
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
     get_settings.cache_clear()
     yield tmp_path / "data"
     get_settings.cache_clear()
-    root.handlers, root.level = saved  # the commands log to the runner's captured stderr
 
 
 def invoke(*args: str) -> Result:

@@ -30,7 +30,9 @@ ALIASES = {"@start": "99999999999999999999", "@length": str(2**63)}
 async def erp_user(session: AsyncSession, settings: Settings) -> dict[str, str]:
     await create_user(session, user_name="erp", roles=(Role.integration_user,), password=None)
     await session.commit()
-    token, _ = tokens.create_access_token(settings, subject="erp", roles=["integration-user"])
+    token, _ = tokens.create_access_token(
+        settings, subject="erp", roles=["integration-user"], version=0, key_id=None
+    )
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -45,7 +45,9 @@ async def http(session: AsyncSession, settings: Settings) -> AsyncIterator[httpx
     await seed.master_data(session, item_count=5)
     await session.commit()
     reader = await odata_reader(session, settings)
-    token, _ = tokens.create_access_token(settings, subject="erp", roles=["integration-user"])
+    token, _ = tokens.create_access_token(
+        settings, subject="erp", roles=["integration-user"], version=0, key_id=None
+    )
     with serve(settings) as port:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             client.headers["X-Reader"] = reader["Authorization"]
