@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.demo.sample_company import load_sample_company
 from app.models.security import Role
 from app.odata import auth as odata_auth
+from tests.fixtures.certificates import make_certificate
 from tests.fixtures.sandbox import RunningSandbox
 from tests.web.conftest import Console, ConsoleFactory
 
@@ -29,6 +30,39 @@ async def _connect(console: Console, sandbox: RunningSandbox) -> None:
     assert saved.status_code == 204, saved.text
     enabled = await console.post("/connection/enable")
     assert enabled.status_code == 204, enabled.text
+
+
+async def test_a_certificate_is_pasted_on_the_connection_page_and_shown_by_thumbprint(
+    console_for: ConsoleFactory, sandbox: RunningSandbox
+) -> None:
+    console = await console_for("admin")
+    certificate, expired = make_certificate("console"), make_certificate("old", expired=True)
+    form = {
+        "server_address": sandbox.base_url, "authentication_type": "oauth_certificate",
+        "token_url": sandbox.token_url, "client_id": sandbox.config.client_id,
+        "client_certificate": certificate.bundle("pem pass"),
+        "client_certificate_password": "pem pass",
+    }  # fmt: skip
+    saved = await console.post("/connection", form)
+    assert saved.status_code == 204, saved.text
+    page = (await console.http.get("/connection")).text
+    assert certificate.thumbprint in page and "CN=console" in page
+    assert "PRIVATE KEY" not in page and "pem pass" not in page
+
+    kept = await console.post("/connection", {**form, "client_certificate": "",
+                                              "client_certificate_password": ""})  # fmt: skip
+    assert kept.status_code == 204, kept.text  # blank keeps the stored certificate
+    assert certificate.thumbprint in (await console.http.get("/connection")).text
+    refused = await console.post("/connection", {**form, "client_certificate": expired.bundle(),
+                                                 "client_certificate_password": ""})  # fmt: skip
+    assert refused.status_code == 400 and "expired" in refused.text, refused.text
+    assert certificate.thumbprint in (await console.http.get("/connection")).text
+    cleared = await console.post("/connection", {
+        "authentication_type": "oauth_client_secret", "clear_client_certificate": "true",
+        "client_secret": sandbox.config.client_secret,
+    })  # fmt: skip
+    assert cleared.status_code == 204, cleared.text
+    assert certificate.thumbprint not in (await console.http.get("/connection")).text
 
 
 async def test_connection_test_steps_and_the_crm_api_budget(

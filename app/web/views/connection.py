@@ -23,7 +23,9 @@ from app.web.routing import ConsoleRoute
 
 router = APIRouter(route_class=ConsoleRoute)
 ConnectionCaller = Annotated[Caller, Depends(page("connection"))]
-SECRETS = ("client_secret", "password", "odata_access_key")
+SECRETS = ("client_secret", "password", "odata_access_key", "client_certificate")
+# Write-only fields: left blank, the stored value stays.
+WRITE_ONLY = (*SECRETS, "client_certificate_password")
 
 
 @router.get("/connection")
@@ -50,7 +52,7 @@ async def save(
 ) -> Response:
     values = await form_values(request)
     cleared = {name for name in SECRETS if values.pop(f"clear_{name}", "false") == "true"}
-    values = without_blanks(values, SECRETS)
+    values = without_blanks(values, WRITE_ONLY)
     values.update(dict.fromkeys(cleared, ""))
     await api.update_connection(session, settings, caller.user, parse(ConnectionUpdate, values))
     return go_to(request, "/connection")
