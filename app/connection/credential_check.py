@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from app.connection.check_reasons import crm_failure, token_failure
 from app.dataverse.auth import ClientCredentialsAuth
 from app.dataverse.errors import AuthError, DataverseError, FailureKind
 from app.errors import ConflictError, SalesbridgeError
@@ -64,16 +65,28 @@ async def _sign_in(settings: Settings, setup: ConnectionSetup, *, what: str) -> 
         msg = f"{refused}. {exc.detail}"
         raise ConflictError(msg) from None
     async with crm:
+        step = "token"
         try:
             if isinstance(crm.auth, ClientCredentialsAuth):
                 await crm.auth.get_token()
+            step = "whoami"
             return (await crm.whoami()).user_id
         except DataverseError as exc:
+            # Classified, as the connection test words it: never the other side's text.
+            reason = (
+                token_failure(exc, credential=_credential_name(crm.auth))
+                if step == "token"
+                else crm_failure(exc)
+            )
             if isinstance(exc, AuthError) or exc.failure_kind == FailureKind.config:
-                msg = f"{refused}. {exc.message}"
+                msg = f"{refused}: {reason}."
                 raise CrmRefusedError(msg) from None
             msg = (
-                f"Not saved: the CRM could not be reached to try the new {what} "
-                f"({exc.message}). Try again later."
+                f"Not saved: the CRM could not be reached to try the new {what} ({reason}). "
+                "Try again later."
             )
             raise CrmUnavailableError(msg) from None
+
+
+def _credential_name(auth: object) -> str:
+    return auth.credential_name if isinstance(auth, ClientCredentialsAuth) else "password"

@@ -55,7 +55,9 @@ async def test_a_wrong_secret_is_refused_while_enabled_and_syncs_keep_running(
     assert response.status_code == 409, response.text
     detail = response.json()["detail"]
     assert "Not saved: the CRM refused the new client_secret" in detail
-    assert "Invalid client secret" in detail and wrong not in response.text
+    assert "the token endpoint refused the client id or client secret" in detail
+    assert "Invalid client secret" not in detail  # classified, never the other side's words
+    assert wrong not in response.text
     assert await _stored_secret(session, settings) == sandbox.config.client_secret
     assert await _item_reaches_the_crm(
         session, live_api, live_admin, sandbox, tick_ctx, worker_settings, no="1000"
