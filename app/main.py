@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api import health
 from app.api.openapi_text import install_openapi_text
@@ -29,7 +29,7 @@ from app.middleware import (
     RequestContextMiddleware,
     RequestHeadLimitMiddleware,
 )
-from app.odata.asgi import ODataDispatchMiddleware, is_odata_path
+from app.odata.asgi import ODataApp, is_odata_path
 from app.odata.asgi import router as odata_router
 from app.settings import Settings, get_settings
 from app.web.not_found import install_console_not_found
@@ -66,9 +66,11 @@ class QueueConnection:
 
 
 class SalesbridgeApp(FastAPI):
-    """FastAPI with the REST API included on first use (see the module docstring)."""
+    """FastAPI with the REST API included on first use (see the module docstring), and the
+    OData service answered before FastAPI's stack (``odata_app``, set by ``create_app``)."""
 
     api_loaded = False
+    odata_app: ASGIApp | None = None
 
     def load_api(self) -> None:
         if self.api_loaded:
@@ -92,6 +94,12 @@ class SalesbridgeApp(FastAPI):
         return super().openapi()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.odata_app is not None and scope["type"] == "http" and is_odata_path(scope["path"]):
+            # The hot path: FastAPI's and Starlette's middlewares cost more per request than
+            # a key lookup; app.odata.asgi does what they would (request id, metrics, log).
+            scope["app"] = self
+            await self.odata_app(scope, receive, send)
+            return
         if not self.api_loaded and scope["type"] in ("http", "websocket"):
             path = scope["path"]
             if not is_odata_path(path) and path not in _EAGER_PATHS:
@@ -138,13 +146,14 @@ def create_app(settings: Settings | None = None, *, should_migrate: bool = True)
     install_exception_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(ODataDispatchMiddleware)  # /odata/ skips the REST stack
-    app.add_middleware(  # outermost: an oversized head is refused before anything reads it
-        RequestHeadLimitMiddleware,
-        max_url_bytes=settings.max_url_bytes,
-        max_header_bytes=settings.max_header_bytes,
-        max_header_count=settings.max_header_count,
-    )
+    head_limits = {
+        "max_url_bytes": settings.max_url_bytes,
+        "max_header_bytes": settings.max_header_bytes,
+        "max_header_count": settings.max_header_count,
+    }
+    # Outermost: an oversized head is refused before anything reads it, OData included.
+    app.add_middleware(RequestHeadLimitMiddleware, **head_limits)
+    app.odata_app = RequestHeadLimitMiddleware(ODataApp(), **head_limits)
     app.include_router(odata_router)  # first: its catch-all only matches /odata/, hot path
     app.include_router(health.router)
     install_openapi_text(app)

@@ -2,9 +2,10 @@
 
 The OData service is the hot path (bench/odata.py): a key lookup costs tens of
 microseconds in SQLite, and the generic stack around it (five middlewares, the router, a
-``Request``/``Response`` pair) cost more than that. ``ODataDispatchMiddleware`` is added last
-in ``create_app`` (so it runs first) and sends ``/odata/...`` here; everything else goes down
-the normal stack. What that stack gives every response is kept, done once here:
+``Request``/``Response`` pair) cost more than that. ``SalesbridgeApp.__call__`` sends
+``/odata/...`` and ``/ODataV3/...`` here before FastAPI's own middlewares, behind only the
+request head limits; everything else goes down the normal stack. What that stack gives
+every response is kept, done once here:
 
 - ``X-Request-ID`` (the caller's, if printable and short, else a new one), bound into the
   structlog context for the request's log lines;
@@ -27,7 +28,7 @@ import structlog
 from fastapi import APIRouter
 from starlette.datastructures import URL
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from app.middleware import LATENCY, REQUESTS
 from app.odata import router as handler
@@ -90,20 +91,6 @@ class ODataApp:
         finally:
             _record(scope, status, started)
             structlog.contextvars.reset_contextvars(**tokens)
-
-
-class ODataDispatchMiddleware:
-    """``/odata/...`` -> ``ODataApp``; anything else -> the rest of the stack."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.odata = ODataApp()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and is_odata_path(scope["path"]):
-            await self.odata(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
 
 
 async def _send(send: Send, reply: Reply, request_id: str) -> None:
