@@ -159,7 +159,7 @@ def _record(scope: Scope, status: int, started: float) -> None:
 
 
 # The route the app's route table shows (and the route-security test walks). In the app,
-# ``ODataDispatchMiddleware`` answers first; the route serves the same handler without it.
+# ``SalesbridgeApp`` answers first; the route serves the same handler without it.
 router = APIRouter()
 router.routes.extend(
     Route(
