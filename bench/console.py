@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import re
 import sqlite3
@@ -34,14 +33,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 NOW = "2026-01-15 12:00:00.000000"
 PASSWORD = "bench password 123"  # noqa: S105 - a throwaway bench database
-
-
-def _odata_bench() -> Any:
-    spec = importlib.util.spec_from_file_location("bench_odata", ROOT / "bench" / "odata.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 async def _mappings_and_admin(database_url: str, data_dir: Path) -> None:
@@ -218,7 +209,9 @@ def main() -> None:
     seeded: dict[str, int] = {}
     if not (args.reuse and path.exists()):
         path.unlink(missing_ok=True)
-        seeded = _odata_bench().seed(path, args.items / 100_000)
+        from bench.odata_seed import seed_sqlite  # the OData bench's data, the same way
+
+        seeded = seed_sqlite(path, args.items / 100_000)
         asyncio.run(_mappings_and_admin(database_url, work))
         seeded.update(_seed_log(path, args.runs))
     seed_seconds = round(time.perf_counter() - started, 1)
