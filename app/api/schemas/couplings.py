@@ -8,12 +8,13 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.models.integration import Direction, IntegrationRecord, SynchResult
+from app.api.schemas.rows import RowRead
+from app.models.integration import Direction, SynchResult
 
 MAX_IDS = 1000
 
 
-class CouplingRead(BaseModel):
+class CouplingRead(RowRead):
     id: uuid.UUID
     table_name: str
     integration_id: uuid.UUID
@@ -25,10 +26,6 @@ class CouplingRead(BaseModel):
     last_synch_crm_result: SynchResult | None
     skipped: bool
     created_at: datetime
-
-    @classmethod
-    def from_row(cls, row: IntegrationRecord) -> CouplingRead:
-        return cls.model_validate({**row.model_dump(warnings=False), "id": row.system_id})
 
 
 class CouplingList(BaseModel):

@@ -7,16 +7,15 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.schemas.rows import RowRead
 from app.mappings.field_catalog import FieldInfo
 from app.models.integration import (
     DeletionConflictResolution,
     Direction,
     FieldMappingStatus,
-    IntegrationFieldMapping,
     IntegrationTableMapping,
     UpdateConflictResolution,
 )
-from app.models.option_mapping import CrmOptionMapping
 
 
 class MappingRead(BaseModel):
@@ -56,7 +55,7 @@ class MappingUpdate(BaseModel):
     synch_after_bulk_coupling: bool = False
 
 
-class FieldMappingRead(BaseModel):
+class FieldMappingRead(RowRead):
     id: uuid.UUID
     mapping_name: str
     field: str
@@ -72,10 +71,6 @@ class FieldMappingRead(BaseModel):
     match_priority: int
     transformation: str
     user_defined: bool
-
-    @classmethod
-    def from_row(cls, row: IntegrationFieldMapping) -> FieldMappingRead:
-        return cls.model_validate({**row.model_dump(warnings=False), "id": row.system_id})
 
 
 class FieldMappingUpdate(BaseModel):
@@ -146,17 +141,13 @@ class ResetDefaultsRead(BaseModel):
     option_mappings_added: int
 
 
-class OptionMappingRead(BaseModel):
+class OptionMappingRead(RowRead):
     id: uuid.UUID
     option_set: str
     erp_code: str
     option_value: int
     caption: str
     modified_at: datetime
-
-    @classmethod
-    def from_row(cls, row: CrmOptionMapping) -> OptionMappingRead:
-        return cls.model_validate({**row.model_dump(warnings=False), "id": row.system_id})
 
 
 class OptionMappingCreate(BaseModel):
