@@ -65,18 +65,19 @@ async def _sign_in(settings: Settings, setup: ConnectionSetup, *, what: str) -> 
         msg = f"{refused}. {exc.detail}"
         raise ConflictError(msg) from None
     async with crm:
-        step = "token"
+        signing_in_with: str | None = None  # the credential, while the token step runs
         try:
             if isinstance(crm.auth, ClientCredentialsAuth):
+                signing_in_with = crm.auth.credential_name
                 await crm.auth.get_token()
-            step = "whoami"
+                signing_in_with = None
             return (await crm.whoami()).user_id
         except DataverseError as exc:
             # Classified, as the connection test words it: never the other side's text.
             reason = (
-                token_failure(exc, credential=_credential_name(crm.auth))
-                if step == "token"
-                else crm_failure(exc)
+                crm_failure(exc)
+                if signing_in_with is None
+                else token_failure(exc, credential=signing_in_with)
             )
             if isinstance(exc, AuthError) or exc.failure_kind == FailureKind.config:
                 msg = f"{refused}: {reason}."
@@ -86,7 +87,3 @@ async def _sign_in(settings: Settings, setup: ConnectionSetup, *, what: str) -> 
                 "Try again later."
             )
             raise CrmUnavailableError(msg) from None
-
-
-def _credential_name(auth: object) -> str:
-    return auth.credential_name if isinstance(auth, ClientCredentialsAuth) else "password"
