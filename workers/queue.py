@@ -7,7 +7,8 @@ most one trigger per run queued or running, whoever enqueues it (tick, "run now"
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from arq import create_pool
@@ -23,6 +24,8 @@ log = get_logger("salesbridge.queue")
 QUEUE_NAME = "salesbridge:queue"
 KEY_PREFIX = "salesbridge:"
 RUN_ENTRY_TASK = "run_entry"
+# Pub/sub channel of "these tables changed": workers wake the mappings that read them.
+NUDGE_CHANNEL = "salesbridge:nudge"
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
@@ -75,3 +78,27 @@ async def trigger_entries(
             await enqueue_entry(await queue.pool(), entry_id=entry.id, run_count=entry.run_count)
         except (RedisError, OSError) as exc:
             log.warning("entry_not_enqueued", entry_id=entry.id, reason=type(exc).__name__)
+
+
+async def nudge(
+    queue: QueuePool | None,
+    *,
+    erp_tables: Collection[str] = (),
+    crm_entities: Collection[str] = (),
+) -> None:
+    """After the commit: tell the workers which ERP tables and CRM entities changed, so
+    the mappings that read them run in seconds rather than after the wake-up delay.
+
+    Best effort by design: a message no worker hears (none subscribed, Redis away) only
+    delays the change to the database-based wake-up and the periodic run, so a failure
+    here is logged and never reaches the caller.
+    """
+    if queue is None or not (erp_tables or crm_entities):
+        return
+    message = json.dumps(
+        {"erp_tables": sorted(set(erp_tables)), "crm_entities": sorted(set(crm_entities))}
+    )
+    try:
+        await (await queue.pool()).publish(NUDGE_CHANNEL, message)
+    except (RedisError, OSError) as exc:
+        log.warning("nudge_not_sent", reason=type(exc).__name__)
