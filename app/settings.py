@@ -87,6 +87,14 @@ class Settings(BaseSettings):
     # CRM order line without a product (a write-in) becomes; empty = such lines fail.
     write_in_product_type: Literal["item", "resource"] = "item"
     write_in_product_no: str = Field(default="", max_length=20)
+    # Near-real-time sync. Off: no webhook is registered in the CRM (an existing one is
+    # removed on the next enable or redeploy) and the periodic runs alone carry changes.
+    webhooks_enabled: bool = True
+    # Where the CRM posts its change notifications, under SALESBRIDGE_PUBLIC_URL.
+    webhook_path: str = Field(default="/api/v1/crm/notifications", pattern=r"^/[A-Za-z0-9/_.-]*$")
+    # How long a worker gathers "these tables changed" messages before it wakes the
+    # mappings that read them, so a burst of writes becomes one run per mapping.
+    sync_debounce_ms: int = Field(default=1000, ge=0, le=60_000)
     _has_public_url: bool = PrivateAttr(default=False)
 
     @model_validator(mode="after")

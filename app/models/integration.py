@@ -308,10 +308,40 @@ class CrmPostBuffer(TableBase, table=True):
 
 
 class DataverseEntityChange(TableBase, table=True):
+    """A CRM change notification: which record of which table changed, and how.
+
+    ``delivery_key`` is the delivery's own id (the webhook's operation id), unique, so a
+    delivery that arrives twice is stored once; rows without one (older rows) are kept.
+    """
+
     __tablename__ = "dataverse_entity_change"
     entity_name: str = Field(max_length=100, index=True)
+    record_id: uuid.UUID | None = None
+    message: str = Field(default="", max_length=20)  # Create, Update or Delete
+    delivery_key: str | None = Field(default=None, max_length=100, unique=True)
     received_at: datetime = Field(sa_type=UTCDateTime)
-    processed_at: datetime | None = utc_field()
+    processed_at: datetime | None = utc_field(index=True)
+
+
+class CrmWebhook(TableBase, table=True):
+    """The webhook Salesbridge registered in the CRM (one row), and what arrived through it.
+
+    ``steps`` lists the registered steps as ``{"message", "entity", "step_id"}``; the
+    secret the CRM sends in a header is stored encrypted, like every other credential.
+    """
+
+    __tablename__ = "crm_webhook"
+    service_endpoint_id: uuid.UUID | None = None
+    url: str = Field(default="", max_length=2048)
+    secret_encrypted: str = Field(default="", sa_type=sa.Text)
+    steps: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    registered_at: datetime | None = utc_field()
+    last_error: str = Field(default="", max_length=2048)
+    received_count: int = Field(default=0, sa_type=sa.BigInteger)
+    refused_count: int = Field(default=0, sa_type=sa.BigInteger)
+    last_received_at: datetime | None = utc_field()
+    last_refused_at: datetime | None = utc_field()
+    last_refusal: str = Field(default="", max_length=200)
 
 
 class AssistedSetupStatus(StrEnum):

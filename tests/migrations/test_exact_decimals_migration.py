@@ -30,7 +30,7 @@ from tests.fixtures import services
 
 NOW = dt.datetime(2026, 1, 15, 12, tzinfo=dt.UTC)
 BEFORE = "0005"  # the revision before the exact decimals
-EXACT = "0006"
+HEAD = "0007"  # upgraded through 0006, the exact decimals, to the newest revision
 
 # What revision 0001 stored: SQLAlchemy bound Decimals as floats on SQLite.
 LEDGER = [("1000", 0.1), ("1000", 0.2), ("1000", 0.3), ("1001", 1234567890.12345),
@@ -112,7 +112,7 @@ async def test_every_value_survives_exactly(blank_url: str) -> None:
         await _fill_revision_0001(engine)
         await upgrade_database(blank_url)
         from_orm = await _rows(engine, "SELECT version_num FROM alembic_version")
-        assert from_orm == [(EXACT,)]
+        assert from_orm == [(HEAD,)]
         async with engine.connect() as connection:
             ledger = SQLModel.metadata.tables["item_ledger_entry"]
             found = (
