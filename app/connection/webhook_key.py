@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth.encryption import decrypt_secret, encrypt_secret
@@ -21,7 +21,7 @@ WEBHOOK_KEY_HEADER = "x-salesbridge-webhook-key"
 
 
 async def get_crm_webhook(session: AsyncSession) -> CrmWebhook | None:
-    return (await session.exec(select(CrmWebhook).order_by(CrmWebhook.id).limit(1))).first()
+    return (await session.exec(select(CrmWebhook).order_by(col(CrmWebhook.id)).limit(1))).first()
 
 
 def new_webhook_key() -> str:
