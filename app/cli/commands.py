@@ -22,7 +22,16 @@ from app.cli.connection import (
     sandbox_setup_arguments,
 )
 from app.cli.first_admin import FIRST_ADMIN, announce_first_admin, create_first_admin
-from app.cli.runtime import configure, fail, guarded, run, say, settings, upgrade_or_fail
+from app.cli.runtime import (
+    configure,
+    fail,
+    guarded,
+    run,
+    run_server_loop,
+    say,
+    settings,
+    upgrade_or_fail,
+)
 from app.cli.sync_commands import sync_cli
 from app.cli.users import key_cli, user_cli
 from app.command_lines import command_line
@@ -154,7 +163,6 @@ def serve(
 
     Without SALESBRIDGE_REDIS_URL it also runs an embedded Redis in the data dir.
     """
-    import asyncio
     import contextlib
     import signal
 
@@ -176,7 +184,7 @@ def serve(
     say(console_line(config, scheme=scheme))
     with contextlib.ExitStack() as stack:
         config = with_embedded_redis(stack, config)
-        asyncio.run(run_service(config, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile))
+        run_server_loop(run_service(config, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile))
 
 
 def console_line(settings: Settings, *, scheme: str = "http") -> str:
@@ -239,7 +247,6 @@ def worker() -> None:
 
     On SALESBRIDGE_REDIS_URL, or on the embedded Redis of a serve with the same data dir.
     """
-    import asyncio
 
     from app.embedded_redis import find_running
     from workers.settings import run_worker
@@ -254,7 +261,7 @@ def worker() -> None:
                 "worker then uses its embedded Redis)."
             )
         config = config.model_copy(update={"redis_url": url})
-    asyncio.run(run_worker(config))
+    run_server_loop(run_worker(config))
 
 
 @cli.command()
