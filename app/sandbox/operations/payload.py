@@ -224,6 +224,10 @@ def computed_columns(entity: EntityType, doc: dict[str, Any]) -> None:
         regarding = doc.get("_regardingobjectid_value" + LOGICAL_ANNOTATION)
         if regarding:
             doc["regardingobjecttypecode"] = regarding
+    if entity.set_name == "serviceendpoints":
+        for secret, flag in (("authvalue", "isauthvalueset"), ("saskey", "issaskeyset"),
+                             ("sastoken", "issastokenset")):  # fmt: skip
+            doc[flag] = bool(doc.get(secret))
     if entity.parent in ("quoteid", "salesorderid", "invoiceid"):
         _line_amounts(doc)
 
