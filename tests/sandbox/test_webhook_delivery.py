@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from tests.fixtures.sandbox import RunningSandbox, crm_person
-from tests.sandbox.conftest import entity_id
+from tests.sandbox.conftest import entity_id, seed
 from tests.sandbox.webhook_receiver import (
     KEY_HEADER,
     Receiver,
@@ -379,3 +379,14 @@ async def test_bad_webhook_registrations_are_refused(api: httpx.AsyncClient) -> 
     ):
         refused = await api.post("serviceendpoints", json=body)
         assert refused.status_code == 400, body
+
+
+async def test_rows_written_in_process_are_announced_too(
+    api: httpx.AsyncClient, sandbox: RunningSandbox, receiver: Receiver
+) -> None:
+    await register_webhook(api, receiver.url, messages=("Create",), table="contact")
+    seed(sandbox, "contacts", [{"firstname": "Ada", "lastname": "Lovelace"}])
+    await settle(sandbox)
+    [created] = receiver.delivered
+    assert created.attributes["fullname"] == "Ada Lovelace"
+    assert created.headers["x-ms-dynamics-organization"] == "localhost"

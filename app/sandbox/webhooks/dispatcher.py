@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 import threading
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,7 @@ from app.sandbox.config import WebhookSettings
 
 log = get_logger("salesbridge.sandbox.webhooks")
 _RECENT_FAILURES = 20
+_QUERY = re.compile(r"\?\S*")
 
 
 @dataclass(frozen=True)
@@ -120,10 +122,18 @@ class Dispatcher:
             self.counters = DeliveryCounters()
         self.settings.update(settings.values())
         self.random.seed(self.settings.seed)
+        if self._loop is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            self._restart_jobs()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self._loop.call_soon_threadsafe(self._restart_jobs)
+
+    def _restart_jobs(self) -> None:
         for job in list(self._jobs):
             job.cancel()
-        if self._slots is not None:
-            self._slots = asyncio.Semaphore(self.settings.concurrency)
+        self._slots = asyncio.Semaphore(self.settings.concurrency)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -248,7 +258,8 @@ class Dispatcher:
             except httpx.TimeoutException:
                 return "timeout"
             except httpx.HTTPError as exc:
-                return f"{type(exc).__name__}: {exc}"
+                # The URL in a message may carry the key (WebhookKey, HttpQueryString).
+                return f"{type(exc).__name__}: {_QUERY.sub('', str(exc))}"
             finally:
                 self._count(delivery, "in_flight", -1)
 
