@@ -92,6 +92,7 @@ class Sandbox:
             self.webapi = WebApi(self.store, self.config, self.identity)
             self.batch = BatchRunner(self.webapi)
             self.webhooks.org = self._org_ids()
+            self.webhooks.reset()  # the registrations went with the rows
             self.store.on_commit = self.webhooks.on_commit
 
     def close(self) -> None:

@@ -25,9 +25,12 @@ from app.sandbox.webhooks.auth import credentials
 from app.sandbox.webhooks.changes import Change
 from app.sandbox.webhooks.context import Operation, Org, execution_context, request_headers
 from app.sandbox.webhooks.dispatcher import Delivery, Dispatcher
-from app.sandbox.webhooks.steps import active_steps
+from app.sandbox.webhooks.steps import Step, active_steps
 
 log = get_logger("salesbridge.sandbox.webhooks")
+_REGISTRATION = frozenset(
+    {"serviceendpoints", "sdkmessageprocessingsteps", "sdkmessages", "sdkmessagefilters"}
+)
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,9 @@ class Webhooks:
         self.org = org
         self.initial = WebhookSettings(**settings.values())  # what a reset goes back to
         self.dispatcher = Dispatcher(settings)
+        # The active steps, read again only after a commit that changed a registration
+        # table (every write to them goes through the journaled write path).
+        self._steps: list[Step] | None = None
 
     @contextmanager
     def request_scope(self, domain: str) -> Iterator[None]:
@@ -67,6 +73,7 @@ class Webhooks:
 
     def reset(self) -> None:
         self.dispatcher.reset(self.initial)
+        self._steps = None
 
     def on_commit(self, changes: list[Any]) -> None:
         """Queue a delivery per change and matching step; never fails the committed write."""
@@ -76,8 +83,12 @@ class Webhooks:
             log.exception("webhook_announce_failed")
 
     def _announce(self, changes: list[Change]) -> None:
-        steps = active_steps(self.store) if changes else []
-        if not steps:
+        if any(change.entity.set_name in _REGISTRATION for change in changes):
+            self._steps = None
+        if self._steps is None:
+            self._steps = active_steps(self.store)
+        steps = self._steps
+        if not steps or not changes:
             return
         scope = _scope.get()
         if scope is not None and scope.owner is not self:
