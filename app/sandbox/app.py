@@ -38,10 +38,24 @@ class SandboxApp(Starlette):
     and the request's arrival time, taken before routing and token checks."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            scope[_ARRIVED_AT] = time.monotonic()
-            scope[_RAW_SEND] = send
-        await super().__call__(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        scope[_ARRIVED_AT] = time.monotonic()
+        scope[_RAW_SEND] = send
+        sandbox: Sandbox = self.state.sandbox
+        # Webhook deliveries of what this request commits go out once it has its answer.
+        with sandbox.webhooks.request_scope(_host(scope)):
+            await super().__call__(scope, receive, send)
+
+
+def _host(scope: Scope) -> str:
+    """The host name the client reached the org on (x-ms-dynamics-organization)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"host":
+            return value.decode("latin-1").rsplit(":", 1)[0] or "localhost"
+    server = scope.get("server")
+    return str(server[0]) if server else "localhost"
 
 
 class ThrottledResponse(Response):
@@ -195,8 +209,12 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        sandbox.close()
+        await sandbox.webhooks.dispatcher.start()
+        try:
+            yield
+        finally:
+            await sandbox.webhooks.dispatcher.stop()
+            sandbox.close()
 
     api = f"/api/data/v{config.api_version}"
     methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]

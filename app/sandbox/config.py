@@ -32,6 +32,56 @@ LIMIT_FIELDS = (
     "early_grace_seconds",
 )
 FAULT_FIELDS = ("error_rate", "error_statuses", "throttle_rate", "latency_ms", "drop_rate", "seed")
+WEBHOOK_FIELDS = (
+    "drop_rate",
+    "duplicate_rate",
+    "fail_rate",
+    "delay_ms",
+    "seed",
+    "max_attempts",
+    "backoff_ms",
+    "max_backoff_ms",
+    "timeout_ms",
+    "concurrency",
+)
+_AT_LEAST_ONE = ("max_attempts", "timeout_ms", "concurrency")
+
+
+@dataclass
+class WebhookSettings:
+    """How the sandbox's asynchronous service delivers webhooks, and its delivery faults.
+
+    Faults are off by default; ``GET``/``PATCH /_sandbox/webhooks`` read and change them.
+    """
+
+    drop_rate: float = 0.0  # share of deliveries never sent (a lost notification)
+    duplicate_rate: float = 0.0  # share delivered twice, with the same OperationId
+    fail_rate: float = 0.0  # share of attempts failed without sending (then retried)
+    delay_ms: int = 0  # added before each delivery
+    seed: int | None = None  # for the fault draws, so a seeded run repeats
+    max_attempts: int = 5  # then the delivery is recorded as failed
+    backoff_ms: int = 500  # before the 2nd attempt; doubles per attempt
+    max_backoff_ms: int = 30_000
+    timeout_ms: int = 5_000  # per attempt
+    concurrency: int = 8  # deliveries in flight at once
+
+    def values(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in WEBHOOK_FIELDS}
+
+    def update(self, values: dict[str, Any]) -> None:
+        """Apply a control-API change: all of it or, on a bad value, none of it."""
+        types = {f.name: str(f.type) for f in fields(self)}
+        coerced: dict[str, Any] = {}
+        for name, value in values.items():
+            if name not in WEBHOOK_FIELDS:
+                msg = f"unknown setting {name!r}; allowed: {', '.join(WEBHOOK_FIELDS)}"
+                raise ValueError(msg)
+            coerced[name] = _coerce(name, value, types[name])
+            if name in _AT_LEAST_ONE and coerced[name] < 1:
+                msg = f"{name} must be at least 1"
+                raise ValueError(msg)
+        for name, value in coerced.items():
+            setattr(self, name, value)
 
 
 @dataclass
@@ -70,6 +120,8 @@ class SandboxConfig:
     latency_ms: int = 0  # added to every Web API request
     drop_rate: float = 0.0  # share of requests whose connection is closed after they ran
     seed: int | None = None
+    # Webhook deliveries (app/sandbox/webhooks): retries, timeouts and their own faults.
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     def limits(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in LIMIT_FIELDS}

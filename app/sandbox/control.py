@@ -1,6 +1,7 @@
 """The control API under ``/_sandbox/`` (no bearer: it is the test harness's side door).
 
 GET/PUT ``limits`` and ``faults`` (PUT takes a partial JSON object), GET ``counters``,
+GET/PATCH ``webhooks`` (delivery counters, ``pending``, retry settings and delivery faults),
 POST ``reset`` (``?data=true`` also wipes and reseeds the rows), GET ``/_sandbox`` for a
 summary with row counts, GET/POST ``users`` to list system users and create ordinary
 (licensed, interactive) ones, the people a test or demo impersonates, GET/POST
@@ -82,6 +83,21 @@ async def faults(request: Request) -> Response:
     return JSONResponse(sandbox.config.faults())
 
 
+async def webhooks(request: Request) -> Response:
+    """Webhook deliveries: GET counters (``pending`` is 0 once every queued delivery has
+    finished) and settings; PATCH (or PUT) a partial object of settings and faults."""
+    dispatcher = _sandbox(request).webhooks.dispatcher
+    if request.method in ("PATCH", "PUT"):
+        try:
+            values = orjson.loads(await request.body() or b"{}")
+            if not isinstance(values, dict):
+                raise TypeError("expected a JSON object")  # noqa: EM101
+            dispatcher.configure(values)
+        except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+    return JSONResponse(dispatcher.snapshot())
+
+
 async def counters(request: Request) -> Response:
     return JSONResponse(_sandbox(request).counters.snapshot())
 
@@ -149,6 +165,7 @@ def control_routes() -> list[Route]:
         Route("/_sandbox/limits", limits, methods=["GET", "PUT"]),
         Route("/_sandbox/faults", faults, methods=["GET", "PUT"]),
         Route("/_sandbox/counters", counters, methods=["GET"]),
+        Route("/_sandbox/webhooks", webhooks, methods=["GET", "PATCH", "PUT"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
         Route("/_sandbox/users", users, methods=["GET", "POST"]),
         Route("/_sandbox/certificates", certificates, methods=["GET", "POST"]),

@@ -17,6 +17,7 @@ from app.sandbox.schema.entities import ENTITIES
 from app.sandbox.seed import load_or_seed
 from app.sandbox.store import Store
 from app.sandbox.webapi import WebApi
+from app.sandbox.webhooks.notifications import OrgIds, Webhooks
 
 
 class Faults:
@@ -53,6 +54,11 @@ class Sandbox:
         self.faults = Faults(config)
         self.webapi = WebApi(self.store, config, self.identity)
         self.batch = BatchRunner(self.webapi)
+        self.webhooks = Webhooks(self.store, config.webhooks, self._org_ids())
+        self.store.on_commit = self.webhooks.on_commit
+
+    def _org_ids(self) -> OrgIds:
+        return OrgIds(self.identity.organization_id, self.identity.business_unit_id)
 
     # --- Python handle for tests ----------------------------------------------------------
     def rows(self, entity_set: str) -> list[dict[str, Any]]:
@@ -73,15 +79,21 @@ class Sandbox:
 
     # --- control --------------------------------------------------------------------------
     def reset(self, *, data: bool = False) -> None:
-        """Zero the counters and throttling state; with ``data`` also wipe and reseed rows."""
+        """Zero the counters and throttling state, forget queued webhook deliveries and
+        restore their settings; with ``data`` also wipe and reseed rows."""
         self.counters.reset()
         self.protection.reset()
         self.faults.reseed()
+        self.webhooks.reset()
         if data:
+            self.store.on_commit = None  # a reseed announces nothing
             self.store.wipe()
             self.identity = load_or_seed(self.store, self.config)
             self.webapi = WebApi(self.store, self.config, self.identity)
             self.batch = BatchRunner(self.webapi)
+            self.webhooks.org = self._org_ids()
+            self.webhooks.reset()  # the registrations went with the rows
+            self.store.on_commit = self.webhooks.on_commit
 
     def close(self) -> None:
         self.store.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -81,6 +81,11 @@ class Store:
         self._key_indexes: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._create_indexes(alternate_keys)
         self._depth = 0
+        # What the open transaction changed, for ``on_commit`` (webhook notifications):
+        # kept until the outermost commit, cut back when a savepoint or the whole
+        # transaction rolls back, so only committed changes are announced.
+        self._journal: list[Any] = []
+        self.on_commit: Callable[[list[Any]], None] | None = None
         versions = [
             self.connection.execute(sql).fetchone()[0]
             for sql in (f"SELECT max(version) FROM {table(e.set_name)}" for e in ENTITIES)  # noqa: S608
@@ -128,6 +133,8 @@ class Store:
             savepoint = f"sp{self._depth}"
             self.connection.execute("BEGIN" if self._depth == 1 else f"SAVEPOINT {savepoint}")
             version_before = self._version
+            journaled = len(self._journal)
+            committed: list[Any] = []
             try:
                 yield
             except BaseException:
@@ -137,15 +144,29 @@ class Store:
                     self.connection.execute(f"ROLLBACK TO {savepoint}")
                     self.connection.execute(f"RELEASE {savepoint}")
                 self._version = version_before
+                del self._journal[journaled:]
                 raise
             else:
                 if self._depth == 1:
                     self._write_meta("version", str(self._version))
                     self.connection.execute("COMMIT")
+                    committed, self._journal = self._journal, []
                 else:
                     self.connection.execute(f"RELEASE {savepoint}")
             finally:
                 self._depth -= 1
+            if committed and self.on_commit is not None:
+                self.on_commit(committed)
+
+    def journal(self, change: Any) -> None:
+        """Note a change of the open transaction (announced once it commits)."""
+        if self.on_commit is None:
+            return
+        with self.lock:
+            if self._depth == 0:  # autocommit: it is committed already
+                self.on_commit([change])
+            else:
+                self._journal.append(change)
 
     def next_version(self) -> int:
         self._version += 1
@@ -297,6 +318,7 @@ class Store:
             self.connection.execute("DELETE FROM associations")
             self.connection.execute("DELETE FROM meta")
             self._version = 0
+            self._journal.clear()
 
     def close(self) -> None:
         with self.lock:

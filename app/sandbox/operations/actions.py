@@ -33,4 +33,4 @@ def close_opportunity(action: str, body: dict[str, Any], records: Records) -> No
     if entity.state is None or status not in entity.state.statuses[state]:
         msg = f"{status} is not a valid status code for {action}."
         raise SandboxError(400, "0x80040203", msg)
-    records.store.replace(entity.set_name, str(doc[entity.pk]), records.closed(doc, state, status))
+    records.close(entity, doc, state, status)

@@ -30,6 +30,8 @@ from app.sandbox.operations.keys import RecordRef, parse_reference
 from app.sandbox.schema.attributes import STANDARD_SCHEMA, Schema
 from app.sandbox.schema.entities import BY_SET, RELATIONSHIPS, SERVER_SET, EntityType, Lookup
 from app.sandbox.store import Store
+from app.sandbox.webhooks.auth import check_endpoint
+from app.sandbox.webhooks.steps import WEBHOOK_CONTRACT
 
 LOGICAL_ANNOTATION = "@Microsoft.Dynamics.CRM.lookuplogicalname"
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?$")
@@ -224,6 +226,15 @@ def computed_columns(entity: EntityType, doc: dict[str, Any]) -> None:
         regarding = doc.get("_regardingobjectid_value" + LOGICAL_ANNOTATION)
         if regarding:
             doc["regardingobjecttypecode"] = regarding
+    if entity.set_name == "serviceendpoints":
+        if doc.get("contract") == WEBHOOK_CONTRACT:
+            try:
+                check_endpoint(doc)
+            except ValueError as exc:
+                raise validation_error(str(exc)) from exc
+        for secret, flag in (("authvalue", "isauthvalueset"), ("saskey", "issaskeyset"),
+                             ("sastoken", "issastokenset")):  # fmt: skip
+            doc[flag] = bool(doc.get(secret))
     if entity.parent in ("quoteid", "salesorderid", "invoiceid"):
         _line_amounts(doc)
 

@@ -37,6 +37,7 @@ from app.sandbox.operations.payload import (
 )
 from app.sandbox.schema.entities import BY_SET, CASCADES, EntityType, StateModel
 from app.sandbox.store import DuplicateIdError, DuplicateKeyError, Store
+from app.sandbox.webhooks.changes import Change
 
 _LINE_HEADERS = {"quoteid": "quotes", "salesorderid": "salesorders", "invoiceid": "invoices"}
 
@@ -108,6 +109,7 @@ class Records:
         self._check_line(entity, doc)
         self._insert(entity, doc)
         self._after_write(entity, doc, changes)
+        self._journal("Create", entity, doc, dict(doc))
         if entity.set_name == "uomschedules":
             self._create_base_unit(doc, str(body.get("baseuomname") or "Primary Unit"))
         return doc
@@ -178,7 +180,38 @@ class Records:
         except DuplicateKeyError as exc:
             raise duplicate_key(entity.logical, exc.attributes) from exc
         self._after_write(entity, doc, changes)
+        sent = set(changes.columns)
+        if changes.state is not None or changes.status is not None:
+            sent.update(("statecode", "statuscode"))
+        self._journal_update(entity, current, doc, sent)
         return doc
+
+    def _journal_update(
+        self, entity: EntityType, before: dict[str, Any], after: dict[str, Any], sent: set[str]
+    ) -> None:
+        """An Update's Target: the columns the request set (changed or not) and those the
+        server changed with them (``modifiedon``, ``modifiedby``, full names, amounts)."""
+        names = sent | {name for name, value in after.items() if before.get(name) != value}
+        names.update(("modifiedon", "_modifiedby_value", "_modifiedonbehalfby_value"))
+        names.discard("versionnumber")
+        target = {name: after.get(name) for name in sorted(names)}
+        self._journal("Update", entity, after, {entity.pk: after[entity.pk], **target})
+
+    def _journal(
+        self, message: str, entity: EntityType, doc: dict[str, Any], attributes: dict[str, Any]
+    ) -> None:
+        self.store.journal(
+            Change(
+                message,
+                entity,
+                str(doc[entity.pk]),
+                attributes,
+                user_id=self.actor.user_id,
+                initiating_user_id=self.actor.on_behalf_of or self.actor.user_id,
+                row_version=doc.get("versionnumber"),
+                primary_name=doc.get(entity.primary_name) if entity.primary_name else None,
+            )
+        )
 
     def _apply_state(self, entity: EntityType, doc: dict[str, Any], changes: Changes) -> None:
         model = entity.state
@@ -214,11 +247,13 @@ class Records:
             raise read_only_record(entity.logical, model.labels.get(current_state or 0, "?"))
         doc["statecode"], doc["statuscode"] = state, status
 
-    def closed(self, doc: dict[str, Any], state: int, status: int) -> dict[str, Any]:
-        """A copy of ``doc`` moved to a closing state by a message (not by PATCH)."""
+    def close(self, entity: EntityType, doc: dict[str, Any], state: int, status: int) -> None:
+        """Move ``doc`` to a closing state by a message (not by PATCH), announced as an
+        Update of the state columns."""
         closed = dict(doc, statecode=state, statuscode=status)
         self._stamp(closed, created=False)
-        return closed
+        self.store.replace(entity.set_name, str(doc[entity.pk]), closed)
+        self._journal_update(entity, doc, closed, {"statecode", "statuscode"})
 
     # --- upsert ---------------------------------------------------------------------------
     def upsert(
@@ -255,7 +290,8 @@ class Records:
         for child_set, lookup in CASCADES.get(entity.set_name, ()):
             for child_id in self.store.child_ids(child_set, f"_{lookup}_value", record_id):
                 self._delete_tree(BY_SET[child_set], child_id)
-        self.store.delete(entity.set_name, record_id)
+        if self.store.delete(entity.set_name, record_id):
+            self._journal("Delete", entity, {entity.pk: record_id}, {})
 
     # --- lines and headers ----------------------------------------------------------------
     def _check_line(self, entity: EntityType, doc: dict[str, Any]) -> None:

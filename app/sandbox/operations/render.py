@@ -116,10 +116,12 @@ def project(doc: dict[str, Any], entity: EntityType, select: list[str] | None) -
     row: dict[str, Any] = {"@odata.etag": etag(doc)}
     if select is None:
         row.update((name, value) for name, value in doc.items() if "@" not in name)
-        return row
-    for name in select:
-        row[name] = doc.get(name)
-    row[entity.pk] = doc[entity.pk]
+    else:
+        for name in select:
+            row[name] = doc.get(name)
+        row[entity.pk] = doc[entity.pk]
+    for name in entity.write_only.intersection(row):
+        row[name] = None  # a secret is written, never read back (IsValidForRead false)
     return row
 
 

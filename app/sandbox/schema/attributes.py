@@ -162,6 +162,22 @@ OWN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
         "name", "primaryobjecttypecode", "secondaryobjecttypecode",
         "iscustomprocessingstepallowed", "isvisible", "availability", "workflowsdkstepenabled",
     ),
+    "serviceendpoints": (
+        "name", "description", "contract", "url", "authtype", "authvalue", "isauthvalueset",
+        "messageformat", "messagecharset", "namespaceaddress", "namespaceformat", "path",
+        "solutionnamespace", "connectionmode", "userclaim", "saskey", "saskeyname", "sastoken",
+        "issaskeyset", "issastokenset", "schematype", "usekeyvaultconfiguration",
+        "introducedversion", "runtimeintegrationproperties", "ismanaged", "componentstate",
+        "solutionid", "serviceendpointidunique",
+    ),
+    "sdkmessageprocessingsteps": (
+        "name", "description", "mode", "stage", "rank", "supporteddeployment",
+        "asyncautodelete", "filteringattributes", "configuration", "canbebypassed",
+        "canusereadonlyconnection", "category", "enablepluginprofiler", "eventexpander",
+        "eventhandlertypecode", "invocationsource", "introducedversion", "ismanaged",
+        "componentstate", "customizationlevel", "solutionid", "sdkmessageprocessingstepidunique",
+        "runtimeintegrationproperties",
+    ),
     "organizations": ("name", "issopintegrationenabled", "expirechangetrackingindays"),
     "nav_connections": (
         "nav_name", "nav_dynamicsnavurl", "nav_dynamicsnavodataurl",

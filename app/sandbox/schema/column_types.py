@@ -30,7 +30,7 @@ _INTEGERS = frozenset(
         "lineitemnumber", "filesize", "currencyprecision", "importsequencenumber",
         "timezoneruleversionnumber", "utcconversiontimezonecode", "revisionnumber",
         "bcbi_businesscentraldocumentoccurrencenumber", "bcbi_businesscentrallinenumber",
-        "langid",
+        "langid", "rank", "customizationlevel",
     }
 )  # fmt: skip
 _DECIMALS = frozenset(
@@ -42,10 +42,19 @@ _DECIMALS = frozenset(
 )  # fmt: skip
 _MEMOS = frozenset({"description", "notetext", "documentbody", "largetext", "text"})
 _GUIDS = frozenset({"applicationid", "azureactivedirectoryobjectid", "bcbi_companyid"})
-_BOOLEANS = frozenset({"willcall", "creditonhold", "workflowsdkstepenabled"})
+_BOOLEANS = frozenset(
+    {"willcall", "creditonhold", "workflowsdkstepenabled", "asyncautodelete", "canbebypassed",
+     "canusereadonlyconnection", "enablepluginprofiler", "usekeyvaultconfiguration"}
+)  # fmt: skip
+# Choice columns whose names do not end in "code" (webhook registration tables).
+_PICKLISTS = frozenset(
+    {"contract", "authtype", "messageformat", "messagecharset", "connectionmode",
+     "namespaceformat", "userclaim", "schematype", "mode", "stage", "supporteddeployment",
+     "invocationsource", "componentstate"}
+)  # fmt: skip
 _ENTITY_NAMES = frozenset(
     {"objecttypecode", "regardingobjecttypecode", "primaryobjecttypecode",
-     "secondaryobjecttypecode"}
+     "secondaryobjecttypecode", "eventhandlertypecode"}
 )  # fmt: skip
 _NOT_CHOICES = frozenset({"isocurrencycode", "utcconversiontimezonecode"})
 
@@ -68,6 +77,16 @@ _CHOICE_LABELS: dict[str, dict[int, str]] = {
     "accessmode": {0: "Read-Write", 1: "Administrative", 2: "Read", 3: "Support User",
                    4: "Non-interactive", 5: "Delegated Admin"},
     "source": {1: "Auto Post", 2: "Manual Post", 3: "ActionHub Post"},
+    "contract": {1: "OneWay", 2: "Queue", 3: "Rest", 4: "TwoWay", 5: "Topic",
+                 6: "Queue (Persistent)", 7: "Event Hub", 8: "Webhook", 9: "Event Grid",
+                 10: "Managed Data Lake"},
+    "authtype": {1: "ACS", 2: "SAS Key", 3: "SAS Token", 4: "Webhook Key", 5: "Http Header",
+                 6: "Http Query String", 7: "Connection String", 8: "Access Key"},
+    "messageformat": {1: "Binary XML", 2: "Json", 3: "Text XML"},
+    "mode": {0: "Synchronous", 1: "Asynchronous"},
+    "stage": {10: "Pre-validation", 20: "Pre-operation", 40: "Post-operation"},
+    "supporteddeployment": {0: "Server Only", 1: "Microsoft Dynamics 365 Client for Outlook Only",
+                            2: "Both"},
 }  # fmt: skip
 _PRODUCT_TYPES = {1: "Sales Inventory", 2: "Miscellaneous Charges", 3: "Services", 4: "Flat Fees"}
 _LINE_TYPES = {1: "Product", 2: "Bundle", 3: "Required Bundle Product",
@@ -81,6 +100,7 @@ _STATUS_LABELS: dict[str, dict[int, str]] = {
     "salesorders": {1: "New", 2: "Pending", 3: "In Progress", 4: "No Money",
                     100001: "Complete", 100002: "Partial", 100003: "Invoiced",
                     700970000: "In Progress"},
+    "sdkmessageprocessingsteps": {1: "Enabled", 2: "Disabled"},
     "invoices": {1: "New", 2: "Partially Shipped", 3: "Canceled (deprecated)", 4: "Billed",
                  5: "Booked (applies to services)", 6: "Installed (applies to services)",
                  7: "Paid in Full (deprecated)", 100001: "Complete", 100002: "Partial",
@@ -140,8 +160,10 @@ def _plain_type(column: str) -> str:
     ):  # fmt: skip
         if column in names:
             return kind
-    if column == "accessmode" or (
-        column.endswith("code") and column not in _NOT_CHOICES and "postal" not in column
+    if (
+        column in _PICKLISTS
+        or column == "accessmode"
+        or (column.endswith("code") and column not in _NOT_CHOICES and "postal" not in column)
     ):
         return "Picklist"
     return "String"

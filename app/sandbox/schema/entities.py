@@ -19,10 +19,13 @@ class Lookup:
 
     name: str
     targets: tuple[str, ...]  # entity sets
+    # Polymorphic in Dataverse though the sandbox serves one target (a step's event
+    # handler is a plug-in type or a service endpoint): bound with the target's suffix.
+    polymorphic: bool = False
 
     @property
     def is_polymorphic(self) -> bool:
-        return len(self.targets) > 1
+        return self.polymorphic or len(self.targets) > 1
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class EntityType:
     choices: dict[str, frozenset[int]] = field(default_factory=dict)
     is_updatable: bool = True
     is_system: bool = False  # a platform table: read through the Web API, never written
+    # Columns Dataverse accepts in writes but never returns (IsValidForRead false): secrets.
+    write_only: frozenset[str] = frozenset()
 
     @property
     def pk(self) -> str:
@@ -63,6 +68,7 @@ _PRODUCT = StateModel(
     frozenset({0, 1, 2, 3}),
     {0: "Active", 1: "Retired", 2: "Draft", 3: "Under Revision"},
 )
+_STEP = StateModel((0, 1), {0: (1,), 1: (2,)}, frozenset({0, 1}), {0: "Enabled", 1: "Disabled"})
 _PRICELEVEL = StateModel(
     (0, 100001), {0: (100001,), 1: (100002,)}, frozenset({0, 1}), {0: "Active", 1: "Inactive"}
 )
@@ -348,6 +354,47 @@ ENTITIES: tuple[EntityType, ...] = (
         _lookups(("sdkmessageid", "sdkmessages")),
         is_system=True,
     ),
+    # Webhook registration (Microsoft's "Register a webhook"): a service endpoint with
+    # contract 8 (Webhook) and the steps that send a message's events to it. Options and
+    # states as in Dataverse's table reference (serviceendpoint, sdkmessageprocessingstep).
+    EntityType(
+        "serviceendpoints",
+        "serviceendpoint",
+        "name",
+        "organization",
+        choices={
+            "contract": frozenset(range(1, 11)),  # 8 Webhook
+            "authtype": frozenset(range(1, 9)),  # 4 WebhookKey, 5 HttpHeader, 6 HttpQueryString
+            "messageformat": frozenset({1, 2, 3}),  # 2 Json
+            "connectionmode": frozenset({1, 2}),
+            "namespaceformat": frozenset({1, 2}),
+            "userclaim": frozenset({1, 2, 3}),
+            "messagecharset": frozenset({0, 1}),
+            "schematype": frozenset({1, 2}),
+        },
+        write_only=frozenset({"authvalue", "saskey", "sastoken"}),
+    ),
+    EntityType(
+        "sdkmessageprocessingsteps",
+        "sdkmessageprocessingstep",
+        "name",
+        "organization",
+        {
+            "eventhandler": Lookup("eventhandler", ("serviceendpoints",), polymorphic=True),
+            **_lookups(
+                ("sdkmessageid", "sdkmessages"),
+                ("sdkmessagefilterid", "sdkmessagefilters"),
+                ("impersonatinguserid", "systemusers"),
+            ),
+        },
+        _STEP,
+        choices={
+            "mode": frozenset({0, 1}),  # 0 Synchronous, 1 Asynchronous
+            "stage": frozenset({5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 80, 90}),
+            "supporteddeployment": frozenset({0, 1, 2}),
+            "invocationsource": frozenset({-1, 0, 1}),
+        },
+    ),
     # The org itself: one row, seeded; its sales order processing flag is what integrations
     # set (issopintegrationenabled).
     EntityType("organizations", "organization", "name", "none"),
@@ -387,6 +434,7 @@ CASCADES: dict[str, tuple[tuple[str, str], ...]] = {
     "quotes": (("quotedetails", "quoteid"),),
     "salesorders": (("salesorderdetails", "salesorderid"),),
     "invoices": (("invoicedetails", "invoiceid"),),
+    "serviceendpoints": (("sdkmessageprocessingsteps", "eventhandler"),),
 }
 for _target in _NOTE_TARGETS:
     CASCADES[_target] = (
