@@ -2,8 +2,8 @@
 changed: REST writes, bulk upserts, ledger postings and statements that bypass the unit
 of work alike; the sync's own writes, rollbacks and other tables nudge nothing.
 
-Read on a real Redis subscription. Pub/sub is shared by every database of the server,
-so other test runs' CRM nudges may arrive too: only messages naming ERP tables count."""
+Read on a real Redis subscription, on a Redis of these tests' own
+(``tests.jobs.private_redis``)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from app.db import SessionMaker, current_actor, session_scope
 from app.models import erp
 from app.models.integration import JobKind, JobQueueEntry
 from app.sync.sync_pass import SYNC_ACTOR
+from tests.jobs.private_redis import private_redis_server, private_settings  # noqa: F401 - fixtures
 from workers.queue import NUDGE_CHANNEL
 
 Nudge = list[str]
@@ -37,7 +38,7 @@ async def channel(arq_pool: ArqRedis) -> AsyncIterator[PubSub]:
 
 
 async def _next_erp_nudge(pubsub: PubSub, *, timeout: float = 10) -> Nudge:
-    """The ERP tables of the next nudge that names any (CRM-only ones are skipped)."""
+    """The ERP tables of the next nudge that names any."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)

@@ -1,7 +1,8 @@
 """ERP -> CRM in seconds: an ERP commit nudges the workers, whose listener starts the
 mappings that read the changed tables (the real app, a real worker on real Redis, the
-sandbox as the CRM). The worker runs without its cron tick, so only a nudge can start a
-resting entry here; deadlines are generous and no test measures a duration."""
+sandbox as the CRM), on a Redis of these tests' own (``tests.jobs.private_redis``). The
+worker runs without its cron tick, so only a nudge can start a resting entry here;
+deadlines are generous and no test measures a duration."""
 
 from __future__ import annotations
 
@@ -26,33 +27,27 @@ from app.db import SessionMaker, current_actor, session_scope
 from app.jobs import queue
 from app.main import create_app
 from app.models import erp
-from app.models.integration import (
-    ConnectionSetup,
-    Direction,
-    IntegrationTableMapping,
-    JobQueueEntry,
-    JobStatus,
-)
+from app.models.integration import ConnectionSetup, JobQueueEntry, JobStatus
 from app.settings import Settings
 from app.sync.sync_pass import SYNC_ACTOR
 from tests.fixtures.services import free_port
 from tests.jobs.conftest import entries
+from tests.jobs.private_redis import (  # noqa: F401 - fixtures
+    PrivateRedis,
+    private_redis_server,
+    private_settings,
+)
 from tests.workers.conftest import wait_for
 from workers.nudge_sender import FixedPool
-from workers.queue import NUDGE_CHANNEL, nudge
+from workers.queue import NUDGE_CHANNEL, create_queue_pool, nudge
 from workers.settings import create_worker
 
 DEADLINE = 10.0  # seconds: a nudge takes about one debounce period plus a poll
 REST = timedelta(hours=12)
 
 
-async def _rest_all(sessionmaker: SessionMaker, *, crm_reader: str = "") -> datetime:
-    """Every recurring entry resting after a run that started (and ended) just now.
-
-    Redis pub/sub channels are shared by all databases of a server, so other test runs'
-    CRM nudges reach this run's listener too: only ``crm_reader`` may read the CRM here
-    (bidirectional mappings send only, the other CRM -> ERP ones are on hold).
-    """
+async def _rest_all(sessionmaker: SessionMaker) -> datetime:
+    """Every recurring entry resting after a run that started (and ended) just now."""
     now = utc_now()
     async with session_scope(sessionmaker) as session:
         await session.exec(
@@ -61,20 +56,6 @@ async def _rest_all(sessionmaker: SessionMaker, *, crm_reader: str = "") -> date
             .values(status=JobStatus.on_hold_with_inactivity_timeout,
                     earliest_start_at=now + REST, last_started_at=now, last_finished_at=now)
         )  # fmt: skip
-        await session.exec(
-            update(IntegrationTableMapping)
-            .where(col(IntegrationTableMapping.direction) == Direction.bidirectional)
-            .values(direction=Direction.to_crm)
-        )
-        from_crm = select(IntegrationTableMapping.name).where(
-            col(IntegrationTableMapping.direction) == Direction.from_crm,
-            col(IntegrationTableMapping.name) != crm_reader,
-        )
-        await session.exec(
-            update(JobQueueEntry)
-            .where(col(JobQueueEntry.mapping_name).in_(from_crm))
-            .values(status=JobStatus.on_hold)
-        )
     return now
 
 
@@ -280,7 +261,7 @@ async def test_a_malformed_message_is_ignored_and_a_crm_nudge_wakes_its_mapping(
     nudged_settings: Settings,
     arq_pool: ArqRedis,
 ) -> None:
-    rested = await _rest_all(sessionmaker, crm_reader="SALESPEOPLE")
+    rested = await _rest_all(sessionmaker)
     before = await _runs(sessionmaker)
     async with _worker(nudged_settings, arq_pool) as worker:
         for junk in ("not json", "[1, 2]", '{"erp_tables": "item"}', '{"crm_entities": [7]}'):
@@ -335,3 +316,37 @@ async def test_a_publisher_that_cannot_reach_redis_does_not_fail_the_write(
     async with sessionmaker() as session:
         item = (await session.exec(select(erp.Item).where(erp.Item.no == "R1"))).one()
     assert item.description == "still fine"
+
+
+async def test_the_listener_subscribes_again_after_redis_restarts(
+    connected: ConnectionSetup,
+    sessionmaker: SessionMaker,
+    nudged_settings: Settings,
+    arq_pool: ArqRedis,
+    private_redis: PrivateRedis,
+) -> None:
+    rested = await _rest_all(sessionmaker)
+    async with _worker(nudged_settings, arq_pool):
+        private_redis.stop()
+        private_redis.start()  # empty, on the same port: every subscription is gone
+        fresh = await create_queue_pool(nudged_settings)
+        try:
+
+            async def listening() -> bool:
+                return await _subscribers(fresh) > 0
+
+            await wait_for(listening, timeout=DEADLINE, what="the listener to subscribe again")
+            await nudge(FixedPool(fresh), erp_tables=["item"])
+
+            async def woken() -> bool:
+                entry = await _entry(sessionmaker, "ITEM-PRODUCT")
+                start, started = entry.earliest_start_at, entry.last_started_at
+                return (start is not None and as_utc(start) <= utc_now()) or (
+                    started is not None and as_utc(started) > rested
+                )
+
+            # Woken (arq's own loop may have ended with the connection; the worker's
+            # restart is run_worker's, tested in tests/workers) or already started.
+            await wait_for(woken, timeout=DEADLINE, what="the ITEM-PRODUCT entry to wake")
+        finally:
+            await fresh.aclose()
