@@ -41,7 +41,8 @@ async def startup(ctx: dict[str, Any]) -> None:
     # Stored as claimed_by: says which process holds a claim (and which to look at).
     ctx["worker_id"] = f"{socket.gethostname()[:80]}:{os.getpid()}"
     ctx["heartbeat"] = asyncio.create_task(heartbeat.beat(ctx["redis"], ctx["worker_id"]))
-    ctx["nudge_listener"] = nudge_listener.start(ctx)
+    if not ctx.get("is_burst"):
+        ctx["nudge_listener"] = nudge_listener.start(ctx)
     log.info("worker_started", worker_id=ctx["worker_id"], queue=QUEUE_NAME)
 
 
@@ -95,8 +96,14 @@ def worker_options(settings: Settings) -> dict[str, Any]:
 
 
 def create_worker(settings: Settings, **overrides: Any) -> Worker:
-    """Call inside the running event loop: arq's Worker takes the loop when it is built."""
-    return Worker(**{**worker_options(settings), **overrides})
+    """Call inside the running event loop: arq's Worker takes the loop when it is built.
+
+    A burst worker (``burst=True``: run what is queued, then stop) does not listen for
+    nudges: it would start runs nobody asked it for."""
+    options = {**worker_options(settings), **overrides}
+    if options.get("burst"):
+        options["ctx"] = {**options["ctx"], "is_burst": True}
+    return Worker(**options)
 
 
 async def _close(worker: Worker) -> None:
