@@ -214,6 +214,27 @@ async def test_a_burst_of_writes_wakes_each_mapping_once(
     assert {name for name in after if after[name] != before[name]} == {"ITEM-PRODUCT"}
 
 
+async def test_two_workers_hear_a_nudge_and_start_one_run(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    connected: ConnectionSetup,
+    sessionmaker: SessionMaker,
+    nudged_settings: Settings,
+    arq_pool: ArqRedis,
+) -> None:
+    rested = await _rest_all(sessionmaker)
+    before = await _runs(sessionmaker)
+    async with _worker(nudged_settings, arq_pool), _worker(nudged_settings, arq_pool):
+        assert await _subscribers(arq_pool) == 2
+        response = await client.post("/api/v1/items", json={"no": "W1"}, headers=admin)
+        assert response.status_code == 201, response.text
+        await _wait_started(sessionmaker, "ITEM-PRODUCT", after=rested)
+        await _wait_idle(sessionmaker, "ITEM-PRODUCT")
+        await asyncio.sleep(1.5)  # several windows: a late listener starts nothing more
+    after = await _runs(sessionmaker)
+    assert after["ITEM-PRODUCT"] == before["ITEM-PRODUCT"] + 1
+
+
 async def test_a_change_during_a_run_gets_a_run_right_after_it(
     client: httpx.AsyncClient,
     admin: dict[str, str],
