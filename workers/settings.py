@@ -36,7 +36,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     engine = create_engine(settings.database_url)
     ctx["engine"] = engine
     ctx["sessionmaker"] = create_sessionmaker(engine)
-    # ERP rows a job writes as a person (not as the sync) nudge the workers like the API's.
+    # ERP rows written here by anyone but the sync nudge the workers, as the API's do.
     ctx["nudges"] = send_nudges(ctx["sessionmaker"], FixedPool(ctx["redis"]))
     # Stored as claimed_by: says which process holds a claim (and which to look at).
     ctx["worker_id"] = f"{socket.gethostname()[:80]}:{os.getpid()}"
