@@ -119,10 +119,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
     app.state.queue = QueueConnection(settings) if settings.redis_url else None
+    app.state.nudges = None
+    if app.state.queue is not None:
+        # ERP writes nudge the workers after commit (app.committed_tables); the Redis
+        # client still opens on first use.
+        from workers.nudge_sender import send_nudges
+
+        app.state.nudges = send_nudges(app.state.sessionmaker, app.state.queue)
     log.info("app_started", database=engine.url.render_as_string(hide_password=True))
     try:
         yield
     finally:
+        if app.state.nudges is not None:
+            await app.state.nudges.aclose()
         if app.state.queue is not None:
             await app.state.queue.aclose()
         reader = getattr(app.state, "odata_reader", None)

@@ -19,7 +19,8 @@ from app.db import create_engine, create_sessionmaker
 from app.file_modes import make_private_sqlite
 from app.logs import get_logger
 from app.settings import Settings, get_settings
-from workers import heartbeat, tasks
+from workers import heartbeat, nudge_listener, tasks
+from workers.nudge_sender import FixedPool, send_nudges
 from workers.queue import QUEUE_NAME, RUN_ENTRY_TASK, redis_settings
 
 log = get_logger("salesbridge.worker")
@@ -35,9 +36,13 @@ async def startup(ctx: dict[str, Any]) -> None:
     engine = create_engine(settings.database_url)
     ctx["engine"] = engine
     ctx["sessionmaker"] = create_sessionmaker(engine)
+    # ERP rows written here by anyone but the sync nudge the workers, as the API's do.
+    ctx["nudges"] = send_nudges(ctx["sessionmaker"], FixedPool(ctx["redis"]))
     # Stored as claimed_by: says which process holds a claim (and which to look at).
     ctx["worker_id"] = f"{socket.gethostname()[:80]}:{os.getpid()}"
     ctx["heartbeat"] = asyncio.create_task(heartbeat.beat(ctx["redis"], ctx["worker_id"]))
+    if not ctx.get("is_burst"):
+        ctx["nudge_listener"] = nudge_listener.start(ctx)
     log.info("worker_started", worker_id=ctx["worker_id"], queue=QUEUE_NAME)
 
 
@@ -45,6 +50,13 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     beating = ctx.pop("heartbeat", None)
     if beating is not None:
         beating.cancel()
+    listening = ctx.pop("nudge_listener", None)
+    if listening is not None:
+        listening.cancel()
+        await asyncio.gather(listening, return_exceptions=True)
+    nudges = ctx.pop("nudges", None)
+    if nudges is not None:
+        await nudges.aclose()
     engine = ctx.get("engine")
     if engine is not None:
         await engine.dispose()
@@ -84,8 +96,14 @@ def worker_options(settings: Settings) -> dict[str, Any]:
 
 
 def create_worker(settings: Settings, **overrides: Any) -> Worker:
-    """Call inside the running event loop: arq's Worker takes the loop when it is built."""
-    return Worker(**{**worker_options(settings), **overrides})
+    """Call inside the running event loop: arq's Worker takes the loop when it is built.
+
+    A burst worker (``burst=True``: run what is queued, then stop) does not listen for
+    nudges: it would start runs nobody asked it for."""
+    options = {**worker_options(settings), **overrides}
+    if options.get("burst"):
+        options["ctx"] = {**options["ctx"], "is_burst": True}
+    return Worker(**options)
 
 
 async def _close(worker: Worker) -> None:
