@@ -1,8 +1,9 @@
 """The worker's ear: nudges on Redis start the mappings that read what changed.
 
 Started by the worker's start-up (``workers.settings``), one per worker process. It
-subscribes to ``NUDGE_CHANNEL``; the first message opens a window of
-``settings.sync_debounce_ms`` in which further messages are gathered, so a burst of
+subscribes to the nudge channel of its Redis db (``workers.queue.nudge_channel``); the
+first message opens a window of ``settings.sync_debounce_ms`` in which further messages
+are gathered, so a burst of
 writes becomes one wake per mapping. Then ``app.jobs.wake_now.wake`` moves the entries
 that read those tables to start now, and each one that may start is enqueued at once
 (the same trigger as the tick's: one arq job id per entry and run). Entries that were
@@ -33,7 +34,7 @@ from app.clock import utc_now
 from app.db import SessionMaker, session_scope
 from app.jobs import wake_now
 from app.logs import get_logger
-from workers.queue import NUDGE_CHANNEL, enqueue_entry
+from workers.queue import enqueue_entry, nudge_channel
 
 log = get_logger("salesbridge.nudge_listener")
 
@@ -80,8 +81,9 @@ class NudgeListener:
         while True:
             try:
                 async with self.redis.pubsub() as pubsub:
-                    await pubsub.subscribe(NUDGE_CHANNEL)
-                    log.info("nudge_listener_subscribed", channel=NUDGE_CHANNEL)
+                    channel = nudge_channel(self.redis)
+                    await pubsub.subscribe(channel)
+                    log.info("nudge_listener_subscribed", channel=channel)
                     await self._serve(pubsub)
             except (RedisError, OSError) as exc:
                 log.warning(

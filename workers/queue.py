@@ -13,6 +13,7 @@ from typing import Protocol
 
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.logs import get_logger
@@ -80,6 +81,13 @@ async def trigger_entries(
             log.warning("entry_not_enqueued", entry_id=entry.id, reason=type(exc).__name__)
 
 
+def nudge_channel(redis: Redis) -> str:
+    """The nudge channel of the Redis db the queue uses. Pub/sub channels are shared by
+    every db of a Redis server, so two installations on one server (each on its own db)
+    would otherwise wake each other's mappings."""
+    return f"{NUDGE_CHANNEL}:{redis.connection_pool.connection_kwargs.get('db', 0)}"
+
+
 async def nudge(
     queue: QueuePool | None,
     *,
@@ -99,6 +107,7 @@ async def nudge(
         {"erp_tables": sorted(set(erp_tables)), "crm_entities": sorted(set(crm_entities))}
     )
     try:
-        await (await queue.pool()).publish(NUDGE_CHANNEL, message)
+        pool = await queue.pool()
+        await pool.publish(nudge_channel(pool), message)
     except (RedisError, OSError) as exc:
         log.warning("nudge_not_sent", reason=type(exc).__name__)

@@ -25,7 +25,7 @@ from app.models import erp
 from app.models.integration import JobKind, JobQueueEntry
 from app.sync.sync_pass import SYNC_ACTOR
 from tests.jobs.private_redis import private_redis_server, private_settings  # noqa: F401 - fixtures
-from workers.queue import NUDGE_CHANNEL
+from workers.queue import nudge_channel
 
 Nudge = list[str]
 
@@ -33,7 +33,7 @@ Nudge = list[str]
 @pytest.fixture
 async def channel(arq_pool: ArqRedis) -> AsyncIterator[PubSub]:
     async with arq_pool.pubsub() as pubsub:
-        await pubsub.subscribe(NUDGE_CHANNEL)
+        await pubsub.subscribe(nudge_channel(arq_pool))
         yield pubsub
 
 

@@ -39,7 +39,7 @@ from tests.jobs.private_redis import (  # noqa: F401 - fixtures
 )
 from tests.workers.conftest import wait_for
 from workers.nudge_sender import FixedPool
-from workers.queue import NUDGE_CHANNEL, create_queue_pool, nudge
+from workers.queue import create_queue_pool, nudge, nudge_channel
 from workers.settings import create_worker
 
 DEADLINE = 10.0  # seconds: a nudge takes about one debounce period plus a poll
@@ -84,7 +84,7 @@ async def _wait_idle(sessionmaker: SessionMaker, mapping: str) -> None:
 
 
 async def _subscribers(pool: ArqRedis) -> int:
-    ((_, count),) = await pool.pubsub_numsub(NUDGE_CHANNEL)
+    ((_, count),) = await pool.pubsub_numsub(nudge_channel(pool))
     return int(count)
 
 
@@ -151,7 +151,7 @@ async def test_a_write_by_the_sync_nudges_nothing(
     rested = await _rest_all(sessionmaker)
     before = await _runs(sessionmaker)
     async with arq_pool.pubsub() as pubsub, _worker(nudged_settings, arq_pool):
-        await pubsub.subscribe(NUDGE_CHANNEL)
+        await pubsub.subscribe(nudge_channel(arq_pool))
         token = current_actor.set(SYNC_ACTOR)
         try:  # the app's own sessions, as a sync job in the same process would write
             async with session_scope(app.state.sessionmaker) as session:
@@ -286,7 +286,7 @@ async def test_a_malformed_message_is_ignored_and_a_crm_nudge_wakes_its_mapping(
     before = await _runs(sessionmaker)
     async with _worker(nudged_settings, arq_pool) as worker:
         for junk in ("not json", "[1, 2]", '{"erp_tables": "item"}', '{"crm_entities": [7]}'):
-            await arq_pool.publish(NUDGE_CHANNEL, junk)
+            await arq_pool.publish(nudge_channel(arq_pool), junk)
         # The listener lives on: a CRM entity nudge (as the webhook receiver sends) wakes
         # the mapping that reads that CRM table, and only that one.
         await nudge(FixedPool(arq_pool), crm_entities=["systemuser"])
