@@ -219,13 +219,20 @@ async def pending_count(session: AsyncSession) -> int:
     return int((await session.exec(statement)).one())
 
 
-async def purge_processed(session: AsyncSession, *, before: datetime) -> int:
-    """Delete notifications processed before ``before``; returns how many."""
-    statement = delete(DataverseEntityChange).where(
-        col(DataverseEntityChange.processed_at).is_not(None),
-        col(DataverseEntityChange.processed_at) < before,
+async def purge_processed(session: AsyncSession, *, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` notifications processed before ``before``; returns how many."""
+    statement = (
+        select(DataverseEntityChange.id)
+        .where(
+            col(DataverseEntityChange.processed_at).is_not(None),
+            col(DataverseEntityChange.processed_at) < before,
+        )
+        .order_by(col(DataverseEntityChange.id))
+        .limit(limit)
     )
-    deleted = int((await session.exec(statement)).rowcount or 0)
-    if deleted:
-        log.info("notifications_purged", deleted=deleted, before=before.isoformat())
-    return deleted
+    ids = [i for i in (await session.exec(statement)).all() if i is not None]
+    if ids:
+        await session.exec(
+            delete(DataverseEntityChange).where(col(DataverseEntityChange.id).in_(ids))
+        )
+    return len(ids)
