@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.requests import ClientDisconnect
 
 from app.api.deps import IntegrationUser, SessionDep
 from app.api.schemas.crm_notifications import NotificationAccepted, NotificationStatusRead
@@ -97,13 +98,15 @@ async def receive_notification(request: Request) -> JSONResponse:
                 body, content_type=headers.get("content-type", ""), headers=headers, now=now
             )
             async with sessionmaker() as session:
-                stored = await crm_notifications.accept(session, notification, now=now)
+                ignored = await crm_notifications.accept(session, notification, now=now)
                 await session.commit()
         except NotificationRefused as exc:
             # A copy of a stored delivery is the CRM retrying, not a refusal worth counting.
             if exc.reason not in ("no webhook key", "already received"):
                 await crm_notifications.record_refusal(sessionmaker, reason=exc.reason, now=now)
             return _refusal(exc)
+    except ClientDisconnect:  # gone before its body arrived: nobody reads the answer
+        return JSONResponse(error_body("InvalidInput", "The body did not arrive."), status_code=400)
     except (SQLAlchemyError, OSError) as exc:
         log.warning("crm_notification_not_stored", error=type(exc).__name__)
         detail = "The database did not answer; the notification was not stored. Retry later."
@@ -111,12 +114,13 @@ async def receive_notification(request: Request) -> JSONResponse:
             error_body("Unavailable", detail), status_code=503, headers={"Retry-After": "5"}
         )
     answer = NotificationAccepted(
-        status="accepted" if stored else "ignored",
+        status="ignored" if ignored else "accepted",
         entity=notification.entity,
         message=notification.message,
         record_id=notification.record_id,
+        reason=ignored,
     )
-    if not stored:
+    if ignored:
         return JSONResponse(answer.model_dump(mode="json"), status_code=status.HTTP_200_OK)
     await nudge(request.app.state.queue, crm_entities={notification.entity})
     return JSONResponse(answer.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)

@@ -187,10 +187,11 @@ async def _integration_user(session: AsyncSession) -> uuid.UUID | None:
     return (await session.exec(statement.limit(1))).first()
 
 
-async def accept(session: AsyncSession, notification: Notification, *, now: datetime) -> bool:
-    """Store the change, or ignore it (False): the integration user's own write (the sync
-    reads it back anyway, and the loop stops here), or a table no scheduled mapping
-    brings to the ERP. Counted as received either way; the caller commits.
+async def accept(session: AsyncSession, notification: Notification, *, now: datetime) -> str:
+    """Store the change (returns ""), or ignore it (returns why): the integration user's
+    own write (the sync reads it back anyway, and the loop stops here), or a table no
+    scheduled mapping brings to the ERP. Counted as received either way; the caller
+    commits.
 
     A delivery already stored raises ``NotificationRefused`` (409): the unique delivery
     key decides, in this transaction, so two racing copies store one row.
@@ -212,7 +213,7 @@ async def accept(session: AsyncSession, notification: Notification, *, now: date
             "crm_notification_ignored", entity=notification.entity,
             message=notification.message, reason=reason,
         )  # fmt: skip
-        return False
+        return reason
     session.add(
         DataverseEntityChange(
             entity_name=notification.entity,
@@ -234,7 +235,7 @@ async def accept(session: AsyncSession, notification: Notification, *, now: date
         "crm_notification_stored", entity=notification.entity, message=notification.message,
         record_id=str(notification.record_id), delivery_key=notification.delivery_key,
     )  # fmt: skip
-    return True
+    return ""
 
 
 @dataclass(frozen=True)

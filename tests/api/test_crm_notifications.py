@@ -283,6 +283,7 @@ async def test_our_own_writes_and_unread_tables_are_ignored(
     answer = await _post(live_api, own, webhook_key)
     assert answer.status_code == 200
     assert answer.json()["status"] == "ignored"
+    assert answer.json()["reason"] == "a change made by the integration user"
     # CURRENCY only sends to the CRM: nothing brings a CRM currency to the ERP.
     currency = dataverse_context(PrimaryEntityName="transactioncurrency")
     answer = await _post(live_api, currency, webhook_key)
