@@ -24,7 +24,7 @@ from app.connection import crm_notifications
 from app.connection.crm_notifications import MAX_NOTIFICATION_BYTES, NotificationRefused
 from app.connection.webhook_key import WEBHOOK_KEY_HEADER, get_crm_webhook, is_webhook_key
 from app.db import SessionMaker
-from app.exception_handlers import error_body
+from app.exception_handlers import ERROR_RESPONSES, ErrorBody, error_body
 from app.logs import get_logger
 from app.settings import Settings
 from workers.queue import nudge
@@ -164,7 +164,11 @@ def install_receiver(app: FastAPI, settings: Settings) -> None:
         status_code=status.HTTP_202_ACCEPTED,
         response_model=NotificationAccepted,
         openapi_extra=_OPENAPI,
-        responses={200: {"model": NotificationAccepted, "description": "Ignored (the reason)"}},
+        responses={
+            **ERROR_RESPONSES,
+            200: {"model": NotificationAccepted, "description": "Ignored (see the reason)."},
+            503: {"model": ErrorBody, "description": "The database did not answer; retry."},
+        },
     )
 
 
