@@ -75,11 +75,13 @@ class SalesbridgeApp(FastAPI):
     def load_api(self) -> None:
         if self.api_loaded:
             return
+        from app.api.crm_notifications import install_receiver
         from app.api.docs_page import install_docs_page
         from app.api.router import api_router
         from app.web.router import install_console
 
         self.include_router(api_router, responses=ERROR_RESPONSES)  # our error body
+        install_receiver(self, self.state.settings)  # at the configured path, keyed by the CRM
         install_docs_page(self)
         install_console(self)  # last: the console's pages never shadow the API
         self.api_loaded = True

@@ -6,6 +6,7 @@ from app.api import (
     auth,
     connection,
     couplings,
+    crm_notifications,
     customer_statistics,
     erp,
     jobs,
@@ -18,5 +19,5 @@ from app.api import (
 
 api_router = APIRouter(prefix="/api/v1")
 for module in (auth, users, erp, connection, mappings, option_mappings, couplings, jobs, sync,
-               sales_integration, customer_statistics):  # fmt: skip
+               sales_integration, customer_statistics, crm_notifications):  # fmt: skip
     api_router.include_router(module.router)

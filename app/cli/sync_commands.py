@@ -131,7 +131,8 @@ def sync_status(
         bool, typer.Option("--wide", help="Every column and whole error messages.")
     ] = False,
 ) -> None:
-    """Show the job queue: state, next start, errors."""
+    """Show the job queue (state, next start, errors) and whether CRM change notifications
+    arrive."""
     from rich.console import Console
 
     from app.cli import sync_console
@@ -143,14 +144,16 @@ def sync_status(
     async def load() -> Any:
         engine = create_engine(config.database_url)
         try:
-            return await sync_console.status_table(
-                create_sessionmaker(engine), is_wide=wide, width=console.width
-            )
+            sessionmaker = create_sessionmaker(engine)
+            table = await sync_console.status_table(sessionmaker, is_wide=wide, width=console.width)
+            return table, await sync_console.load_notifications(sessionmaker)
         finally:
             await engine.dispose()
 
-    table = run(load())
+    table, notifications = run(load())
     console.print(table)
+    for line in sync_console.notification_lines(notifications, is_wide=wide):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     if not table.row_count:
         say(
             f"The job queue is empty: set up the connection (`{command_line('connection setup')}`)."

@@ -27,6 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.clock import as_utc, utc_now
 from app.command_lines import command_line
+from app.connection.crm_notifications import NotificationStatus, notification_status
 from app.db import SessionMaker, session_scope
 from app.errors import ConflictError, InvalidInputError, NotFoundError
 from app.jobs.entries import is_running
@@ -169,6 +170,42 @@ async def status_table(sessionmaker: SessionMaker, *, is_wide: bool, width: int)
     for row, entry in zip(rows, entries, strict=True):
         table.add_row(*row, " ".join(entry.last_error.split()))
     return table
+
+
+async def load_notifications(sessionmaker: SessionMaker) -> NotificationStatus:
+    async with session_scope(sessionmaker) as session:
+        return await notification_status(session)
+
+
+def _cut(text: str, room: int, *, is_wide: bool) -> str:
+    text = " ".join(text.split())
+    return text if is_wide or len(text) <= room else text[: room - 3] + "..."
+
+
+def notification_lines(found: NotificationStatus, *, is_wide: bool) -> list[str]:
+    """Whether CRM change notifications arrive, in lines of at most 80 columns (``is_wide``:
+    the URL and the whole error)."""
+    if found.registered:
+        head = f"CRM change notifications: registered {_when(found.registered_at)}"
+        head += f", {found.steps} step{'' if found.steps == 1 else 's'}"
+    else:
+        head = "CRM change notifications: not registered (periodic runs only)"
+    lines = [head]
+    if is_wide and found.url:
+        lines.append(f"  posted to {found.url}")
+    if found.last_error:
+        lines.append("  " + _cut(f"registration error: {found.last_error}", 78, is_wide=is_wide))
+    received = f"received {found.received_count}"
+    if found.last_received_at:
+        received += f", last {_when(found.last_received_at)}"
+    refused = f"refused {found.refused_count}"
+    if found.last_refused_at:
+        refused += f", last {_when(found.last_refused_at)}"
+    lines.append(f"  {received}; {refused}")
+    if found.last_refusal:
+        lines.append("  " + _cut(f"last refusal: {found.last_refusal}", 78, is_wide=is_wide))
+    lines.append(f"  pending changes (not read by a run yet): {found.pending}")
+    return lines
 
 
 def _status_row(

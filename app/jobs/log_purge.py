@@ -1,4 +1,5 @@
-"""Purge old sync logs: ``integration_synch_job`` rows older than N days, with their errors.
+"""Purge old sync logs: ``integration_synch_job`` rows older than N days, with their errors,
+and CRM change notifications processed more than N days ago.
 
 It deletes in batches, each its own short transaction, so a large purge never holds a
 long write lock (SQLite has one writer) and a purge stopped half-way keeps what it did:
@@ -22,6 +23,7 @@ from app.jobs.queue import JobConfigError, RunResult
 from app.logs import get_logger
 from app.models.integration import IntegrationSynchJob, IntegrationSynchJobError, JobQueueEntry
 from app.settings import Settings
+from app.sync import notified_changes
 
 log = get_logger("salesbridge.log_purge")
 
@@ -70,10 +72,31 @@ async def _delete_batch(sessionmaker: SessionMaker, *, cutoff: datetime, batch_s
     return len(ids)
 
 
+async def purge_notifications(
+    sessionmaker: SessionMaker, *, parameters: PurgeParameters, now: datetime
+) -> int:
+    """Delete CRM change notifications processed before now - N days, in batches."""
+    cutoff = now - timedelta(days=parameters.older_than_days)
+    total = 0
+    while True:
+        async with session_scope(sessionmaker) as session:
+            deleted = await notified_changes.purge_processed(
+                session, before=cutoff, limit=parameters.batch_size
+            )
+        total += deleted
+        if deleted < parameters.batch_size:
+            break
+        await asyncio.sleep(parameters.pause_seconds)
+    if total:
+        log.info("notifications_purged", deleted=total, cutoff=cutoff.isoformat())
+    return total
+
+
 async def purge_sync_log(
     sessionmaker: SessionMaker, *, parameters: PurgeParameters, now: datetime
 ) -> int:
-    """Delete sync jobs (and their errors) started before now - N days; returns how many."""
+    """Delete sync jobs (and their errors) started before now - N days; returns how many.
+    Processed CRM change notifications as old go too (not counted: they are no log)."""
     cutoff = now - timedelta(days=parameters.older_than_days)
     total = 0
     while True:
@@ -83,6 +106,7 @@ async def purge_sync_log(
             break
         await asyncio.sleep(parameters.pause_seconds)
     log.info("sync_log_purged", deleted=total, cutoff=cutoff.isoformat())
+    await purge_notifications(sessionmaker, parameters=parameters, now=now)
     return total
 
 

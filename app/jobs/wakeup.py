@@ -5,7 +5,9 @@ Checked by the scheduler tick rather than hooked into every ERP write: one index
 made by any process (the API, the CLI, another worker) and adds nothing to the hot path.
 Rows written by the sync itself (``modified_by`` is the sync actor) do not wake anything,
 or every CRM -> ERP run would wake its own entry. A ``dataverse_entity_change`` row wakes
-the entries whose mapping reads that CRM entity, and is marked processed.
+the entries whose mapping reads that CRM entity and has not consumed it yet; the tick only
+wakes, the mapping's run consumes the rows (``app.sync.notified_changes``), so a run that
+fails leaves them for the next one.
 
 Only entries that wait (``ready`` / ``on_hold_with_inactivity_timeout``) with a planned
 start later than now + the delay move; the UPDATE is conditional on that, so ticks of
@@ -31,7 +33,7 @@ from app.models.integration import (
     JobQueueEntry,
     JobStatus,
 )
-from app.sync import erp_tables
+from app.sync import erp_tables, notified_changes
 from app.sync.errors import FatalSyncError
 
 log = get_logger("salesbridge.wakeup")
@@ -62,6 +64,14 @@ async def _pending_crm_entities(session: AsyncSession) -> set[str]:
         col(DataverseEntityChange.processed_at).is_(None)
     )
     return set((await session.exec(statement.distinct())).all())
+
+
+async def _crm_changed(
+    session: AsyncSession, mapping: IntegrationTableMapping, pending: set[str]
+) -> bool:
+    if mapping.direction == Direction.to_crm or mapping.integration_table not in pending:
+        return False
+    return await notified_changes.has_unread(session, mapping)
 
 
 async def _wake(session: AsyncSession, entry: JobQueueEntry, *, start: datetime) -> bool:
@@ -108,24 +118,13 @@ async def wake_changed_entries(
 ) -> int:
     """Move resting entries whose data changed to start at now + delay; returns how many."""
     start = now + timedelta(seconds=delay_seconds)
-    crm_changed = await _pending_crm_entities(session)
+    crm_changed = await _pending_crm_entities(session)  # one query, then per mapping
     woken = 0
     for entry, mapping in await _resting_entries(session, start):
-        reads_crm = mapping.direction != Direction.to_crm
-        changed = (reads_crm and mapping.integration_table in crm_changed) or await _erp_changed(
+        changed = await _crm_changed(session, mapping, crm_changed) or await _erp_changed(
             session, mapping, entry.last_started_at
         )
         if changed and await _wake(session, entry, start=start):
             woken += 1
             log.info("entry_woken", entry_id=entry.id, mapping=mapping.name)
-    if crm_changed:
-        await session.exec(
-            update(DataverseEntityChange)
-            .where(
-                col(DataverseEntityChange.processed_at).is_(None),
-                col(DataverseEntityChange.received_at) <= now,
-            )
-            .values(processed_at=now, modified_at=now, modified_by=current_actor.get())
-            .execution_options(synchronize_session=False)
-        )
     return woken

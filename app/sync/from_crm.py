@@ -28,6 +28,7 @@ from app.clock import as_utc
 from app.dataverse.errors import DataverseError
 from app.db import session_scope
 from app.erp import numbering
+from app.logs import get_logger
 from app.models.integration import Direction, IntegrationRecord, SynchResult
 from app.sync import (
     coupling_state,
@@ -35,6 +36,7 @@ from app.sync import (
     field_merge,
     fingerprints,
     log,
+    notified_changes,
     transfer,
     watermarks,
 )
@@ -46,6 +48,8 @@ from app.sync.work import FromCrmWork, Settlement
 
 if TYPE_CHECKING:
     from app.sync.sync_pass import SyncPass
+
+logger = get_logger("salesbridge.sync.from_crm")
 
 CRM_IDS_PER_QUERY = 50
 NUMBER_PREFIXES = {
@@ -79,11 +83,19 @@ def _filter(run: SyncPass) -> str:
     return " and ".join(parts)
 
 
-async def _read_by_ids(run: SyncPass, ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
+async def _read_by_ids(
+    run: SyncPass, ids: Sequence[uuid.UUID], *, within_filter: bool = False
+) -> list[dict[str, Any]]:
+    """The CRM rows with these ids (50 to a query: the URL stays short); with
+    ``within_filter``, only those inside the mapping's integration table filter, as the
+    watermark pass would read them."""
     pk = f"{run.entity}id"
+    table_filter = run.mapping.integration_table_filter.strip()
     found: list[dict[str, Any]] = []
     for start in range(0, len(ids), CRM_IDS_PER_QUERY):
         text = " or ".join(f"{pk} eq {i}" for i in ids[start : start + CRM_IDS_PER_QUERY])
+        if within_filter and table_filter:
+            text = f"({table_filter}) and ({text})"
         try:
             found += [
                 r
@@ -430,10 +442,55 @@ async def _chosen_pass(run: SyncPass, ids: frozenset[uuid.UUID]) -> log.Counters
     return total
 
 
+def _is_watermark_pass_due(run: SyncPass) -> bool:
+    """The watermark pass still runs at least once per period, however many notified runs
+    came between, so a notification that never arrived only delays its change."""
+    if run.crm_watermark is None:
+        return True
+    every = run.options.watermark_pass_after
+    return every is not None and run.signpost - as_utc(run.crm_watermark) >= every
+
+
+def _chooses_notified_pass(run: SyncPass, taken: notified_changes.TakenChanges) -> bool:
+    if not run.options.use_notifications or run.options.is_full:
+        return False
+    return taken.fits_a_notified_pass() and not _is_watermark_pass_due(run)
+
+
+async def _notified_pass(run: SyncPass, taken: notified_changes.TakenChanges) -> log.Counters:
+    """Failed records first, then only the notified records, read by id; the watermark
+    stays where it is (the next watermark pass reads them again and finds them unchanged).
+    A record deleted since, or outside the integration table filter, is not returned and
+    so is skipped; a Delete notification changes nothing here, as the periodic pass sees
+    no deleted CRM row either (a deletion conflict shows when the ERP side changes)."""
+    total = log.Counters()
+    done = await _failed_pass(run, total)
+    if taken.deleted_ids:
+        logger.info(
+            "crm_deletions_notified", mapping=run.mapping.name, records=len(taken.deleted_ids)
+        )
+    ids = sorted(taken.record_ids - done)
+    records = await _read_by_ids(run, ids, within_filter=True)
+    logger.info(
+        "crm_notified_pass", mapping=run.mapping.name, notifications=taken.count,
+        notified=len(ids), found=len(records),
+    )  # fmt: skip
+    for start in range(0, len(records), run.page_size):
+        async with session_scope(run.sessionmaker) as session:
+            total.merge(await _process(session, run, records[start : start + run.page_size]))
+        run.report_progress(total)
+    return total
+
+
 async def run_pass(run: SyncPass) -> log.Counters:
-    """The whole CRM -> ERP pass: failed records first, then the modified ones."""
+    """The whole CRM -> ERP pass: failed records first, then the modified ones (only the
+    notified ones when they are few, see ``_chooses_notified_pass``)."""
     if run.options.crm_ids is not None:
         return await _chosen_pass(run, run.options.crm_ids)
+    async with session_scope(run.sessionmaker) as session:
+        run.notified = await notified_changes.take(session, run.mapping, until=run.signpost)
+    if _chooses_notified_pass(run, run.notified):
+        return await _notified_pass(run, run.notified)
     total = log.Counters()
     done = await _failed_pass(run, total)
     params = {

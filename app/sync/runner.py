@@ -14,6 +14,8 @@ raised, so the job queue entry records them (and retries the retriable ones).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -27,9 +29,10 @@ from app.models.integration import (
     Direction,
     IntegrationFieldMapping,
     IntegrationTableMapping,
+    JobQueueEntry,
 )
 from app.settings import Settings
-from app.sync import crm_rules, from_crm, log, progress, to_crm, transfer
+from app.sync import crm_rules, from_crm, log, notified_changes, progress, to_crm, transfer
 from app.sync.crm_client import build_crm_client
 from app.sync.errors import FatalSyncError, SyncError
 from app.sync.sync_pass import (
@@ -102,6 +105,10 @@ async def _run_direction(run: SyncPass) -> log.Counters:
                 )
                 newest = run.newest_erp if run.direction == Direction.to_crm else run.newest_crm
                 await store_watermark(session, run, column, [newest])
+                if run.notified is not None:  # read, by id or by the watermark pass
+                    await notified_changes.consume(
+                        session, run.mapping, run.notified, now=utc_now()
+                    )
             await log.finish_job(session, job_id=run.job_id, finished_at=utc_now(), message=message)
     return counters
 
@@ -169,12 +176,17 @@ async def run_queue_entry(
         setup = (
             await session.exec(select(ConnectionSetup).order_by(col(ConnectionSetup.id)))
         ).first()
+        entry = None if entry_id is None else await session.get(JobQueueEntry, entry_id)
     if setup is None or not setup.is_enabled:
         msg = "The Dynamics 365 Sales connection is not enabled; enable it to synchronize."
         raise FatalSyncError(msg)
+    # A queued run may read only the notified CRM records; the watermark pass still runs
+    # once per the entry's period. A run from the CLI (no entry) is a watermark pass.
+    period = None if entry is None else timedelta(minutes=max(entry.minutes_between_runs, 1))
     options = RunOptions(
         is_full=is_full, job_queue_entry_id=entry_id, company_name=settings.company_name,
-        on_progress=on_progress,
+        on_progress=on_progress, use_notifications=entry is not None,
+        watermark_pass_after=period,
     )  # fmt: skip
     async with build_crm_client(settings, setup, interactive=False) as crm:
         result = await run_mapping(

@@ -13,7 +13,7 @@ import functools
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
@@ -25,7 +25,7 @@ from app.dataverse import BatchOperation, DataverseClient
 from app.db import SessionMaker, current_actor
 from app.mappings.field_catalog import entity_set_for
 from app.models.integration import Direction, IntegrationRecord, IntegrationTableMapping
-from app.sync import crm_rules, fingerprints, log, transfer, watermarks
+from app.sync import crm_rules, fingerprints, log, notified_changes, transfer, watermarks
 from app.sync.work import FromCrmWork, ToCrmWork
 
 SYNC_ACTOR = "salesbridge-sync"
@@ -51,6 +51,11 @@ class RunOptions:
     erp_ids: frozenset[uuid.UUID] | None = None
     crm_ids: frozenset[uuid.UUID] | None = None
     only_direction: Direction | None = None
+    # CRM change notifications (app.sync.notified_changes): a CRM -> ERP pass may read only
+    # the notified records, but a watermark pass runs at least once every
+    # ``watermark_pass_after`` (None: only when there is no watermark yet).
+    use_notifications: bool = False
+    watermark_pass_after: timedelta | None = None
 
 
 @dataclass
@@ -131,6 +136,7 @@ class SyncPass:
     newest_erp: datetime | None = None
     newest_crm: datetime | None = None
     order_states: dict[uuid.UUID, int] = field(default_factory=dict)  # app.sales.order_sync
+    notified: notified_changes.TakenChanges | None = None  # taken by a CRM -> ERP pass
 
     @property
     def entity(self) -> str:

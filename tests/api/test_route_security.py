@@ -50,6 +50,9 @@ PUBLIC = {
     ("GET", "/openapi.json"),
     ("POST", "/api/v1/auth/token"),
 }
+# The CRM's change notifications: no user signs in, the CRM sends the webhook key
+# (tests/api/test_crm_notifications.py: a missing or wrong key is a counted 401).
+WEBHOOK_KEYED = {("POST", "/api/v1/crm/notifications")}
 CONSOLE_STATIC = "/static"  # the console's htmx, stylesheet and script: public files
 PUBLIC_HEAD = {("HEAD", path) for method, path in PUBLIC if method == "GET"}
 
@@ -108,6 +111,8 @@ ROUTE_ROLES: tuple[Rule, ...] = (
     Rule("/api/v1/customer-statistics", ERP_USERS, READS),
     Rule("/api/v1/sales-integration", ADMIN_ONLY),  # create the ERP order of a CRM order
     Rule("/api/v1/sales-integration", ERP_USERS, READS),  # submitted CRM orders
+    Rule("/api/v1/crm", ADMIN_ONLY),
+    Rule("/api/v1/crm", ERP_USERS, READS),  # whether CRM change notifications arrive
 )
 
 
@@ -184,7 +189,8 @@ def app_endpoints(app: FastAPI) -> list[Endpoint]:
 
 
 def protected_endpoints(app: FastAPI) -> list[Endpoint]:
-    return [e for e in app_endpoints(app) if (e.method, e.path) not in PUBLIC | PUBLIC_HEAD]
+    unsigned = PUBLIC | PUBLIC_HEAD | WEBHOOK_KEYED
+    return [e for e in app_endpoints(app) if (e.method, e.path) not in unsigned]
 
 
 def test_every_route_is_classified(tmp_path: Path) -> None:
@@ -193,7 +199,7 @@ def test_every_route_is_classified(tmp_path: Path) -> None:
     unclassified = [
         f"{e.method} {e.path}"
         for e in endpoints
-        if (e.method, e.path) not in PUBLIC | PUBLIC_HEAD
+        if (e.method, e.path) not in PUBLIC | PUBLIC_HEAD | WEBHOOK_KEYED
         and allowed_roles(e.method, e.path) is None
     ]
 

@@ -25,12 +25,13 @@ from app.models.integration import (
     DataverseEntityChange,
     Direction,
     IntegrationSynchJob,
+    IntegrationTableMapping,
     JobKind,
     JobQueueEntry,
     JobStatus,
 )
 from app.settings import Settings, get_settings
-from app.sync import log
+from app.sync import log, notified_changes
 from app.sync.sync_pass import SYNC_ACTOR
 from tests.fixtures.sandbox import RunningSandbox
 from tests.jobs.conftest import entries
@@ -91,10 +92,21 @@ async def test_changes_wake_only_the_entries_that_read_them(
     await session.commit()
     # CURRENCY only sends to the CRM: a CRM currency change does not wake it.
     assert await _woken(sessionmaker) == {"SALESPEOPLE"}
+    # The tick only wakes; the mapping's run consumes the rows (here: as its run would).
     changes = (await session.exec(select(DataverseEntityChange))).all()
-    assert all(c.processed_at is not None for c in changes)
+    assert all(c.processed_at is None for c in changes)
     await _rest_all(sessionmaker)
-    assert await _woken(sessionmaker) == set()  # processed: not again
+    assert await _woken(sessionmaker) == {"SALESPEOPLE"}  # not read yet: woken again
+    async with session_scope(sessionmaker) as consuming:
+        salespeople = (
+            await consuming.exec(
+                select(IntegrationTableMapping).where(IntegrationTableMapping.name == "SALESPEOPLE")
+            )
+        ).one()
+        taken = await notified_changes.take(consuming, salespeople, until=utc_now())
+        await notified_changes.consume(consuming, salespeople, taken, now=utc_now())
+    await _rest_all(sessionmaker)
+    assert await _woken(sessionmaker) == set()  # read by its run: not again
 
 
 async def test_an_entry_on_hold_by_a_person_is_not_woken(

@@ -1,5 +1,5 @@
-"""Overview: connection, job queue, latest runs, failed and skipped records, the OData
-service for the CRM, service health and the CRM API budget."""
+"""Overview: connection, job queue, CRM change notifications, latest runs, failed and
+skipped records, the OData service for the CRM, service health and the CRM API budget."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from starlette.responses import RedirectResponse
 from app.api.deps import SessionDep, SettingsDep
 from app.api.health import check_database, check_redis
 from app.connection.connection_setup import get_connection_setup
+from app.connection.crm_notifications import notification_status
 from app.couplings import record_state
 from app.jobs.queue_summary import summarize_queue
 from app.sync import crm_usage, log_pages, progress
@@ -69,6 +70,7 @@ async def overview(
         "running": await progress.running_jobs(session),
         **_attention_totals(await record_state.attention_counts(session)),
         "queue": await summarize_queue(session) if caller.is_admin else None,
+        "notifications": await notification_status(session),
         "health": {
             "database": await check_database(request),
             "redis": await check_redis(request),
