@@ -147,7 +147,11 @@ def parse_notification(
             "(the periodic synchronization reads that change anyway).",
             status=409,
         )
-    users = {_optional_guid(data, "InitiatingUserId"), _optional_guid(data, "UserId")}
+    # UserId is whom the change was made for; InitiatingUserId who sent it. They differ when
+    # an application acts on a person's behalf (MSCRMCallerID): that is the person's change,
+    # even when the application is the integration's own (`salesbridge crm-edit`).
+    acting = _optional_guid(data, "UserId") or _optional_guid(data, "InitiatingUserId")
+    users = {acting}
     return Notification(
         message=message,
         entity=entity,

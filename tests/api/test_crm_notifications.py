@@ -25,7 +25,7 @@ from app.db import SessionMaker
 from app.main import create_app
 from app.models.integration import ConnectionSetup, CrmWebhook, DataverseEntityChange
 from app.settings import Settings
-from workers.queue import NUDGE_CHANNEL
+from workers.queue import nudge_channel
 
 PATH = "/api/v1/crm/notifications"
 INTEGRATION_USER = uuid.UUID("00000000-0000-0000-0000-00000000a11e")
@@ -284,20 +284,26 @@ async def test_our_own_writes_and_unread_tables_are_ignored(
     assert answer.status_code == 200
     assert answer.json()["status"] == "ignored"
     assert answer.json()["reason"] == "a change made by the integration user"
+    # The integration's application acting for a person (MSCRMCallerID, as `salesbridge
+    # crm-edit` does): the person's change, stored.
+    on_behalf = dataverse_context(InitiatingUserId=str(INTEGRATION_USER), UserId=str(PERSON))
+    answer = await _post(live_api, on_behalf, webhook_key)
+    assert answer.status_code == 202
+    assert len(await _changes(sessionmaker)) == 1
     # CURRENCY only sends to the CRM: nothing brings a CRM currency to the ERP.
     currency = dataverse_context(PrimaryEntityName="transactioncurrency")
     answer = await _post(live_api, currency, webhook_key)
     assert (answer.status_code, answer.json()["status"]) == (200, "ignored")
-    assert await _changes(sessionmaker) == []
+    assert len(await _changes(sessionmaker)) == 1
     webhook = await _webhook(sessionmaker)
-    assert (webhook.received_count, webhook.refused_count) == (2, 0)
+    assert (webhook.received_count, webhook.refused_count) == (3, 0)
 
 
 @pytest.fixture
 async def nudges(redis_url: str) -> AsyncIterator[aioredis.client.PubSub]:
     client = aioredis.Redis.from_url(redis_url)
     channel = client.pubsub()
-    await channel.subscribe(NUDGE_CHANNEL)
+    await channel.subscribe(nudge_channel(client))
     await channel.get_message(timeout=5)  # the subscription's confirmation
     yield channel
     await channel.aclose()
