@@ -66,7 +66,7 @@ async def unreachable_reason(settings: Settings) -> str:
     try:
         text = check_crm_url(url, label=LABEL, allow_private=False)
     except InvalidInputError as exc:
-        return f"{exc.detail} A cloud CRM cannot call it."
+        return f"{exc.detail} A cloud CRM calls the webhook over https at a public address."
     parts = urlsplit(text)  # https: check_crm_url allows plain http only for this machine
     if parts.port not in (None, DEFAULT_PORTS[parts.scheme]):
         return (
