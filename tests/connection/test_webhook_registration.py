@@ -400,3 +400,53 @@ async def test_the_key_never_appears_in_a_response_or_a_log(
     assert all(key not in text for text in texts)
     row = await _stored(session)
     assert row.secret_encrypted and key not in row.secret_encrypted
+
+
+async def test_redeploy_repairs_what_was_changed_in_the_crm(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    sandbox: RunningSandbox,
+    crm: DataverseClient,
+    session: AsyncSession,
+) -> None:
+    await enable(client, admin, sandbox)
+    [endpoint] = await _rows(crm, "serviceendpoints", ["serviceendpointid"])
+    steps = await _steps_by_key(crm)
+    # The stored id lost (another database restored, say): found again by name, not doubled.
+    row = await _stored(session)
+    row.service_endpoint_id = uuid.uuid4()
+    session.add(row)
+    await session.commit()
+    # A step disabled and another deleted by hand; the url edited by hand.
+    update_id = steps["Update", "account"]["sdkmessageprocessingstepid"]
+    await crm.update("sdkmessageprocessingsteps", update_id, {"statecode": 1})
+    create_id = steps["Create", "contact"]["sdkmessageprocessingstepid"]
+    await crm.delete("sdkmessageprocessingsteps", create_id)
+    moved = {"url": "https://elsewhere.example/x"}
+    await crm.update("serviceendpoints", endpoint["serviceendpointid"], moved)
+    deployed = await client.post(f"{API}/connection/deploy-solution", headers=admin)
+    assert deployed.status_code == 200, deployed.text
+    assert deployed.json()["webhook"]["steps"] == len(steps)
+    [again] = await _rows(crm, "serviceendpoints", ["serviceendpointid", "url"])
+    assert again["serviceendpointid"] == endpoint["serviceendpointid"]
+    assert again["url"] == deployed.json()["webhook"]["url"]
+    repaired = await _steps_by_key(crm)
+    assert set(repaired) == set(steps)
+    assert repaired["Update", "account"]["statecode"] == 0
+    assert (await _stored(session)).service_endpoint_id == uuid.UUID(endpoint["serviceendpointid"])
+
+    # The endpoint deleted in the CRM (its steps go with it): registered again from scratch.
+    await crm.delete("serviceendpoints", endpoint["serviceendpointid"])
+    assert await _rows(crm, "sdkmessageprocessingsteps", ["sdkmessageprocessingstepid"]) == []
+    deployed = await client.post(f"{API}/connection/deploy-solution", headers=admin)
+    assert deployed.json()["webhook"] == {
+        **deployed.json()["webhook"],
+        "registered": True,
+        "reason": "",
+    }
+    [recreated] = await _rows(crm, "serviceendpoints", ["serviceendpointid"])
+    assert recreated["serviceendpointid"] != endpoint["serviceendpointid"]
+    assert set(await _steps_by_key(crm)) == set(steps)
+    row = await _stored(session)
+    assert row.service_endpoint_id == uuid.UUID(recreated["serviceendpointid"])
+    assert len(row.steps) == len(steps)
