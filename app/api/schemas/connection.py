@@ -44,14 +44,28 @@ class CertificateState(BaseModel):
     expires_at: datetime | None = None
 
 
+WEBHOOK_TEXT = (
+    "The CRM change notifications (webhook) as the last registration or removal left them; "
+    "null when nothing was registered again. The webhook key is never shown."
+)
+
+
 class WebhookRead(BaseModel):
     """The CRM change notifications: registered or not, where, how many steps, and why not
     (or what failed). The key the CRM sends is never shown."""
 
-    registered: bool
-    url: str
-    steps: int
-    reason: str
+    registered: bool = Field(
+        description="Whether the CRM holds Salesbridge's webhook (a service endpoint with steps)."
+    )
+    url: str = Field(description="The URL the CRM posts its change notifications to.")
+    steps: int = Field(
+        description="How many steps (a message on a CRM table: Create, Update or Delete) "
+        "send notifications."
+    )
+    reason: str = Field(
+        description="Why nothing is registered, or what the last registration or removal "
+        "could not do; empty when all is well."
+    )
 
     @classmethod
     def of(cls, report: WebhookReport) -> WebhookRead:
@@ -84,7 +98,7 @@ class ConnectionRead(BaseModel):
     integration_user_id: uuid.UUID | None
     disable_reason: str
     modified_at: datetime
-    webhook: WebhookRead | None = None
+    webhook: WebhookRead | None = Field(default=None, description=WEBHOOK_TEXT)
 
     @classmethod
     def from_setup(
@@ -172,7 +186,7 @@ class DeployRead(BaseModel):
     solution_action: str
     roles: list[RoleRead]
     nav_connection_action: str
-    webhook: WebhookRead | None = None
+    webhook: WebhookRead | None = Field(default=None, description=WEBHOOK_TEXT)
 
 
 # --- assisted setup ---------------------------------------------------------------------
