@@ -39,7 +39,8 @@ from app.connection.webhook_steps import StepKey, WantedStep, step_name, wanted_
 from app.connection.webhook_url import unreachable_reason, webhook_url
 from app.dataverse import DataverseClient
 from app.dataverse.addressing import bind, odata_literal
-from app.dataverse.errors import DataverseError
+from app.dataverse.batch import create_op
+from app.dataverse.errors import DataverseError, DataverseProtocolError
 from app.errors import SalesbridgeError
 from app.logs import get_logger
 from app.models.integration import ConnectionSetup, CrmWebhook
@@ -276,18 +277,44 @@ class Registrar:
         for gone in recorded - {uuid.UUID(str(row[STEP_KEY])) for row in existing}:
             await self.delete_step(gone)
         self._record_steps([_step_record(key, step_id) for key, step_id in kept.items()])
-        for key, step in sorted(wanted.items()):
-            if key in kept or key not in filters:
-                continue
-            body = step_body(
-                step, endpoint_id=endpoint_id, message_id=messages[key.message],
-                filter_id=filters[key],
-            )  # fmt: skip
-            step_id = await self.crm.create(STEPS, body, primary_key=STEP_KEY)
-            kept[key] = step_id
-            self.created += 1
-            self._record_steps([*self.row.steps, _step_record(key, step_id)])
+        missing = [s for k, s in sorted(wanted.items()) if k not in kept and k in filters]
+        await self._create_steps(endpoint_id, missing, messages, filters)
         return sorted(k for k in wanted if k not in filters)
+
+    async def _create_steps(
+        self,
+        endpoint_id: uuid.UUID,
+        steps: list[WantedStep],
+        messages: dict[str, uuid.UUID],
+        filters: dict[StepKey, uuid.UUID],
+    ) -> None:
+        """One ``$batch`` (a first enable creates dozens of steps: one round trip, not one
+        each); the steps it made are recorded even when another was refused."""
+        if not steps:
+            return
+        operations = [
+            create_op(
+                STEPS,
+                step_body(step, endpoint_id=endpoint_id, message_id=messages[step.key.message],
+                          filter_id=filters[step.key]),
+                primary_key=STEP_KEY,
+            )
+            for step in steps
+        ]  # fmt: skip
+        results = await self.crm.batch(operations, continue_on_error=True)
+        made = [
+            _step_record(step.key, result.operation.record_id)
+            for step, result in zip(steps, results, strict=True)
+            if result.is_ok and result.operation.record_id is not None
+        ]
+        self.created += len(made)
+        self._record_steps([*self.row.steps, *made])
+        refused = next((r.error for r in results if not r.is_ok and r.error is not None), None)
+        if refused is not None:
+            raise refused
+        if len(made) < len(steps):
+            msg = f"{len(steps) - len(made)} of {len(steps)} steps were not created"
+            raise DataverseProtocolError(msg)
 
     async def _repair(self, step_id: uuid.UUID, row: dict[str, Any], step: WantedStep) -> None:
         """A kept step changed by hand, or whose columns the mappings now read differently."""
