@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.connection import webhook_registration
 from app.connection.connection_setup import get_connection_setup
 from app.connection.webhook_key import WEBHOOK_KEY_HEADER, get_crm_webhook, webhook_key
+from app.connection.webhook_registrar import ENDPOINT_NAME
 from app.dataverse import DataverseClient
 from app.main import create_app
 from app.models.integration import CrmWebhook, Direction, IntegrationTableMapping
@@ -104,7 +105,7 @@ async def test_enable_registers_one_endpoint_and_three_steps_per_table_read(
     await enable(client, admin, sandbox)
     [endpoint] = await _rows(crm, "serviceendpoints", ENDPOINT_SELECT)
     url = settings.public_url.rstrip("/") + settings.webhook_path
-    assert endpoint["name"] == webhook_registration.ENDPOINT_NAME
+    assert endpoint["name"] == ENDPOINT_NAME
     assert (endpoint["contract"], endpoint["messageformat"], endpoint["authtype"]) == (8, 2, 5)
     assert endpoint["url"] == url and endpoint["isauthvalueset"] is True
     row = await _stored(session)

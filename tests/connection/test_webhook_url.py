@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.connection.webhook_key import WEBHOOK_KEY_HEADER
-from app.connection.webhook_registration import authvalue
+from app.connection.webhook_registrar import authvalue
 from app.connection.webhook_url import unreachable_reason, webhook_url
 from app.settings import Settings
 
