@@ -7,6 +7,7 @@ an admin sees); every change needs the admin.
 from __future__ import annotations
 
 from fastapi import APIRouter
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.api.deps import AdminUser, IntegrationUser, SessionDep, SettingsDep
 from app.api.schemas.connection import (
@@ -21,11 +22,24 @@ from app.api.schemas.connection import (
     DisableRequest,
     OptionsStep,
     RoleRead,
+    WebhookRead,
 )
-from app.connection import assisted_setup, connection_check, connection_setup, solution
+from app.connection import (
+    assisted_setup,
+    connection_check,
+    connection_setup,
+    solution,
+    webhook_registration,
+)
 from app.models.security import Role
 
 router = APIRouter(tags=["connection"])
+
+
+async def _with_webhook(session: AsyncSession, read: ConnectionRead) -> ConnectionRead:
+    """The change notifications' state as the last registration or removal left it."""
+    read.webhook = WebhookRead.of(await webhook_registration.current_report(session))
+    return read
 
 
 @router.get("/connection", response_model=ConnectionRead)
@@ -34,7 +48,9 @@ async def get_connection(
 ) -> ConnectionRead:
     setup = await connection_setup.get_connection_setup(session, settings)
     is_admin = Role.integration_admin in user.role_set
-    return ConnectionRead.from_setup(settings, setup, show_hints=is_admin)
+    return await _with_webhook(
+        session, ConnectionRead.from_setup(settings, setup, show_hints=is_admin)
+    )
 
 
 @router.patch("/connection", response_model=ConnectionRead)
@@ -65,7 +81,7 @@ async def enable_connection(
     session: SessionDep, settings: SettingsDep, _user: AdminUser
 ) -> ConnectionRead:
     setup = await connection_check.enable_connection(session, settings)
-    return ConnectionRead.from_setup(settings, setup)
+    return await _with_webhook(session, ConnectionRead.from_setup(settings, setup))
 
 
 @router.post("/connection/disable", response_model=ConnectionRead)
@@ -74,7 +90,7 @@ async def disable_connection(
 ) -> ConnectionRead:
     reason = body.reason if body is not None else ""
     setup = await connection_setup.disable_connection(session, settings, reason=reason)
-    return ConnectionRead.from_setup(settings, setup)
+    return await _with_webhook(session, ConnectionRead.from_setup(settings, setup))
 
 
 @router.post("/connection/deploy-solution", response_model=DeployRead)
@@ -88,6 +104,7 @@ async def deploy_solution(
         solution_action=report.solution_action,
         roles=[RoleRead(**vars(role)) for role in report.roles],
         nav_connection_action=report.nav_connection_action,
+        webhook=None if report.webhook is None else WebhookRead.of(report.webhook),
     )
 
 

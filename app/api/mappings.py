@@ -8,6 +8,7 @@ import uuid
 from fastapi import APIRouter, Response
 
 from app.api.deps import AdminUser, IntegrationUser, SessionDep, SettingsDep
+from app.api.schemas.connection import WebhookRead
 from app.api.schemas.mappings import (
     FieldMappingCreate,
     FieldMappingRead,
@@ -18,7 +19,7 @@ from app.api.schemas.mappings import (
     MappingUpdate,
     ResetDefaultsRead,
 )
-from app.connection import defaults
+from app.connection import defaults, webhook_registration
 from app.connection.connection_setup import get_connection_setup
 from app.mappings import table_mappings, user_field_mappings
 
@@ -37,7 +38,10 @@ async def reset_defaults(
     """ "Use default synchronization setup": default mappings and jobs recreated, couplings kept."""
     setup = await get_connection_setup(session, settings)
     result = await defaults.recreate_default_setup(session, setup=setup)
-    return ResetDefaultsRead(**vars(result))
+    webhook = await webhook_registration.refresh_if_enabled(session, settings, setup)
+    return ResetDefaultsRead(
+        **vars(result), webhook=None if webhook is None else WebhookRead.of(webhook)
+    )
 
 
 @router.get("/{name}", response_model=MappingRead)

@@ -151,6 +151,12 @@ def _report_setup(flow: AssistedSetup, crm_url: str) -> None:
         "starts them now.")  # fmt: skip
     say(f"  Item availability published as user '{flow.answers.get('odata_user_name')}' "
         f"at {flow.answers.get('odata_url')}.")  # fmt: skip
+    webhook = result.get("webhook") or {}
+    if webhook.get("registered"):
+        say(f"  CRM change notifications registered ({webhook['steps']} steps) to "
+            f"{webhook['url']}.")  # fmt: skip
+    elif webhook:
+        say(f"  CRM change notifications not registered: {webhook['reason']}")
     say("Next:")
     say(f"  {command_line('connection test')}")
     say(f"  {command_line('sync full')}        (a full synchronization, with a progress bar)")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlmodel import col, select
@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth.encryption import decrypt_secret, encrypt_secret
 from app.clock import utc_now
-from app.connection import connection_setup, crm_settings, defaults, solution
+from app.connection import connection_setup, crm_settings, defaults, solution, webhook_registration
 from app.connection.connection_check import record_test, run_connection_test
 from app.connection.odata_credentials import check_access_key, check_odata_user
 from app.connection.setup_validation import (
@@ -397,7 +397,7 @@ async def finish(session: AsyncSession, settings: Settings) -> AssistedSetup:
     deployed = None
     if flow.answers.get("import_solution"):
         deployed = await solution.deploy_solution(session, settings)
-    reset = None
+    reset = webhook = None
     if setup.dataverse_connection_enabled:
         setup.is_enabled, setup.disable_reason = True, ""
         session.add(setup)
@@ -406,6 +406,7 @@ async def finish(session: AsyncSession, settings: Settings) -> AssistedSetup:
         reset = await defaults.recreate_default_setup(session, setup=setup)
         await connection_setup.set_crm_jobs_status(session, enabled=True)
         await crm_settings.push_sales_order_processing(settings, setup)
+        webhook = await webhook_registration.register_webhook(session, settings, setup)
     flow.result = {
         "is_enabled": setup.is_enabled,
         "integration_user_id": str(test.integration_user_id),
@@ -417,6 +418,7 @@ async def finish(session: AsyncSession, settings: Settings) -> AssistedSetup:
         },
         "mappings": [] if reset is None else reset.mappings,
         "job_queue_entries": 0 if reset is None else reset.job_queue_entries,
+        "webhook": None if webhook is None else asdict(webhook),
         "next_steps": _next_steps(
             is_enabled=setup.is_enabled,
             is_solution_installed=setup.is_solution_installed,

@@ -12,7 +12,7 @@ import httpx
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.clock import utc_now
-from app.connection import crm_settings
+from app.connection import crm_settings, webhook_registration
 from app.connection.check_reasons import NOT_DATAVERSE, UNREACHABLE, crm_failure, token_failure
 from app.connection.connection_setup import (
     CheckStep,
@@ -125,7 +125,8 @@ async def test_connection(session: AsyncSession, settings: Settings) -> Connecti
 
 
 async def enable_connection(session: AsyncSession, settings: Settings) -> ConnectionSetup:
-    """BC's EnableCRMConnection: verify the CRM, then enable (defaults, jobs ready)."""
+    """BC's EnableCRMConnection: verify the CRM, then enable (defaults, jobs ready) and
+    register the change notifications (a failure there is reported, never fatal)."""
     setup = await get_connection_setup(session, settings)
     if not setup.dataverse_connection_enabled:
         msg = "The Sales connection requires the Dataverse connection: enable it first."
@@ -138,4 +139,6 @@ async def enable_connection(session: AsyncSession, settings: Settings) -> Connec
         raise ConflictError(msg)
     await mark_enabled(session, setup=setup)
     await crm_settings.push_sales_order_processing(settings, setup)
+    # Last: the CRM calls above may still undo the enable; this one never does.
+    await webhook_registration.register_webhook(session, settings, setup)
     return setup

@@ -22,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth.encryption import encrypt_secret
 from app.clock import utc_now
-from app.connection import crm_settings, defaults
+from app.connection import crm_settings, defaults, webhook_registration
 from app.connection.client_certificate import CERTIFICATE_FIELDS, apply_certificate_change
 from app.connection.credential_check import check_new_credentials
 from app.connection.odata_credentials import ODATA_FIELDS, apply_odata_changes
@@ -189,6 +189,9 @@ async def update_connection_setup(
     await crm_settings.push_setup_changes(
         settings, setup, was_processing_orders=any(sales_orders_before), odata_before=odata_before
     )
+    if setup.is_enabled and _sales_order_flags(setup) != sales_orders_before:
+        # The sales order mappings were recreated: they may read other CRM tables now.
+        await webhook_registration.register_webhook(session, settings, setup)
     log.info("connection_setup_updated", fields=sorted(changes))
     return setup
 
@@ -246,6 +249,8 @@ async def disable_connection(
     session.add(setup)
     await session.flush()
     held = await set_crm_jobs_status(session, enabled=False)
+    # Never fails the disable: a CRM out of reach keeps the ids for the next enable.
+    await webhook_registration.unregister_webhook(session, settings, setup)
     log.info("connection_disabled", job_queue_entries_on_hold=held)
     return setup
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.connection import webhook_registration
 from app.connection.connection_setup import get_connection_setup
 from app.connection.crm_settings import write_nav_connection
 from app.connection.setup_validation import raise_if_incomplete
@@ -68,6 +69,7 @@ class DeployReport:
     solution_action: str  # created | updated | unchanged
     roles: list[RoleReport] = field(default_factory=list)
     nav_connection_action: str = "skipped"  # created | updated | skipped
+    webhook: webhook_registration.WebhookReport | None = None
 
 
 async def _first(crm: DataverseClient, entity_set: str, *, filter: str, select: list[str]) -> Any:
@@ -154,4 +156,6 @@ async def deploy_solution(session: AsyncSession, settings: Settings) -> DeployRe
     session.add(setup)
     await session.flush()
     log.info("solution_deployed", solution=solution_action, nav_connection=nav_action)
-    return DeployReport(user_id, solution_id, solution_action, roles, nav_action)
+    # A redeploy repairs the change notifications too (or removes them when disabled).
+    webhook = await webhook_registration.register_webhook(session, settings, setup)
+    return DeployReport(user_id, solution_id, solution_action, roles, nav_action, webhook)

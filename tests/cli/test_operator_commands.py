@@ -54,6 +54,7 @@ def test_connect_then_see_mappings_status_and_a_known_mapping(
     ok("init")
     said = _connect(sandbox)
     assert f"Connected to {sandbox.base_url}" in said and "Item availability published" in said
+    assert "CRM change notifications registered" in said
     assert "bin/salesbridge connection test" in said
     tested = ok("connection", "test")
     assert "ok    token" in tested.stdout and "The connection works." in tested.stderr

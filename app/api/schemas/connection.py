@@ -8,6 +8,7 @@ last four characters; for the certificate, its thumbprint, subject and expiry.
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.encryption import secret_hint
 from app.connection.client_certificate import certificate_facts
+from app.connection.webhook_registration import WebhookReport
 from app.models.integration import AssistedSetup, AuthenticationType, ConnectionSetup
 from app.settings import Settings
 
@@ -40,6 +42,34 @@ class CertificateState(BaseModel):
     thumbprint: str | None = None
     subject: str | None = None
     expires_at: datetime | None = None
+
+
+WEBHOOK_TEXT = (
+    "The CRM change notifications (webhook) as the last registration or removal left them; "
+    "null when nothing was registered again. The webhook key is never shown."
+)
+
+
+class WebhookRead(BaseModel):
+    """The CRM change notifications: registered or not, where, how many steps, and why not
+    (or what failed). The key the CRM sends is never shown."""
+
+    registered: bool = Field(
+        description="Whether the CRM holds Salesbridge's webhook (a service endpoint with steps)."
+    )
+    url: str = Field(description="The URL the CRM posts its change notifications to.")
+    steps: int = Field(
+        description="How many steps (a message on a CRM table: Create, Update or Delete) "
+        "send notifications."
+    )
+    reason: str = Field(
+        description="Why nothing is registered, or what the last registration or removal "
+        "could not do; empty when all is well."
+    )
+
+    @classmethod
+    def of(cls, report: WebhookReport) -> WebhookRead:
+        return cls(**asdict(report))
 
 
 class ConnectionRead(BaseModel):
@@ -68,6 +98,7 @@ class ConnectionRead(BaseModel):
     integration_user_id: uuid.UUID | None
     disable_reason: str
     modified_at: datetime
+    webhook: WebhookRead | None = Field(default=None, description=WEBHOOK_TEXT)
 
     @classmethod
     def from_setup(
@@ -155,6 +186,7 @@ class DeployRead(BaseModel):
     solution_action: str
     roles: list[RoleRead]
     nav_connection_action: str
+    webhook: WebhookRead | None = Field(default=None, description=WEBHOOK_TEXT)
 
 
 # --- assisted setup ---------------------------------------------------------------------

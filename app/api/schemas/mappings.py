@@ -7,6 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.schemas.connection import WEBHOOK_TEXT, WebhookRead
 from app.api.schemas.rows import RowRead
 from app.mappings.field_catalog import FieldInfo
 from app.models.integration import (
@@ -139,6 +140,8 @@ class ResetDefaultsRead(BaseModel):
     kept_user_defined: list[str]
     kept_user_defined_fields: int
     option_mappings_added: int
+    # The change notifications registered again for the new mappings (connection enabled).
+    webhook: WebhookRead | None = Field(default=None, description=WEBHOOK_TEXT)
 
 
 class OptionMappingRead(RowRead):
