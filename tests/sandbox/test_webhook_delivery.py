@@ -149,6 +149,23 @@ async def test_a_failing_receiver_gets_it_on_the_third_attempt(
     assert counters["failed"] == 0
 
 
+async def test_a_refusal_is_not_retried_but_a_throttle_is(
+    api: httpx.AsyncClient, sandbox: RunningSandbox, receiver: Receiver
+) -> None:
+    await set_webhooks(sandbox, backoff_ms=10)
+    await register_webhook(api, receiver.url, messages=("Create",))
+    receiver.answers.extend([409])  # "already received": sending it again changes nothing
+    assert (await api.post("accounts", json={"name": "Refused"})).status_code == 204
+    state = await settle(sandbox)
+    assert [r.status for r in receiver.requests] == [409]
+    assert (state["counters"]["failed"], state["counters"]["retried"]) == (1, 0)
+    receiver.answers.extend([429, 408])
+    assert (await api.post("accounts", json={"name": "Throttled"})).status_code == 204
+    state = await settle(sandbox)
+    assert [r.status for r in receiver.requests][1:] == [429, 408, 200]
+    assert state["counters"]["delivered"] == 1
+
+
 async def test_a_delivery_is_given_up_after_max_attempts(
     api: httpx.AsyncClient, sandbox: RunningSandbox, receiver: Receiver
 ) -> None:

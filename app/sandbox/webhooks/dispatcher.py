@@ -1,8 +1,10 @@
 """The sandbox's asynchronous service for webhooks: a queue in memory and a background task.
 
-Each delivery is a system job: it is POSTed with a timeout, and a non-2xx answer, a timeout
-or a connection error is retried with exponential backoff until ``max_attempts``, then the
-job is recorded as failed. Several jobs are in flight at once (``concurrency``) and nothing
+Each delivery is a system job: it is POSTed with a timeout, and a 5xx, 408 or 429 answer,
+a timeout or a connection error is retried with exponential backoff until
+``max_attempts``, then the job is recorded as failed. Any other 4xx is the receiver's
+refusal of that body (a wrong key, a replay): sending it again would be refused again,
+so the job fails at once. Several jobs are in flight at once (``concurrency``) and nothing
 orders them. A slow receiver slows nobody else: jobs wait in memory, never dropped for it.
 
 The delivery faults (``drop_rate``, ``duplicate_rate``, ``fail_rate``) are drawn from one
@@ -28,6 +30,14 @@ from app.sandbox.config import WebhookSettings
 
 log = get_logger("salesbridge.sandbox.webhooks")
 _RECENT_FAILURES = 20
+_RETRIED_4XX = (408, 429)
+
+
+def _is_refusal(error: str) -> bool:
+    """A 4xx answer other than 408 and 429 (``_attempt``'s "HTTP <status>")."""
+    if not error.startswith("HTTP 4"):
+        return False
+    return int(error.removeprefix("HTTP ")) not in _RETRIED_4XX
 _QUERY = re.compile(r"\?\S*")
 
 
@@ -220,7 +230,7 @@ class Dispatcher:
                 if error is None:
                     self._count(delivery, "delivered")
                     return
-                if attempt >= self.settings.max_attempts:
+                if attempt >= self.settings.max_attempts or _is_refusal(error):
                     self._failed(delivery, attempt, error)
                     return
                 self._count(delivery, "retried")
