@@ -1,6 +1,6 @@
 """Which watched tables a transaction changed, handed to a publisher once it committed.
 
-The near-real-time path (docs/sync.md, "Near-real-time: nudges"): every ERP write, from
+The near-real-time path (docs/sync.md, "Near-real-time sync"): every ERP write, from
 any endpoint, job or command, must tell the workers which ERP tables changed, right after
 its commit. Rather than a call in each writer, session events see every write of a
 session made by a sessionmaker that has a publisher attached (``attach``):

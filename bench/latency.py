@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,7 +239,7 @@ async def account_ids(sides: Sides) -> dict[str, str]:
         " ON r.integration_id = c.system_id AND r.table_name = 'customer'"
         " WHERE c.no LIKE 'LC%'"
     )
-    return {str(no): str(crm_id) for no, crm_id in rows}
+    return {str(no): str(uuid.UUID(str(crm_id))) for no, crm_id in rows}
 
 
 async def drive(
@@ -379,7 +380,7 @@ async def faulty_phase(directions: Directions, changes: int, faulty: float) -> d
         watch(batch, directions.read_customers, until - SETTLE_SECONDS + 10),
     )
     in_time = figures(batch)
-    deliveries = (await sides.control.get("webhooks")).json()
+    deliveries = (await sides.control.get("webhooks")).json()["counters"]
     sides.stack.command("sync", "run", "CUSTOMER")
     await watch(batch, directions.read_customers, time.monotonic())
     (
