@@ -78,6 +78,19 @@ def _is_source_changed(row: Any, coupling: IntegrationRecord | None) -> bool:
     return stored is None or as_utc(row.modified_at) > as_utc(stored)
 
 
+def _is_read_before(run: SyncPass, row: Any, coupling: IntegrationRecord | None) -> bool:
+    """A row of the watermark's overlap that an earlier run synchronized as it is now: read
+    again only in case a write committed late (``watermarks.ERP_OVERLAP``), not counted."""
+    return (
+        run.erp_watermark is not None
+        and as_utc(row.modified_at) <= as_utc(run.erp_watermark)
+        and coupling is not None
+        and not coupling.skipped
+        and not _is_source_changed(row, coupling)
+        and not _is_pending(coupling)
+    )
+
+
 # --- candidates --------------------------------------------------------------------------
 
 
@@ -121,7 +134,7 @@ async def _modified_page(
     model = erp_tables.model_for(run.mapping.table_name)
     modified_at, row_id = erp_tables.column(model, "modified_at"), erp_tables.column(model, "id")
     statement = _base_query(run.mapping, only_coupled=run.only_coupled)
-    lower = watermarks.read_from(run.erp_watermark)
+    lower = watermarks.read_from(run.erp_watermark, overlap=watermarks.ERP_OVERLAP)
     if lower is not None:
         statement = statement.where(modified_at > lower)
     if after is not None:
@@ -732,7 +745,11 @@ async def run_pass(run: SyncPass) -> log.Counters:
                     break
                 after = (page[-1][0].modified_at, page[-1][0].id)
                 run.observe_erp(page[-1][0].modified_at)
-                fresh = [(row, coupling) for row, coupling in page if row.id not in done]
+                fresh = [
+                    (row, coupling)
+                    for row, coupling in page
+                    if row.id not in done and not _is_read_before(run, row, coupling)
+                ]
                 works = await _prepare(session, run, fresh)
             await pipeline.push(works, bookmark=watermarks.page_bookmark(after[0]))
         await pipeline.drain()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -188,3 +189,37 @@ async def test_deletion_conflicts(
     assert removed.counters[TO].uncoupled == 1
     assert (await session.exec(select(IntegrationRecord).where(
         IntegrationRecord.table_name == "item"))).all() == []  # fmt: skip
+
+
+async def test_a_write_that_commits_after_a_later_one_is_read_not_skipped(
+    session: AsyncSession, sessionmaker: SessionMaker, sandbox: RunningSandbox,
+    crm: DataverseClient, setup: ConnectionSetup,
+) -> None:  # fmt: skip
+    """``modified_at`` is stamped before the commit: a write stamped before another but
+    committed after the run that read the other is below the watermark. The ERP overlap
+    reads it; the rows of the overlap the sync already has are not counted again."""
+    await _items_synced(session, sessionmaker, crm, "1000", "1001")
+    item = await _item(session, "1000")
+    item.description = "Read first"
+    await session.commit()
+    first = await run_mapping(sessionmaker, crm, mapping_name="ITEM-PRODUCT")
+    assert first.counters[TO].modified == 1
+    watermark = (
+        await session.exec(
+            select(IntegrationTableMapping.erp_modified_watermark).where(
+                IntegrationTableMapping.name == "ITEM-PRODUCT"
+            )
+        )
+    ).one()
+    assert watermark is not None
+    late = watermark - timedelta(milliseconds=5)  # stamped before "1000", which the run read
+    await session.exec(
+        update(erp.Item)
+        .where(col(erp.Item.no) == "1001")
+        .values(description="Committed late", modified_at=late)
+    )
+    await session.commit()
+    second = await run_mapping(sessionmaker, crm, mapping_name="ITEM-PRODUCT")
+    assert second.counters[TO].modified == 1
+    assert second.counters[TO].unchanged == 0  # "1000", read again in the overlap, not counted
+    assert _product(sandbox, "1001")["name"] == "Committed late"
