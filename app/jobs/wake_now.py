@@ -27,13 +27,12 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import or_, update
+from sqlalchemy import ColumnElement, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.clock import as_utc
-from app.db import current_actor
-from app.jobs import scheduling
+from app.jobs import scheduling, wakeup
 from app.jobs.queue import WAITING_STATUSES, DueEntry
 from app.logs import get_logger
 from app.models.integration import (
@@ -128,7 +127,7 @@ async def _entries_reading(session: AsyncSession, heard: Heard) -> dict[int, dat
     return found
 
 
-def _not_started_since(heard_at: datetime) -> object:
+def _not_started_since(heard_at: datetime) -> ColumnElement[bool]:
     started = col(JobQueueEntry.last_started_at)
     return or_(started.is_(None), started < heard_at)
 
@@ -136,26 +135,11 @@ def _not_started_since(heard_at: datetime) -> object:
 async def _move_to_now(
     session: AsyncSession, entry: JobQueueEntry, *, heard_at: datetime, now: datetime
 ) -> bool:
-    """The wake-up's conditional UPDATE (``wakeup._wake``), to now, and only when no run
-    started since the nudge was heard."""
-    statement = (
-        update(JobQueueEntry)
-        .where(
-            col(JobQueueEntry.id) == entry.id,
-            col(JobQueueEntry.run_count) == entry.run_count,
-            col(JobQueueEntry.status).in_(WAITING_STATUSES),
-            col(JobQueueEntry.earliest_start_at) > now,
-            _not_started_since(heard_at),  # type: ignore[arg-type]
-        )
-        .values(
-            status=JobStatus.ready,
-            earliest_start_at=now,
-            modified_at=now,
-            modified_by=current_actor.get(),
-        )
-        .execution_options(synchronize_session=False)
+    """The wake-up's conditional UPDATE, to now, and only when no run started since the
+    nudge was heard."""
+    return await wakeup.move_entry_to(
+        session, entry, start=now, condition=_not_started_since(heard_at)
     )
-    return (await session.exec(statement)).rowcount == 1
 
 
 async def wake(session: AsyncSession, heard: Heard, *, now: datetime) -> Woken:

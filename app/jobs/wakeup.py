@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -74,7 +74,16 @@ async def _crm_changed(
     return await notified_changes.has_unread(session, mapping)
 
 
-async def _wake(session: AsyncSession, entry: JobQueueEntry, *, start: datetime) -> bool:
+async def move_entry_to(
+    session: AsyncSession,
+    entry: JobQueueEntry,
+    *,
+    start: datetime,
+    condition: ColumnElement[bool] | None = None,
+) -> bool:
+    """Move a resting entry to start at ``start`` if that is earlier than planned (and
+    ``condition`` holds); conditional on the entry being as read, so two wakers never
+    move it twice. True when this call moved it."""
     statement = (
         update(JobQueueEntry)
         .where(
@@ -82,6 +91,7 @@ async def _wake(session: AsyncSession, entry: JobQueueEntry, *, start: datetime)
             col(JobQueueEntry.run_count) == entry.run_count,
             col(JobQueueEntry.status).in_(WAITING),
             col(JobQueueEntry.earliest_start_at) > start,
+            *(() if condition is None else (condition,)),
         )
         .values(
             status=JobStatus.ready,
@@ -124,7 +134,7 @@ async def wake_changed_entries(
         changed = await _crm_changed(session, mapping, crm_changed) or await _erp_changed(
             session, mapping, entry.last_started_at
         )
-        if changed and await _wake(session, entry, start=start):
+        if changed and await move_entry_to(session, entry, start=start):
             woken += 1
             log.info("entry_woken", entry_id=entry.id, mapping=mapping.name)
     return woken
