@@ -38,6 +38,8 @@ def _is_refusal(error: str) -> bool:
     if not error.startswith("HTTP 4"):
         return False
     return int(error.removeprefix("HTTP ")) not in _RETRIED_4XX
+
+
 _QUERY = re.compile(r"\?\S*")
 
 
