@@ -78,6 +78,6 @@ async def test_the_overview_shows_notifications_arriving(
     await expect(card.locator("dt:has-text('Received') + dd")).to_contain_text("1, last")
     await expect(card.locator("dt:has-text('Refused') + dd")).to_contain_text("wrong key")
     await expect(card.locator("dt:has-text('Refused') + dd")).to_contain_text("1")
-    await expect(card.locator("dt:has-text('Pending changes') + dd")).to_have_text("1")
+    await expect(card.locator("dt:has-text('Pending') + dd")).to_have_text("1")
     await expect(card).not_to_contain_text(key)
     await screenshot(page, "overview-notifications")
