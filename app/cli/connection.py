@@ -288,7 +288,8 @@ def crm_edit(
     """Change a CRM row as one of the CRM's users (a salesperson), not as the integration.
 
     Shows the CRM -> ERP half of the integration: the row is stamped with that person, and
-    the mappings that read the table bring the change to the ERP at their next run.
+    the mappings that read the table bring the change to the ERP, within seconds when the
+    CRM's change notifications are registered, else at their next run.
     """
     from app.connection.person_edits import PersonEdit, edit_as_user
 
@@ -300,16 +301,20 @@ def crm_edit(
         values[field] = _value(text)
     config = settings()
 
-    async def go() -> PersonEdit:
+    async def go() -> tuple[PersonEdit, bool]:
+        from app.connection.webhook_registration import current_report
+
         async with open_session(config) as session:
-            return await edit_as_user(
+            done = await edit_as_user(
                 session, config, entity_set=entity_set, record=record, changes=values,
                 user_email=as_user,
             )  # fmt: skip
+            return done, config.webhooks_enabled and (await current_report(session)).registered
 
-    done = run(go())
+    done, is_notified = run(go())
     fields = ", ".join(f"{name}={value!r}" for name, value in done.changes.items())
     say(f"Changed {entity_set}({done.record_id}) in the CRM as {as_user}: {fields}.")
+    when = "within seconds (the CRM notifies Salesbridge)" if is_notified else "at its next run"
     for mapping in done.mappings:
-        say(f"  {mapping} brings it to the ERP at its next run; now: "
+        say(f"  {mapping} brings it to the ERP {when}; now: "
             f"`{command_line(f'sync run {mapping}')}`")  # fmt: skip

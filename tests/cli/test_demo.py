@@ -163,6 +163,8 @@ def _salesperson_edit_comes_back(
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "in the CRM as alicia.hart@cronus.example" in done.stderr, done.stderr
+    # The demo's connection registers the CRM's change notifications.
+    assert "CUSTOMER brings it to the ERP within seconds" in done.stderr, done.stderr
     customer = str(CUSTOMERS[0]["no"])
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
