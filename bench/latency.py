@@ -20,8 +20,8 @@ steady rate and polls the other side every 50 ms:
 
 Latency is from the write's answer (it has committed) to the first poll that sees it.
 
-Phases: ``first`` (20 changes each way: the first runs after the full sync, reported
-apart), ``steady`` (``--rate`` changes/s each way for ``--seconds``), ``sustained``
+Phases: ``first`` (20 changes each way, right after the full sync: the CRM's
+notifications of its own writes are still being delivered; reported apart), ``steady`` (``--rate`` changes/s each way for ``--seconds``), ``sustained``
 (``--sustained-per-minute`` each way; lag per 10 s window, first against last), and
 ``faulty``: the sandbox drops half of ``--faulty`` of its webhook deliveries and
 duplicates the other half; after the changes, ``sync run CUSTOMER`` (the periodic run,
@@ -425,8 +425,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "load_average_before": list(os.getloadavg()),
         }  # fmt: skip
         directions = Directions(sides, await account_ids(sides), await sides.salesperson())
-        # The first runs after the full sync are watermark passes over every record (no
-        # watermark of their own yet); their figures are reported apart, as "first".
+        # The first CRM changes wait behind the CRM's notifications of the full sync's own
+        # writes (ignored by the receiver, but delivered first): reported apart, as "first".
         first = await directions.run("first", 20, args.rate)
         steady = await directions.run("steady", int(args.rate * args.seconds), args.rate)
         per_second = args.sustained_per_minute / 60
