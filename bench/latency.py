@@ -21,7 +21,8 @@ steady rate and polls the other side every 50 ms:
 Latency is from the write's answer (it has committed) to the first poll that sees it.
 
 Phases: ``first`` (20 changes each way, right after the full sync: the CRM's
-notifications of its own writes are still being delivered; reported apart), ``steady`` (``--rate`` changes/s each way for ``--seconds``), ``sustained``
+notifications of its own writes are still being delivered; reported apart), ``steady``
+(``--rate`` changes/s each way for ``--seconds``), ``sustained``
 (``--sustained-per-minute`` each way; lag per 10 s window, first against last), and
 ``faulty``: the sandbox drops half of ``--faulty`` of its webhook deliveries and
 duplicates the other half; after the changes, ``sync run CUSTOMER`` (the periodic run,
