@@ -31,13 +31,11 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
-from app.db import SessionMaker, current_actor
+from app.db import SYNC_ACTOR, SessionMaker, current_actor
 from app.logs import get_logger
 
 log = get_logger("salesbridge.committed_tables")
 
-# app.sync.sync_pass.SYNC_ACTOR (not imported: app.sync is far above this module).
-SYNC_ACTOR = "salesbridge-sync"
 Publisher = Callable[[frozenset[str]], None]
 
 _WATCH = "salesbridge.committed_tables.watch"

@@ -26,6 +26,8 @@ from app.clock import utc_now
 current_actor: contextvars.ContextVar[str] = contextvars.ContextVar(
     "current_actor", default="system"
 )
+# The actor of the sync's own writes: what the wake-ups and the nudges ignore.
+SYNC_ACTOR = "salesbridge-sync"
 
 SessionMaker = async_sessionmaker[AsyncSession]
 

@@ -27,7 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.clock import as_utc, utc_now
 from app.dataverse import DataverseClient
 from app.dataverse.errors import DataverseError, FailureKind
-from app.db import SessionMaker, current_actor, session_scope
+from app.db import SYNC_ACTOR, SessionMaker, current_actor, session_scope
 from app.errors import NotConfiguredError
 from app.jobs.queue import JobConfigError
 from app.models.integration import ConnectionSetup, Direction, IntegrationSynchJob
@@ -35,7 +35,6 @@ from app.settings import Settings
 from app.sync import log
 from app.sync.crm_client import build_crm_client
 from app.sync.errors import RetriableSyncError
-from app.sync.sync_pass import SYNC_ACTOR
 
 
 @dataclass

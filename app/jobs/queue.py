@@ -313,7 +313,7 @@ async def release(session: AsyncSession, *, run: Claim, now: datetime) -> bool:
 CRM_JOB_KINDS = frozenset(kind for kind in JobKind if kind != JobKind.purge_sync_log)
 
 
-async def _is_connection_disabled(session: AsyncSession) -> bool:
+async def is_connection_disabled(session: AsyncSession) -> bool:
     """Set up but switched off (with no set-up at all a run fails and says so instead)."""
     setup = (await session.exec(select(ConnectionSetup))).first()
     return setup is not None and not setup.is_enabled
@@ -410,7 +410,7 @@ async def _record(sessionmaker: SessionMaker, *, run: Claim, outcome: Outcome) -
             is_owned
             and entry.kind in CRM_JOB_KINDS
             and entry.status != JobStatus.finished
-            and await _is_connection_disabled(session)
+            and await is_connection_disabled(session)
         ):
             # Disabled while this run was going: the entry stays on hold, as disable does.
             entry.status = JobStatus.on_hold

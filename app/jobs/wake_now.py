@@ -33,10 +33,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.clock import as_utc
 from app.jobs import scheduling, wakeup
-from app.jobs.queue import WAITING_STATUSES, DueEntry
+from app.jobs.queue import WAITING_STATUSES, DueEntry, is_connection_disabled
 from app.logs import get_logger
 from app.models.integration import (
-    ConnectionSetup,
     Direction,
     IntegrationTableMapping,
     JobKind,
@@ -77,12 +76,6 @@ class Woken:
 
     due: list[DueEntry]
     pending: Heard
-
-
-async def _is_connection_disabled(session: AsyncSession) -> bool:
-    # As app.jobs.queue: set up but switched off (its entries are on hold anyway).
-    setup = (await session.exec(select(ConnectionSetup))).first()
-    return setup is not None and not setup.is_enabled
 
 
 async def _entries_reading(session: AsyncSession, heard: Heard) -> dict[int, datetime]:
@@ -144,7 +137,7 @@ async def _move_to_now(
 
 async def wake(session: AsyncSession, heard: Heard, *, now: datetime) -> Woken:
     """Move the nudged entries to start now; see the module docstring for the rules."""
-    if await _is_connection_disabled(session):
+    if await is_connection_disabled(session):
         return Woken(due=[], pending=Heard())
     wanted = dict(heard.entries)
     for entry_id, heard_at in (await _entries_reading(session, heard)).items():

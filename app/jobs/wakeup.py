@@ -23,7 +23,8 @@ from sqlalchemy import ColumnElement, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.db import current_actor
+from app.db import SYNC_ACTOR, current_actor
+from app.jobs.queue import WAITING_STATUSES
 from app.logs import get_logger
 from app.models.integration import (
     DataverseEntityChange,
@@ -39,8 +40,6 @@ from app.sync.errors import FatalSyncError
 log = get_logger("salesbridge.wakeup")
 
 WAKE_UP_DELAY_SECONDS = 30
-SYNC_ACTOR = "salesbridge-sync"  # app.sync.sync_pass.SYNC_ACTOR; not imported to keep ticks light
-WAITING = (JobStatus.ready, JobStatus.on_hold_with_inactivity_timeout)
 
 
 async def _erp_changed(
@@ -89,7 +88,7 @@ async def move_entry_to(
         .where(
             col(JobQueueEntry.id) == entry.id,
             col(JobQueueEntry.run_count) == entry.run_count,
-            col(JobQueueEntry.status).in_(WAITING),
+            col(JobQueueEntry.status).in_(WAITING_STATUSES),
             col(JobQueueEntry.earliest_start_at) > start,
             *(() if condition is None else (condition,)),
         )
@@ -116,7 +115,7 @@ async def _resting_entries(
         .where(
             col(JobQueueEntry.kind) == JobKind.mapping_sync,
             col(JobQueueEntry.recurring).is_(True),
-            col(JobQueueEntry.status).in_(WAITING),
+            col(JobQueueEntry.status).in_(WAITING_STATUSES),
             col(JobQueueEntry.earliest_start_at) > start,
         )
     )

@@ -36,7 +36,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.clock import utc_now
 from app.dataverse import BatchOperation, ChangeSet, DataverseClient, bind, update_op, upsert_op
 from app.dataverse.errors import DataverseError
-from app.db import SessionMaker, current_actor, session_scope
+from app.db import SYNC_ACTOR, SessionMaker, current_actor, session_scope
 from app.jobs import crm_jobs
 from app.jobs.queue import JobConfigError, RunResult
 from app.logs import get_logger
@@ -60,7 +60,6 @@ from app.settings import Settings
 from app.sync import crm_rules, log, transfer
 from app.sync.conflicts import SyncAction
 from app.sync.errors import FatalSyncError, from_dataverse
-from app.sync.sync_pass import SYNC_ACTOR
 
 logger = get_logger("salesbridge.sync.customer_statistics")
 

@@ -26,7 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.clock import as_utc
 from app.dataverse.errors import DataverseError
-from app.db import session_scope
+from app.db import SYNC_ACTOR, session_scope
 from app.erp import numbering
 from app.logs import get_logger
 from app.models.integration import Direction, IntegrationRecord, SynchResult
@@ -42,7 +42,6 @@ from app.sync import (
 )
 from app.sync.conflicts import SyncAction, UpdateFacts, decide_missing_destination, decide_update
 from app.sync.errors import from_dataverse
-from app.sync.sync_pass import SYNC_ACTOR
 from app.sync.transfer import CrmRef
 from app.sync.work import FromCrmWork, Settlement
 

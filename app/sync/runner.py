@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.clock import utc_now
 from app.dataverse import DataverseClient
-from app.db import SessionMaker, current_actor, session_scope
+from app.db import SYNC_ACTOR, SessionMaker, current_actor, session_scope
 from app.logs import get_logger
 from app.mappings import option_mappings
 from app.models.integration import (
@@ -37,7 +37,6 @@ from app.sync.crm_client import build_crm_client
 from app.sync.errors import FatalSyncError, SyncError
 from app.sync.sync_pass import (
     NO_HOOKS,
-    SYNC_ACTOR,
     MappingHookTable,
     MappingRunResult,
     Progress,

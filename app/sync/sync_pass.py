@@ -28,7 +28,6 @@ from app.models.integration import Direction, IntegrationRecord, IntegrationTabl
 from app.sync import crm_rules, fingerprints, log, notified_changes, transfer, watermarks
 from app.sync.work import FromCrmWork, ToCrmWork
 
-SYNC_ACTOR = "salesbridge-sync"
 DEFAULT_PAGE_SIZE = 500
 DEFAULT_BATCH_OPERATIONS = 200
 DEFAULT_CONCURRENCY = 4

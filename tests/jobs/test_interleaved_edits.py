@@ -30,13 +30,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.catalog import run_mapping
 from app.clock import utc_now
 from app.dataverse import DataverseClient
-from app.db import SessionMaker, session_scope
+from app.db import SYNC_ACTOR, SessionMaker, session_scope
 from app.models import erp
 from app.models.integration import ConnectionSetup, Direction, IntegrationSynchJob
 from app.models.integration import UpdateConflictResolution as Upd
 from app.settings import Settings
 from app.sync import log
-from app.sync.sync_pass import SYNC_ACTOR
 from tests.fixtures.sandbox import RunningSandbox
 from tests.jobs.test_loop_prevention import (
     MAPPING,

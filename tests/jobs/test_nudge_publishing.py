@@ -20,10 +20,9 @@ from redis.asyncio.client import PubSub
 from sqlalchemy import delete, insert, update
 from sqlmodel import col
 
-from app.db import SessionMaker, current_actor, session_scope
+from app.db import SYNC_ACTOR, SessionMaker, current_actor, session_scope
 from app.models import erp
 from app.models.integration import JobKind, JobQueueEntry
-from app.sync.sync_pass import SYNC_ACTOR
 from tests.jobs.private_redis import private_redis_server, private_settings  # noqa: F401 - fixtures
 from workers.queue import nudge_channel
 

@@ -23,13 +23,12 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from app.clock import as_utc, utc_now
-from app.db import SessionMaker, current_actor, session_scope
+from app.db import SYNC_ACTOR, SessionMaker, current_actor, session_scope
 from app.jobs import queue
 from app.main import create_app
 from app.models import erp
 from app.models.integration import ConnectionSetup, JobQueueEntry, JobStatus
 from app.settings import Settings
-from app.sync.sync_pass import SYNC_ACTOR
 from tests.fixtures.services import free_port
 from tests.jobs.conftest import entries
 from tests.jobs.private_redis import (  # noqa: F401 - fixtures

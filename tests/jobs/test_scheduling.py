@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.clock import as_utc, utc_now
-from app.db import SessionMaker, current_actor, session_scope
+from app.db import SYNC_ACTOR, SessionMaker, current_actor, session_scope
 from app.jobs import queue, scheduling, wakeup
 from app.models import erp
 from app.models.integration import (
@@ -32,7 +32,6 @@ from app.models.integration import (
 )
 from app.settings import Settings, get_settings
 from app.sync import log, notified_changes
-from app.sync.sync_pass import SYNC_ACTOR
 from tests.fixtures.sandbox import RunningSandbox
 from tests.jobs.conftest import entries
 from tests.sync import factories as f

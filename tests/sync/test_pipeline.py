@@ -8,7 +8,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.catalog import run_mapping
 from app.dataverse import DataverseClient
-from app.db import SessionMaker
+from app.db import SYNC_ACTOR, SessionMaker
 from app.models.integration import (
     ConnectionSetup,
     Direction,
@@ -18,7 +18,7 @@ from app.models.integration import (
 )
 from app.sync.errors import SyncError
 from app.sync.log import Counters
-from app.sync.sync_pass import SYNC_ACTOR, RunOptions
+from app.sync.sync_pass import RunOptions
 from tests.fixtures.sandbox import RunningSandbox
 from tests.sync import factories as f
 
